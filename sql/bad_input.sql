@@ -1,0 +1,35 @@
+-- Hostile and unusual input: every case returns, none crashes or errors.
+CREATE EXTENSION optout;
+
+-- 1 MB bodies: ordinary text, a long run of keywords, combining marks, one word.
+SELECT m AS mode,
+       optout.classify(repeat('see you at the office tomorrow ', 35000), m) AS prose,
+       optout.classify(repeat('stop ', 210000), m) AS stops,
+       optout.classify('stop' || repeat(E'\u0301', 500000), m) AS marks,
+       optout.classify(repeat('x', 1048576), m) AS one_word
+  FROM unnest(enum_range(NULL::optout.match_mode)) AS m;
+SELECT length(optout.normalize(repeat('Ｓｔｏｐ ', 200000))) AS normalized_length;
+
+-- 10,000 emoji, alone and around a keyword.
+SELECT optout.classify(repeat('🛑', 10000)) AS emoji_only,
+       optout.classify(repeat('🛑', 10000) || ' STOP ' || repeat('🙏', 10000)) AS emoji_around_stop,
+       optout.classify(repeat('👍🏽', 10000) || 'stop') AS skin_tones;
+
+-- Every plane, combining sequences, right-to-left text, lone marks.
+SELECT to_json(b)::text AS body, optout.classify(b, 'standard') AS s, optout.classify(b, 'reasonable') AS r,
+       to_json(optout.normalize(b))::text AS normalized
+  FROM (VALUES (E'\u0301'), (E'\u0301\u0302\u0303'), (E'\u0301STOP'), ('مرحبا stop'), ('stop مرحبا'),
+               (E'\u202eSTOP\u202c'), ('שלום'), ('𝐒𝐓𝐎𝐏'), ('🅂🅃🄾🄿'), ('Ⓢⓣⓞⓟ'), (E'\U0010FFFD'),
+               (E'\U000E0001STOP\U000E007F'), ('ｓｔｏｐ　ａｌｌ'), ('ＳＴＯＰ　ＰＬＥＡＳＥ'), ('ꜱᴛᴏᴘ'),
+               ('СТОП'), ('Ｈｅｌｐ'), (E'\uFEFFSTOP'), ('ST' || chr(173) || 'OP'), (E'\x7fSTOP')) AS v(b);
+
+-- Invalid arguments give clear errors.
+SELECT optout.classify('STOP', 'fuzzy');
+SELECT optout.explain('STOP', 'fuzzy');
+
+-- A body from a non-UTF-8 client is converted by the server as usual.
+SET client_encoding = 'LATIN1';
+SELECT optout.classify(convert_from('\x415252c954'::bytea, 'LATIN1')) AS latin1_arret;
+RESET client_encoding;
+
+DROP EXTENSION optout;

@@ -1,0 +1,41 @@
+// Shared pieces of the PostgreSQL glue.
+#pragma once
+
+#include "pg.hpp"
+
+#include "optout/classifier.hpp"
+
+namespace optout_pg {
+
+// The optout.match_mode setting.
+optout::Mode default_mode();
+
+// The keywords of optout.keywords (enabled rows), cached per backend and
+// rebuilt after any change to the table commits (relcache invalidation).
+const optout::KeywordSet& keywords();
+
+// OIDs of the optout.intent and optout.match_mode enum labels, looked up once
+// per call site (FmgrInfo) so that a dropped and re-created extension is
+// never read through stale OIDs.
+struct EnumOids {
+    Oid intent[4];  // indexed by optout::Intent; [0] unused
+    Oid mode[3];    // indexed by optout::Mode
+};
+const EnumOids& enum_oids(FmgrInfo* flinfo);
+optout::Mode mode_from_oid(const EnumOids& oids, Oid label);
+
+// The schema optout's OID; errors if the extension's schema is missing.
+Oid optout_namespace();
+
+// Text of a PostgreSQL text datum as UTF-8 (converted from the database
+// encoding when that is not UTF-8). The bytes live in palloc'd memory or in
+// the datum itself.
+struct Utf8 {
+    const char* data;
+    size_t size;
+};
+Utf8 text_to_utf8(text* t);
+// A palloc'd text in the database encoding from UTF-8 bytes.
+text* utf8_to_text(const char* data, size_t size);
+
+}  // namespace optout_pg

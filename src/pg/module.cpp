@@ -1,0 +1,71 @@
+// Module initialisation: the magic block, the optout.match_mode setting, and
+// the error side of the exception guard.
+#include "glue.hpp"
+#include "guard.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace {
+
+int match_mode_setting = static_cast<int>(optout::Mode::Standard);
+
+const struct config_enum_entry match_mode_options[] = {
+    {"exact", static_cast<int>(optout::Mode::Exact), false},
+    {"standard", static_cast<int>(optout::Mode::Standard), false},
+    {"reasonable", static_cast<int>(optout::Mode::Reasonable), false},
+    {nullptr, 0, false},
+};
+
+}  // namespace
+
+void _PG_init(void) {
+    DefineCustomEnumVariable(
+        "optout.match_mode",
+        "How strictly inbound messages are read as opt-out, opt-in or help requests.",
+        "exact: the trimmed body is a keyword (how Twilio matches); standard: Unicode-normalised "
+        "keywords, separators, repeats and courtesy words; reasonable: standard plus natural-language "
+        "opt-out requests.",
+        &match_mode_setting, static_cast<int>(optout::Mode::Standard), match_mode_options,
+        PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("optout");
+}
+
+namespace optout_pg {
+
+optout::Mode default_mode() { return static_cast<optout::Mode>(match_mode_setting); }
+
+void report_failure(const GuardFailure& failure) {
+    ereport(ERROR, (errcode(failure.sqlstate), errmsg("optout: %s", failure.message)));
+    pg_unreachable();
+}
+
+Oid optout_namespace() {
+    Oid nsp = get_namespace_oid("optout", true);
+    if (!OidIsValid(nsp))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema \"optout\" does not exist"),
+                        errhint("Run CREATE EXTENSION optout.")));
+    return nsp;
+}
+
+Utf8 text_to_utf8(text* t) {
+    const char* data = VARDATA_ANY(t);
+    int size = VARSIZE_ANY_EXHDR(t);
+    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
+        return {data, static_cast<size_t>(size)};
+    char* converted = pg_server_to_any(data, size, PG_UTF8);
+    if (converted == data) return {data, static_cast<size_t>(size)};
+    return {converted, strlen(converted)};
+}
+
+text* utf8_to_text(const char* data, size_t size) {
+    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
+        return cstring_to_text_with_len(data, static_cast<int>(size));
+    char* copy = pnstrdup(data, size);
+    char* converted = pg_any_to_server(copy, static_cast<int>(size), PG_UTF8);
+    return cstring_to_text(converted);
+}
+
+}  // namespace optout_pg

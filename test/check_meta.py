@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Checks META.json against the PGXN Meta Spec 1.0.0 and the rest of the tree.
+
+The spec's required keys and types, a semantic version, a known license, and
+that META.json, optout.control, CHANGELOG.md and the install script agree on
+the version. Prints one line per check; exits non-zero on a failure.
+"""
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+)?$")
+LICENSES = {"agpl_3", "apache_1_1", "apache_2_0", "artistic_1", "artistic_2", "bsd", "freebsd",
+            "gfdl_1_2", "gfdl_1_3", "gpl_1", "gpl_2", "gpl_3", "lgpl_2_1", "lgpl_3_0", "mit",
+            "mozilla_1_0", "mozilla_1_1", "openssl", "perl_5", "postgresql", "qpl_1_0", "ssleay",
+            "sun", "zlib", "open_source", "restricted", "unrestricted", "unknown"}
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+meta = json.load(open(os.path.join(ROOT, "META.json")))
+for key, typ in [("name", str), ("abstract", str), ("maintainer", (str, list)), ("license", (str, list, dict)),
+                 ("provides", dict), ("meta-spec", dict), ("version", str)]:
+    check(isinstance(meta.get(key), typ), f"META.json has required key {key!r} of the right type")
+check(meta.get("meta-spec", {}).get("version") == "1.0.0", "meta-spec version is 1.0.0")
+check(bool(SEMVER.match(meta.get("version", ""))), "version is a semantic version")
+check(meta.get("license") in LICENSES, "license is one the spec names")
+check(meta.get("release_status", "stable") in {"stable", "testing", "unstable"}, "release_status is valid")
+check(re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", meta.get("name", "")) is not None, "name is valid")
+for ext, p in meta.get("provides", {}).items():
+    check(isinstance(p, dict) and "version" in p and "abstract" in p, f"provides.{ext} has version and abstract")
+    check(bool(SEMVER.match(p.get("version", ""))), f"provides.{ext}.version is a semantic version")
+    if "file" in p:
+        check(os.path.exists(os.path.join(ROOT, p["file"])), f"provides.{ext}.file exists")
+    check(p.get("version") == meta.get("version"), f"provides.{ext}.version equals the distribution version")
+
+control = open(os.path.join(ROOT, "optout.control")).read()
+m = re.search(r"default_version\s*=\s*'([^']+)'", control)
+check(m is not None and m.group(1) == meta["version"], "optout.control default_version equals META.json version")
+check(os.path.exists(os.path.join(ROOT, "sql", f"optout--{meta['version']}.sql")), "the install script exists")
+changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
+m = re.search(r"^## (\S+)", changelog, re.M)
+check(m is not None and m.group(1) == meta["version"], "CHANGELOG.md's newest entry is the META.json version")
+
+print(f"meta: {len(failures)} failures")
+sys.exit(1 if failures else 0)
