@@ -50,4 +50,5 @@ SELECT c.n, to_json(c.body)::text AS body,
   FROM corpus c, LATERAL optout.explain(c.body, 'standard') e
  ORDER BY c.n;
 
+DROP TABLE corpus, corpus_raw;
 DROP EXTENSION optout;

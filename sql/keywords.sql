@@ -69,7 +69,7 @@ SELECT optout.classify('STOP') AS restored;
 
 -- What pg_dump keeps: every row; a restored default merges into the one
 -- CREATE EXTENSION made (as pg_restore does it).
-SELECT c.relname, e.extcondition
+SELECT c.relname, u.extcondition AS dump_filter
   FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(oid, extcondition)
   JOIN pg_class c ON c.oid = u.oid WHERE e.extname = 'optout' AND c.relname = 'keywords';
 INSERT INTO optout.keywords (keyword, intent, language, enabled, is_default, note, updated_at)
