@@ -44,7 +44,19 @@ for ext, p in meta.get("provides", {}).items():
 control = open(os.path.join(ROOT, "optout.control")).read()
 m = re.search(r"default_version\s*=\s*'([^']+)'", control)
 check(m is not None and m.group(1) == meta["version"], "optout.control default_version equals META.json version")
-check(os.path.exists(os.path.join(ROOT, "sql", f"optout--{meta['version']}.sql")), "the install script exists")
+# CREATE EXTENSION reaches the version from an install script, directly or
+# through upgrade scripts (optout--A--B.sql).
+scripts = os.listdir(os.path.join(ROOT, "sql"))
+reached = {m.group(1) for f in scripts for m in [re.match(r"^optout--([^-]+)\.sql$", f)] if m}
+steps = [m.groups() for f in scripts for m in [re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)] if m]
+grown = True
+while grown:
+    grown = False
+    for a, b in steps:
+        if a in reached and b not in reached:
+            reached.add(b)
+            grown = True
+check(meta["version"] in reached, "the version is installable (install script, or upgrade scripts from one)")
 changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
 m = re.search(r"^## (\S+)", changelog, re.M)
 check(m is not None and m.group(1) == meta["version"], "CHANGELOG.md's newest entry is the META.json version")
