@@ -39,8 +39,14 @@ PG_CXXFLAGS = -std=c++17 -Wextra -Wno-register -fvisibility-inlines-hidden
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
+# SANITIZE=1: the module with AddressSanitizer and UBSan (build it with
+# with_llvm=no; the server must preload libasan, see scripts/test.sh).
+ifeq ($(SANITIZE),1)
+PG_CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANITIZE_LINK = -fsanitize=address,undefined
+endif
 # PGXS links with the C compiler: name the C++ runtime, and the server's ICU.
-SHLIB_LINK  = $(ICU_LIBS) -lstdc++
+SHLIB_LINK  = $(ICU_LIBS) -lstdc++ $(SANITIZE_LINK)
 
 include $(PGXS)
 

@@ -88,11 +88,12 @@ SELECT optout.is_stopped('1') AS stopped_after_start;
 INSERT INTO app.messages (contact_id, channel_id, direction, text) VALUES (1, 10, 'O', 'welcome back');
 SELECT status FROM app.messages WHERE text = 'welcome back';
 
--- Promise 6: the record of contact 1 (each blocked send is an event; here
--- they are counted).
+-- Promise 6: the record of contact 1. Blocked sends are recorded once per
+-- contact, channel and table in each transaction, with their count.
 SELECT kind, contact, channel, source, body, keyword, rule, table_name, reason, detail
   FROM optout.history('1') WHERE kind <> 'blocked' OR detail ? 'queued_failed' ORDER BY id;
-SELECT count(*) AS blocked_sends FROM optout.history('1') WHERE kind = 'blocked' AND NOT detail ? 'queued_failed';
+SELECT count(*) AS blocked_events, sum((detail ->> 'count')::int) AS blocked_sends
+  FROM optout.history('1') WHERE kind = 'blocked' AND NOT detail ? 'queued_failed';
 
 -- Rollback: a rolled-back STOP leaves nothing behind.
 SELECT count(*) AS events_before FROM optout.events \gset

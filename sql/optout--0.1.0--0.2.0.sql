@@ -213,8 +213,21 @@ BEGIN
 END
 $$;
 
+-- A column's type, schema-qualified, for casts in statements that run under
+-- the session's search_path.
+CREATE FUNCTION optout._qualified_type(tbl regclass, col name)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I', n.nspname, t.typname)
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
 -- A row filter ({"column": value | [values] | null}) as SQL over the row;
--- prefix is 'NEW.' for a trigger WHEN clause, '' for a statement.
+-- prefix is 'NEW.' for a trigger WHEN clause, '' for a statement. Operators
+-- are schema-qualified: the statement means the same under any search_path.
 CREATE FUNCTION optout._filter_sql(tbl regclass, filter jsonb, prefix text)
     RETURNS text
     LANGUAGE plpgsql STABLE
@@ -245,13 +258,14 @@ BEGIN
                     RAISE EXCEPTION 'the filter on column "%" must list scalar values', k
                         USING ERRCODE = 'invalid_parameter_value';
                 END IF;
-                SELECT array_agg(format('%L', e)) INTO vals FROM jsonb_array_elements_text(v) e;
-                parts := parts || format('%s%I IN (%s)', prefix, k, array_to_string(vals, ', '));
+                SELECT array_agg(format('%s%I OPERATOR(pg_catalog.=) %L', prefix, k, e)) INTO vals
+                  FROM jsonb_array_elements_text(v) e;
+                parts := parts || format('(%s)', array_to_string(vals, ' OR '));
             WHEN 'object' THEN
                 RAISE EXCEPTION 'the filter on column "%" must be a value, a list of values or null', k
                     USING ERRCODE = 'invalid_parameter_value';
             ELSE
-                parts := parts || format('%s%I = %L', prefix, k, v #>> '{}');
+                parts := parts || format('%s%I OPERATOR(pg_catalog.=) %L', prefix, k, v #>> '{}');
         END CASE;
     END LOOP;
     RETURN array_to_string(parts, ' AND ');
@@ -281,33 +295,39 @@ BEGIN
     END IF;
     SELECT format('%I.%I', n.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
-    ctype := optout._column(a.tbl, a.contact_column, 'contact');
+    PERFORM optout._column(a.tbl, a.contact_column, 'contact');
+    ctype := optout._qualified_type(a.tbl, a.contact_column);
     CASE a.kind
     WHEN 'contacts' THEN
         IF action = 'stop' THEN
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I = $1::%s AND %I IS DISTINCT FROM %L',
+            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
+                                'AND (%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE',
                                 t, a.status_column, a.stopped_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
                                 a.contact_column, ctype, a.status_column, a.stopped_value)];
         ELSE
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I = $1::%s AND %I = %L',
+            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
+                                'AND %I OPERATOR(pg_catalog.=) %L',
                                 t, a.status_column, a.active_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
                                 a.contact_column, ctype, a.status_column, a.stopped_value)];
         END IF;
     WHEN 'groups' THEN
-        gtype := optout._column(a.tbl, a.group_column, 'group');
+        PERFORM optout._column(a.tbl, a.group_column, 'group');
+        gtype := optout._qualified_type(a.tbl, a.group_column);
         grp := CASE WHEN a.stopped_group_query IS NOT NULL THEN format('(%s)', a.stopped_group_query)
                     ELSE format('%L::%s', a.stopped_group, gtype) END;
         IF action = 'stop' THEN
             RETURN ARRAY[
-                format('DELETE FROM %s WHERE %I = $1::%s AND %I IS DISTINCT FROM %s',
+                format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
+                       'AND (%I OPERATOR(pg_catalog.=) %s) IS NOT TRUE',
                        t, a.contact_column, ctype, a.group_column, grp),
                 format('INSERT INTO %s (%I, %I) SELECT $1::%s, s.g FROM (SELECT %s::%s AS g) s '
-                       'WHERE s.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I = $1::%s AND x.%I = s.g)',
+                       'WHERE s.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s '
+                       'AND x.%I OPERATOR(pg_catalog.=) s.g)',
                        t, a.contact_column, a.group_column, ctype, grp, gtype, t, a.contact_column, ctype, a.group_column)];
         ELSE
-            RETURN ARRAY[format('DELETE FROM %s WHERE %I = $1::%s AND %I = %s',
+            RETURN ARRAY[format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s AND %I OPERATOR(pg_catalog.=) %s',
                                 t, a.contact_column, ctype, a.group_column, grp)];
         END IF;
     WHEN 'outbound' THEN
@@ -316,10 +336,12 @@ BEGIN
         END IF;
         cond := concat_ws(' AND ', optout._filter_sql(a.tbl, a.row_filter, ''), optout._filter_sql(a.tbl, a.queued, ''));
         IF a.channel_column IS NOT NULL THEN
-            chtype := optout._column(a.tbl, a.channel_column, 'channel');
-            cond := concat_ws(' AND ', cond, format('($2 IS NULL OR %I = $2::%s)', a.channel_column, chtype));
+            PERFORM optout._column(a.tbl, a.channel_column, 'channel');
+            chtype := optout._qualified_type(a.tbl, a.channel_column);
+            cond := concat_ws(' AND ', cond, format('($2 IS NULL OR %I OPERATOR(pg_catalog.=) $2::%s)',
+                                                    a.channel_column, chtype));
         END IF;
-        cond := concat_ws(' AND ', format('%I = $1::%s', a.contact_column, ctype), cond);
+        cond := concat_ws(' AND ', format('%I OPERATOR(pg_catalog.=) $1::%s', a.contact_column, ctype), cond);
         IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
             SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
                                    ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
@@ -509,7 +531,8 @@ BEGIN
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
     EXECUTE format('CREATE TRIGGER optout_contacts BEFORE UPDATE OF %I ON %s FOR EACH ROW '
-                   'WHEN (NEW.%I = %L AND OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION optout._contacts_trigger(%L)',
+                   'WHEN (NEW.%I OPERATOR(pg_catalog.=) %L AND OLD.%I IS DISTINCT FROM NEW.%I) '
+                   'EXECUTE FUNCTION optout._contacts_trigger(%L)',
                    status_column, t, status_column, active_value, status_column, status_column, id);
     RETURN id;
 END
@@ -641,6 +664,7 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout.record_delivery_error(text, text, text, text), optout.history(text),
     optout._inbound_trigger(), optout._outbound_trigger(), optout._contacts_trigger(), optout._delivery_trigger(),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
+    optout._qualified_type(regclass, name),
     optout._action_sql(integer, text), optout._attach_check(regclass, text), optout._attach_verify(integer),
     optout._check_value(regclass, name, text), optout._codes_check(),
     optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
@@ -745,7 +769,7 @@ COMMENT ON VIEW optout.requests_daily IS 'Opt-outs, opt-ins and help requests pe
 CREATE VIEW optout.blocked_daily AS
 SELECT (e.at AT TIME ZONE 'UTC')::date AS day, e.channel, e.table_name,
        sum(CASE WHEN e.detail ? 'queued_failed' THEN (e.detail ->> 'queued_failed')::bigint ELSE 0 END) AS queued_failed,
-       count(*) FILTER (WHERE NOT coalesce(e.detail ? 'queued_failed', false)) AS sends_blocked,
+       sum(CASE WHEN e.detail ? 'queued_failed' THEN 0 ELSE coalesce((e.detail ->> 'count')::bigint, 1) END) AS sends_blocked,
        count(DISTINCT e.contact) AS contacts
   FROM optout.events e
  WHERE e.kind = 'blocked'
@@ -789,7 +813,8 @@ SELECT jsonb_build_object(
                     'message', e.body, 'message_channel', e.channel, 'keyword', s.keyword,
                     'language', e.language, 'rule', s.rule,
                     'provider', e.provider, 'code', e.code, 'reason', e.reason, 'table', e.table_name,
-                    'blocked_since', (SELECT count(*) FROM optout.events b
+                    'blocked_since', (SELECT coalesce(sum(coalesce((b.detail ->> 'count')::bigint, 1)), 0)
+                                        FROM optout.events b
                                        WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
                                          AND NOT coalesce(b.detail ? 'queued_failed', false)),
                     'queued_failed', (SELECT coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0) FROM optout.events b

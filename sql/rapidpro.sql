@@ -147,7 +147,8 @@ SELECT * FROM counts_wrong;
 -- Why is contact 1 stopped, and why not any more?
 SELECT kind, channel, source, body, keyword, rule, table_name, detail FROM optout.history('1')
  WHERE kind <> 'blocked' OR detail ? 'queued_failed' ORDER BY id;
-SELECT count(*) AS blocked_sends FROM optout.history('1') WHERE kind = 'blocked' AND NOT detail ? 'queued_failed';
+SELECT count(*) AS blocked_events, sum((detail ->> 'count')::int) AS blocked_sends
+  FROM optout.history('1') WHERE kind = 'blocked' AND NOT detail ? 'queued_failed';
 SELECT kind, source, code, table_name FROM optout.history('61') WHERE kind <> 'blocked' ORDER BY id;
 
 -- Undo: detach every table.

@@ -177,9 +177,7 @@ void load_cache() {
 
     // Names in the statements resolve the same way as when they were checked
     // at attach time, whatever the session's search_path.
-    int guc_level = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                            0, false);
+    int guc_level = optout_pg::pin_search_path();
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     int rc = SPI_execute(
         "SELECT a.id, a.tbl::pg_catalog.oid, a.kind, a.contact_column::pg_catalog.text, "
@@ -242,7 +240,7 @@ void load_cache() {
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
     }
     optout_pg::leave_owner(scope);
-    AtEOXact_GUC(true, guc_level);
+    optout_pg::unpin_search_path(guc_level);
     attachments = arr;
     nattachments = static_cast<int>(n);
 }
@@ -384,6 +382,7 @@ bool apply_stop(const char* contact, const char* channel, const EventInfo& info)
     if (!provider || !ledger_is_stopped(contact, channel, nullptr, nullptr)) {
         event_id = record_event("stop", contact, info.arrived_on ? info.arrived_on : channel, info);
         added = ledger_add(contact, channel, info, event_id);
+        send_cache_reset();
     }
     ensure_cache();
     for (int i = 0; i < nattachments; i++) {
@@ -412,6 +411,7 @@ bool apply_start(const char* contact, const char* channel, const EventInfo& info
     lock_contact_for_change(contact);
     bool contact_wide = false;
     bool lifted = ledger_remove(contact, channel, &contact_wide);
+    send_cache_reset();
     EventInfo e = info;
     if (!e.detail) e.detail = lifted ? (contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
                                      : "{\"lifted\": null}";
@@ -512,12 +512,12 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
         if (same_contact && same_channel) return PointerGetDatum(tup);
     }
 
-    optout_pg::lock_contact_for_send(contact);
-    char* since = nullptr;
-    char* keyword = nullptr;
-    if (!optout_pg::ledger_is_stopped(contact, channel, &since, &keyword)) return PointerGetDatum(tup);
+    if (!optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
 
-    if (a->on_blocked == kError)
+    if (a->on_blocked == kError) {
+        char* since = nullptr;
+        char* keyword = nullptr;
+        (void)optout_pg::ledger_is_stopped(contact, channel, &since, &keyword);
         ereport(ERROR,
                 (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
                  errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
@@ -526,13 +526,9 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
                            keyword ? " (keyword \"" : "", keyword ? keyword : "", keyword ? "\")" : ""),
                  errhint("The contact must send START (or another opt-in keyword) before messages can be sent again."),
                  errtable(rel)));
+    }
 
-    EventInfo info;
-    info.source = "send";
-    info.table_name = a->table_name;
-    info.keyword = keyword;
-    info.detail = a->on_blocked == kSkip ? "{\"rule\": \"skip\"}" : "{\"rule\": \"mark\"}";
-    optout_pg::record_event("blocked", contact, channel, info);
+    optout_pg::note_blocked(contact, channel, a->table_name, a->on_blocked == kSkip ? "skip" : "mark");
     if (a->on_blocked == kSkip) return PointerGetDatum(nullptr);
     if (r->nmark == 0) return PointerGetDatum(tup);
     HeapTuple marked = heap_modify_tuple_by_cols(tup, RelationGetDescr(rel), r->nmark, r->mark_cols, r->mark_values,

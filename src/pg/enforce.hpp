@@ -29,6 +29,18 @@ struct EventInfo {
 // --- locks (see locks.cpp for the protocol) --------------------------------
 void lock_contact_for_send(const char* contact);
 void lock_contact_for_change(const char* contact);
+// Has this transaction's send path escalated to the database-wide lock?
+bool contact_locks_escalated();
+
+// --- the send path (send_cache.cpp) ------------------------------------------
+// Takes the contact's send lock and says whether the contact is stopped for
+// the channel; cached for the transaction (see send_cache.cpp for why that is sound).
+bool send_blocked(const char* contact, const char* channel);
+// Counts a blocked send, recorded as one event per contact, channel and table
+// just before the transaction commits.
+void note_blocked(const char* contact, const char* channel, const char* table, const char* rule);
+// Forgets cached answers (after this backend changed the ledger).
+void send_cache_reset();
 
 // --- the ledger and the event record (ledger.cpp); run as optout's owner ----
 int64 record_event(const char* kind, const char* contact, const char* channel, const EventInfo& info);

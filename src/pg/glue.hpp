@@ -24,6 +24,13 @@ struct EnumOids {
 const EnumOids& enum_oids(FmgrInfo* flinfo);
 optout::Mode mode_from_oid(const EnumOids& oids, Oid label);
 
+// Statements optout prepares are parsed with search_path = pg_catalog,
+// pg_temp, whatever the session's search_path: no function or operator a
+// user planted in another schema can be picked up. Returns the GUC nest
+// level to pass to unpin_search_path().
+int pin_search_path();
+void unpin_search_path(int level);
+
 // The schema optout's OID; errors if the extension's schema is missing.
 Oid optout_namespace();
 

@@ -52,10 +52,12 @@ void load() {
     // Read the rows into palloc'd memory of the caller's context (plain data only).
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    int level = optout_pg::pin_search_path();
     int rc = SPI_execute(
         "SELECT k.keyword, k.intent::pg_catalog.text, k.language FROM optout.keywords k "
         "WHERE k.enabled ORDER BY k.keyword",
         true, 0);
+    optout_pg::unpin_search_path(level);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading optout.keywords failed: %s", SPI_result_code_string(rc));
     uint64 n = SPI_processed;
     MemoryContext old = MemoryContextSwitchTo(caller);

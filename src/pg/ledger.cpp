@@ -1,5 +1,9 @@
 // The ledger (optout.stops) and the event record (optout.events).
 //
+// Every statement here names its schema for tables, functions and operators
+// (OPERATOR(pg_catalog.=)): it means the same under any search_path, even
+// when the plan cache re-analyses it under the session's.
+//
 // Both are written only here, as the role that owns them (the extension's
 // owner), whatever role fired the trigger or called the function: an
 // application role can send and receive without any right on them. This is
@@ -23,7 +27,9 @@ SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
 
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
+    int level = optout_pg::pin_search_path();
     SPIPlanPtr plan = SPI_prepare(sql, nargs, const_cast<Oid*>(types));
+    optout_pg::unpin_search_path(level);
     if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
     if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");
     return plan;
@@ -157,8 +163,8 @@ bool ledger_remove(const char* contact, const char* channel, bool* contact_wide)
     if (!start_plan) {
         static const Oid types[2] = {TEXTOID, TEXTOID};
         start_plan = prepare(
-            "DELETE FROM optout.stops WHERE contact = $1 AND ($2 IS NULL OR channel IS NULL OR channel = $2) "
-            "RETURNING channel IS NULL",
+            "DELETE FROM optout.stops WHERE contact OPERATOR(pg_catalog.=) $1 "
+            "AND ($2 IS NULL OR channel IS NULL OR channel OPERATOR(pg_catalog.=) $2) RETURNING channel IS NULL",
             2, types);
     }
     Datum values[2];
@@ -184,7 +190,7 @@ bool ledger_is_stopped(const char* contact, const char* channel, char** since, c
         static const Oid types[2] = {TEXTOID, TEXTOID};
         check_plan = prepare(
             "SELECT s.stopped_at::pg_catalog.text, s.keyword FROM optout.stops s "
-            "WHERE s.contact = $1 AND (s.channel IS NULL OR s.channel = $2) "
+            "WHERE s.contact OPERATOR(pg_catalog.=) $1 AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2) "
             "ORDER BY s.stopped_at LIMIT 1",
             2, types);
     }
@@ -215,7 +221,8 @@ bool delivery_code_lookup(const char* provider, const char* code, bool* stops) {
         static const Oid types[2] = {TEXTOID, TEXTOID};
         code_plan = prepare(
             "SELECT c.stops FROM optout.delivery_error_codes c "
-            "WHERE c.provider = pg_catalog.lower(pg_catalog.btrim($1)) AND c.code = pg_catalog.btrim($2)",
+            "WHERE c.provider OPERATOR(pg_catalog.=) pg_catalog.lower(pg_catalog.btrim($1)) "
+            "AND c.code OPERATOR(pg_catalog.=) pg_catalog.btrim($2)",
             2, types);
     }
     Datum values[2];

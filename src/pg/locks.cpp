@@ -76,6 +76,8 @@ void lock_contact_for_send(const char* contact) {
     }
 }
 
+bool contact_locks_escalated() { return escalated; }
+
 void lock_contact_for_change(const char* contact) {
     ensure_callback();
     LOCKTAG tag;

@@ -42,6 +42,15 @@ void report_failure(const GuardFailure& failure) {
     pg_unreachable();
 }
 
+int pin_search_path() {
+    int level = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            0, false);
+    return level;
+}
+
+void unpin_search_path(int level) { AtEOXact_GUC(true, level); }
+
 Oid optout_namespace() {
     Oid nsp = get_namespace_oid("optout", true);
     if (!OidIsValid(nsp))

@@ -1,0 +1,236 @@
+// The send path, made cheap for bulk sends, without weakening the locks.
+//
+// Why a cache is sound: a send takes SHARE on its contact's lock before it
+// reads the ledger and holds it to commit, and every stop or start needs
+// EXCLUSIVE on that lock. So once this transaction has read the ledger for a
+// contact, no other transaction can change that contact's stops until this
+// one ends: the answer can be kept for the rest of the transaction. Once a
+// bulk send has escalated to the database-wide SHARE lock, no stop or start
+// can run anywhere until this transaction ends: the whole ledger is read once
+// and every later check is a hash lookup. This backend's own stops and
+// starts clear the cache.
+//
+// Blocked sends are recorded once per contact, channel and table for each
+// transaction (kind 'blocked', detail {"rule": ..., "count": n}), written
+// just before commit in one statement, instead of one INSERT per row.
+#include "enforce.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/hsearch.h"
+#include "utils/snapmgr.h"
+}
+
+namespace {
+
+constexpr int kKeyLen = 200;  // longer keys are not cached (read the ledger each time)
+
+struct CacheEntry {
+    char key[kKeyLen];
+    bool stopped;
+};
+
+struct PendingEntry {
+    char key[kKeyLen + 64];  // contact \x1f channel \x1f table \x1f rule
+    int64 count;
+};
+
+HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
+HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
+HTAB* pending = nullptr;      // blocked sends to record at commit
+bool callbacks_registered = false;
+
+void forget(void) {
+    answers = nullptr;  // the memory goes with TopTransactionContext
+    ledger_keys = nullptr;
+}
+
+HTAB* make_table(const char* name, Size keysize, Size entrysize) {
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = keysize;
+    ctl.entrysize = entrysize;
+    ctl.hcxt = TopTransactionContext;
+    return hash_create(name, 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+bool make_key(char* out, Size size, const char* a, const char* b) {
+    int n = snprintf(out, size, "%s\x1f%s", a, b ? b : "");
+    return n >= 0 && static_cast<Size>(n) < size;
+}
+
+void flush_pending(void);
+HTAB* load_ledger_keys(void);
+
+void xact_callback(XactEvent event, void*) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PRE_PREPARE:
+            flush_pending();
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            forget();
+            pending = nullptr;
+            break;
+        default:
+            break;
+    }
+}
+
+void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+    // A rolled-back subtransaction may have written the ledger: ask again.
+    // (Its blocked sends stay counted: the rows were refused all the same.)
+    if (event == SUBXACT_EVENT_ABORT_SUB) forget();
+}
+
+void ensure_callbacks(void) {
+    if (callbacks_registered) return;
+    RegisterXactCallback(xact_callback, nullptr);
+    RegisterSubXactCallback(subxact_callback, nullptr);
+    callbacks_registered = true;
+}
+
+// Every (contact, channel) in the ledger, read once with the latest snapshot.
+HTAB* load_ledger_keys(void) {
+    HTAB* keys = make_table("optout ledger", kKeyLen, sizeof(CacheEntry));
+    optout_pg::OwnerScope scope = optout_pg::enter_owner();
+    int level = optout_pg::pin_search_path();
+    SPIPlanPtr plan = SPI_prepare("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr);
+    optout_pg::unpin_search_path(level);
+    if (!plan) elog(ERROR, "optout: reading the ledger failed");
+    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        char key[kKeyLen];
+        char* contact = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        char* channel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        if (contact && make_key(key, sizeof key, contact, channel)) {
+            bool found;
+            CacheEntry* e = static_cast<CacheEntry*>(hash_search(keys, key, HASH_ENTER, &found));
+            e->stopped = true;
+        }
+    }
+    optout_pg::leave_owner(scope);
+    return keys;
+}
+
+Datum text_array(Datum* elems, bool* nulls, int n) {
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// One INSERT for every blocked send of the transaction, just before commit.
+void flush_pending(void) {
+    if (!pending || hash_get_num_entries(pending) == 0) return;
+    HTAB* batch = pending;
+    pending = nullptr;
+    long n = hash_get_num_entries(batch);
+    Datum* contacts = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* channels = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* tables = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* rules = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* counts = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    bool* no_nulls = static_cast<bool*>(palloc0(sizeof(bool) * n));
+    bool* channel_nulls = static_cast<bool*>(palloc0(sizeof(bool) * n));
+    HASH_SEQ_STATUS seq;
+    hash_seq_init(&seq, batch);
+    long i = 0;
+    for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr; i++) {
+        char* parts[4];
+        char* key = pstrdup(e->key);
+        for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
+        contacts[i] = CStringGetTextDatum(parts[0]);
+        channel_nulls[i] = parts[1][0] == '\x1e';
+        channels[i] = channel_nulls[i] ? (Datum)0 : CStringGetTextDatum(parts[1]);
+        tables[i] = CStringGetTextDatum(parts[2]);
+        rules[i] = CStringGetTextDatum(parts[3]);
+        counts[i] = Int64GetDatum(e->count);
+    }
+    int dims[1] = {static_cast<int>(n)};
+    int lbs[1] = {1};
+    Datum values[6] = {
+        text_array(contacts, no_nulls, n),
+        text_array(channels, channel_nulls, n),
+        text_array(tables, no_nulls, n),
+        text_array(rules, no_nulls, n),
+        PointerGetDatum(construct_md_array(counts, no_nulls, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE)),
+        CStringGetTextDatum(GetUserNameFromId(GetUserId(), false)),
+    };
+    static const Oid types[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
+    // At pre-commit no portal is active: give the statement a snapshot.
+    PushActiveSnapshot(GetTransactionSnapshot());
+    optout_pg::OwnerScope scope = optout_pg::enter_owner();
+    int level = optout_pg::pin_search_path();
+    int rc = SPI_execute_with_args(
+        "INSERT INTO optout.events (kind, contact, channel, source, table_name, actor, detail) "
+        "SELECT 'blocked', u.contact, u.channel, 'send', u.tbl, $6::pg_catalog.name, "
+        "pg_catalog.jsonb_build_object('rule', u.rule, 'count', u.n) "
+        "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+        "pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(contact, channel, tbl, rule, n) "
+        "ORDER BY u.contact, u.channel, u.tbl",
+        6, const_cast<Oid*>(types), values, nullptr, false, 0);
+    optout_pg::unpin_search_path(level);
+    if (rc != SPI_OK_INSERT) elog(ERROR, "optout: recording blocked sends failed: %s", SPI_result_code_string(rc));
+    optout_pg::leave_owner(scope);
+    PopActiveSnapshot();
+}
+
+}  // namespace
+
+namespace optout_pg {
+
+void send_cache_reset() { forget(); }
+
+bool send_blocked(const char* contact, const char* channel) {
+    ensure_callbacks();
+    lock_contact_for_send(contact);
+    char key[kKeyLen];
+    if (contact_locks_escalated()) {
+        if (!ledger_keys) ledger_keys = load_ledger_keys();
+        bool found = false;
+        if (make_key(key, sizeof key, contact, nullptr)) {
+            hash_search(ledger_keys, key, HASH_FIND, &found);
+            if (!found && channel && make_key(key, sizeof key, contact, channel))
+                hash_search(ledger_keys, key, HASH_FIND, &found);
+            return found;
+        }
+        return ledger_is_stopped(contact, channel, nullptr, nullptr);
+    }
+    if (!make_key(key, sizeof key, contact, channel)) return ledger_is_stopped(contact, channel, nullptr, nullptr);
+    if (!answers) answers = make_table("optout answers", kKeyLen, sizeof(CacheEntry));
+    bool found;
+    CacheEntry* e = static_cast<CacheEntry*>(hash_search(answers, key, HASH_FIND, &found));
+    if (found) return e->stopped;
+    bool stopped = ledger_is_stopped(contact, channel, nullptr, nullptr);
+    e = static_cast<CacheEntry*>(hash_search(answers, key, HASH_ENTER, &found));
+    e->stopped = stopped;
+    return stopped;
+}
+
+void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
+    ensure_callbacks();
+    if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
+    char key[kKeyLen + 64];
+    int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
+    if (n < 0 || static_cast<Size>(n) >= sizeof key) {
+        // Too long to aggregate: record it on its own.
+        EventInfo info;
+        info.source = "send";
+        info.table_name = table;
+        info.detail = psprintf("{\"rule\": \"%s\", \"count\": 1}", rule);
+        record_event("blocked", contact, channel, info);
+        return;
+    }
+    bool found;
+    PendingEntry* e = static_cast<PendingEntry*>(hash_search(pending, key, HASH_ENTER, &found));
+    e->count = found ? e->count + 1 : 1;
+}
+
+}  // namespace optout_pg
