@@ -27,7 +27,7 @@ REGRESS_OPTS = --encoding=UTF8 --no-locale
 # Isolation specs (specs/*.spec): behaviour across concurrent sessions.
 ISOLATION   = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --encoding=UTF8 --no-locale
-EXTRA_CLEAN = tmp_install
+EXTRA_CLEAN = tmp_install tmp_install_vg tmp_check_vg tmp_check_vg_out valgrind_logs
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
@@ -39,14 +39,9 @@ PG_CXXFLAGS = -std=c++17 -Wextra -Wno-register -fvisibility-inlines-hidden
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
-# SANITIZE=1: the module with AddressSanitizer and UBSan (build it with
-# with_llvm=no; the server must preload libasan, see scripts/test.sh).
-ifeq ($(SANITIZE),1)
-PG_CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SANITIZE_LINK = -fsanitize=address,undefined
-endif
+
 # PGXS links with the C compiler: name the C++ runtime, and the server's ICU.
-SHLIB_LINK  = $(ICU_LIBS) -lstdc++ $(SANITIZE_LINK)
+SHLIB_LINK  = $(ICU_LIBS) -lstdc++
 
 include $(PGXS)
 

@@ -75,7 +75,20 @@ INSERT INTO shop.messages (contact_id, direction, body, status, created_on) VALU
     (4, 'out', 'Summer sale!', 'sent', '2026-06-01 10:00'),
     (4, 'out', 'Autumn sale!', 'sent', '2026-09-01 10:00');
 
-\echo 'One call per table: which column is what, and what a blocked message gets.'
+\echo
+\echo '7. Before adopting optout: which opt-outs in the history were never honoured?'
+CALL optout.backfill('shop.messages', body_column => 'body', contact_column => 'contact_id',
+                     row_filter => '{"direction": "in"}', time_column => 'created_on');
+SELECT contact, message_at, message, keyword, rule, lifted_by_opt_in, sent_after FROM optout.backfill_report();
+\echo 'And what was sent to them after?'
+SELECT r.contact, count(m.*) AS messages_sent_after
+  FROM optout.backfill_report() r
+  JOIN shop.messages m ON m.contact_id = r.contact::int AND m.direction = 'out' AND m.created_on > r.message_at
+ GROUP BY r.contact;
+
+\echo
+\echo '8. Attach the platform: one call per table, naming which column is what,'
+\echo '   and what a blocked message gets.'
 SELECT optout.attach_contacts('shop.contacts', 'id', 'status', stopped_value => 'stopped', active_value => 'active') AS contacts,
        optout.attach_groups('shop.members', 'contact_id', 'group_id', stopped_group => '1') AS groups,
        optout.attach_inbound('shop.messages', body_column => 'body', contact_column => 'contact_id',
@@ -84,16 +97,12 @@ SELECT optout.attach_contacts('shop.contacts', 'id', 'status', stopped_value => 
                               mark => '{"status": "blocked"}', queued => '{"status": "queued"}',
                               row_filter => '{"direction": "out"}') AS outbound;
 
-\echo
-\echo '7. Adopting optout: which opt-outs in the history were never honoured?'
-CALL optout.backfill('shop.messages', time_column => 'created_on');
-SELECT contact, message_at, message, keyword, rule, lifted_by_opt_in, sent_after FROM optout.backfill_report();
-\echo 'Dana was messaged twice after asking to stop. Apply it:'
+\echo 'Now apply the backfill: Dana is stopped, with her original message on record.'
 CALL optout.backfill('shop.messages', time_column => 'created_on', apply => true);
 SELECT name, status, optout.is_stopped('4') AS stopped FROM shop.contacts WHERE id = 4;
 
 \echo
-\echo '8. Live: a newsletter is queued for everyone; Ana writes ＳＴＯＰ (full-width),'
+\echo '9. Live: a newsletter is queued for everyone; Ana writes ＳＴＯＰ (full-width),'
 \echo '   Ben "please remove me from your list".'
 INSERT INTO shop.messages (contact_id, direction, body) SELECT id, 'out', 'Black Friday: 30% off!' FROM shop.contacts;
 INSERT INTO shop.messages (contact_id, direction, body, status) VALUES
@@ -116,11 +125,11 @@ INSERT INTO shop.messages (contact_id, direction, body, status) VALUES (1, 'in',
 SELECT name, status, optout.is_stopped('1') AS stopped FROM shop.contacts WHERE id = 1;
 
 \echo
-\echo '9. Everything is on record: the history of Ana.'
+\echo '10. Everything is on record: the history of Ana.'
 SELECT id, kind, source, body, keyword, rule, detail FROM optout.history('1');
 
 \echo
-\echo '10. The compliance officer''s reports.'
+\echo '11. The compliance officer''s reports.'
 SELECT contact, scope, source, keyword, rule, message FROM optout.stopped_now ORDER BY contact;
 SELECT request, source, keyword, language, requests FROM optout.requests_daily ORDER BY request, source, keyword;
 SELECT queued_failed, sends_blocked, contacts FROM optout.blocked_daily;

@@ -9,7 +9,7 @@
 OPTOUT_PG_MAJOR=${OPTOUT_PG_MAJOR:-15}
 
 optout_packages() {
-    echo "make g++ clang cmake pkg-config python3 libicu-dev libgtest-dev libclang-rt-dev" \
+    echo "make g++ clang cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
          "postgresql-$OPTOUT_PG_MAJOR postgresql-server-dev-$OPTOUT_PG_MAJOR"
 }
 

@@ -8,7 +8,8 @@
 # PostgreSQL as an unprivileged user) or as a normal user (who has the
 # packages, or is told the one apt-get line to run).
 #
-# Environment: FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_KEEP_WORK=1.
+# Environment: FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1,
+# OPTOUT_KEEP_WORK=1.
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
@@ -113,6 +114,21 @@ if make -j"$JOBS" WERROR=1 >"$log" 2>&1; then
                                 "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
         else
             tail -n 40 "$out"; record dump_restore 0 1
+        fi
+        rm -f "$out"
+    fi
+    if [ -x test/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
+        echo "==> pg_regress suite with the server under valgrind memcheck"
+        out=$(mktemp)
+        bash test/valgrind.sh >"$out" 2>&1 || true
+        grep -E '^(ok|not ok)' "$out" || true
+        line=$(grep -E '^valgrind: [0-9]+ passed, [0-9]+ failed' "$out" || true)
+        if [ -n "$line" ]; then
+            record valgrind "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+                            "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+            grep -q '^not ok' "$out" && tail -n 60 "$out"
+        else
+            tail -n 40 "$out"; record valgrind 0 1
         fi
         rm -f "$out"
     fi

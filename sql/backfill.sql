@@ -23,8 +23,13 @@ INSERT INTO hist (contact, direction, body, created_on) VALUES
     (6, 'I', 'STOP', '2025-06-01 10:00 UTC');                        -- older than the window below
 SELECT optout.stop('3', reason => 'stopped by hand before optout') AS contact_3_stopped;
 
--- A table must be attached before a backfill, and its arguments make sense.
+-- Before attaching: a report over a table named by its columns.
 CALL optout.backfill('hist');
+CALL optout.backfill('hist', body_column => 'body', contact_column => 'contact', row_filter => '{"direction": "I"}',
+                     time_column => 'created_on', since => '2026-01-01');
+SELECT contact, message, rule, lifted_by_opt_in, sent_after FROM optout.backfill_report();
+DELETE FROM optout.backfill_runs;
+ALTER SEQUENCE optout.backfill_runs_id_seq RESTART;
 SELECT optout.attach_inbound('hist', 'body', 'contact', row_filter => '{"direction": "I"}') > 0 AS inbound,
        optout.attach_outbound('hist', 'contact', on_blocked => 'mark', mark => '{"body": "(blocked)"}',
                               row_filter => '{"direction": "O"}') > 0 AS outbound,
@@ -65,8 +70,9 @@ SELECT count(*) - :events_before AS new_events FROM optout.events;
 CALL optout.backfill('hist', mode => 'exact');
 SELECT contact, message, message_at FROM optout.backfill_report();
 
--- Interrupted and resumed: a long history, cut short by a statement timeout
--- after some batches committed, then resumed by run id, ends as one run would.
+-- Interrupted and resumed: a long history, cut short by an error after some
+-- batches committed (a trigger stands in for a crash or a cancel), then
+-- resumed by run id, ends as one run would.
 -- (The history is loaded as a restore or a replica would: with triggers off.)
 SET session_replication_role = replica;
 INSERT INTO hist (contact, direction, body, created_on)
@@ -74,9 +80,13 @@ SELECT 1000 + i % 5000, 'I', CASE WHEN i % 25000 = 0 THEN 'UNSUBSCRIBE' ELSE 'se
        '2026-03-01'::timestamptz + i * interval '1 second'
   FROM generate_series(1, 400000) i;
 RESET session_replication_role;
-SET statement_timeout = '100ms';
+CREATE FUNCTION public.backfill_crash() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'simulated crash'; END $$;
+CREATE TRIGGER crash BEFORE INSERT ON optout.backfill_findings
+    FOR EACH ROW WHEN (NEW.body = 'UNSUBSCRIBE' AND NEW.message_at > '2026-03-03') EXECUTE FUNCTION public.backfill_crash();
 CALL optout.backfill('hist', mode => 'standard', time_column => 'created_on', since => '2026-03-01', batch_size => 2000);
-RESET statement_timeout;
+DROP TRIGGER crash ON optout.backfill_findings;
+DROP FUNCTION public.backfill_crash();
 SELECT max(run_id) AS run FROM optout.backfill_progress \gset
 SELECT status, rows_scanned > 0 AS some_committed, rows_scanned < 400000 AS not_finished FROM optout.backfill_progress WHERE run_id = :run;
 CALL optout.backfill('hist', run_id => :run);

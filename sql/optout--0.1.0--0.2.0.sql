@@ -891,7 +891,11 @@ CREATE TABLE optout.backfill_runs (
     rows_total      bigint,
     rows_scanned    bigint NOT NULL DEFAULT 0,
     opt_outs_found  bigint NOT NULL DEFAULT 0,
-    contacts_stopped bigint NOT NULL DEFAULT 0
+    contacts_stopped bigint NOT NULL DEFAULT 0,
+    body_column     name,               -- for a table that was not attached
+    contact_column  name,
+    channel_column  name,
+    row_filter      jsonb
 );
 COMMENT ON TABLE optout.backfill_runs IS 'One row per optout.backfill run; updated at every batch, so other sessions see its progress';
 
@@ -946,7 +950,9 @@ COMMENT ON FUNCTION optout.backfill_report(integer) IS
 CREATE PROCEDURE optout.backfill(tbl regclass, mode optout.match_mode DEFAULT NULL,
                                  since timestamptz DEFAULT NULL, apply boolean DEFAULT false,
                                  time_column name DEFAULT NULL, key_column name DEFAULT NULL,
-                                 batch_size integer DEFAULT 10000, INOUT run_id integer DEFAULT NULL)
+                                 batch_size integer DEFAULT 10000, INOUT run_id integer DEFAULT NULL,
+                                 body_column name DEFAULT NULL, contact_column name DEFAULT NULL,
+                                 channel_column name DEFAULT NULL, row_filter jsonb DEFAULT NULL)
     LANGUAGE plpgsql
     -- No SET clause: a procedure with one cannot COMMIT. The search_path is
     -- pinned for each transaction instead (set_config(..., true)).
@@ -972,8 +978,30 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     SELECT * INTO a FROM optout.attachments x WHERE x.tbl = backfill.tbl AND x.kind = 'inbound';
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached as inbound', tbl
-            USING ERRCODE = 'undefined_object', HINT = 'Attach it first with optout.attach_inbound().';
+        -- Not attached (yet): the columns say where the messages are. A report
+        -- needs nothing else; so a platform can look before it adopts optout.
+        IF body_column IS NULL AND run_id IS NOT NULL THEN
+            SELECT r.body_column, r.contact_column, r.channel_column, r.row_filter
+              INTO body_column, contact_column, channel_column, row_filter
+              FROM optout.backfill_runs r WHERE r.id = run_id;
+        END IF;
+        IF body_column IS NULL OR contact_column IS NULL THEN
+            RAISE EXCEPTION 'table % is not attached as inbound', tbl
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'Attach it with optout.attach_inbound(), or name body_column and contact_column.';
+        END IF;
+        PERFORM optout._column(tbl, body_column, 'body');
+        PERFORM optout._column(tbl, contact_column, 'contact', true);
+        IF channel_column IS NOT NULL THEN
+            PERFORM optout._column(tbl, channel_column, 'channel', true);
+        END IF;
+        PERFORM optout._filter_sql(tbl, row_filter, '');
+        a.tbl := tbl;
+        a.body_column := body_column;
+        a.contact_column := contact_column;
+        a.channel_column := channel_column;
+        a.row_filter := row_filter;
+        a.scope := 'contact';
     END IF;
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive' USING ERRCODE = 'invalid_parameter_value';
@@ -1005,9 +1033,12 @@ BEGIN
         ELSIF since IS NOT NULL THEN
             RAISE EXCEPTION 'since needs a time_column' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        INSERT INTO optout.backfill_runs AS r (tbl, mode, apply, since, time_column, key_column, batch_size, rows_total)
+        INSERT INTO optout.backfill_runs AS r (tbl, mode, apply, since, time_column, key_column, batch_size,
+                                               body_column, contact_column, channel_column, row_filter, rows_total)
         VALUES (tbl, coalesce(mode, a.mode, coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode), apply, since,
                 time_column, key_column, batch_size,
+                CASE WHEN a.id IS NULL THEN a.body_column END, CASE WHEN a.id IS NULL THEN a.contact_column END,
+                CASE WHEN a.id IS NULL THEN a.channel_column END, CASE WHEN a.id IS NULL THEN a.row_filter END,
                 -- the planner's estimate (NULL before the table was ever analysed)
                 (SELECT nullif(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c
                   WHERE c.oid = tbl OR c.oid IN (SELECT relid FROM pg_partition_tree(tbl))))
@@ -1138,8 +1169,8 @@ BEGIN
         run.id, run.rows_scanned, run.opt_outs_found, run.contacts_stopped;
 END
 $$;
-COMMENT ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer) IS
-    'Scans an attached inbound table for opt-outs the ledger does not reflect; with apply => true stops those contacts. Commits per batch; CALL it again with run_id => N to resume';
+COMMENT ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer, name, name, name, jsonb) IS
+    'Scans an inbound table (attached, or named by its columns) for opt-outs the ledger does not reflect; with apply => true stops those contacts. Commits per batch; CALL it again with run_id => N to resume';
 
 SELECT pg_catalog.pg_extension_config_dump('optout.backfill_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('optout.backfill_runs_id_seq', '');
@@ -1147,4 +1178,4 @@ SELECT pg_catalog.pg_extension_config_dump('optout.backfill_findings', '');
 REVOKE ALL ON optout.backfill_runs, optout.backfill_findings, optout.backfill_progress FROM PUBLIC;
 REVOKE ALL ON FUNCTION optout._apply_stop(text, text, text, text, text, text, text, text, text),
     optout.backfill_report(integer) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer, name, name, name, jsonb) FROM PUBLIC;

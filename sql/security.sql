@@ -81,7 +81,7 @@ SELECT p.proname, p.prosecdef AS definer, p.proconfig
  WHERE n.nspname = 'optout' AND p.prosecdef ORDER BY p.proname;
 SELECT p.oid::regprocedure AS public_may_execute
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE n.nspname = 'optout' AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1::text;
+ WHERE n.nspname = 'optout' AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text;
 SELECT c.relname AS public_may_read
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'optout' AND c.relkind IN ('r', 'v') AND has_table_privilege('public', c.oid, 'SELECT')
