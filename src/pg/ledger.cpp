@@ -100,11 +100,25 @@ Oid optout_owner() {
     return owner_oid;
 }
 
+// Output functions of the key types seen, looked up once per backend (the
+// send path turns a key into text for every row).
 char* datum_text(Datum value, Oid type) {
+    struct OutputFn {
+        Oid type;
+        FmgrInfo fn;
+    };
+    static OutputFn cache[16];
+    static int ncached = 0;
+    for (int i = 0; i < ncached; i++)
+        if (cache[i].type == type) return OutputFunctionCall(&cache[i].fn, value);
     Oid out;
     bool varlena;
     getTypeOutputInfo(type, &out, &varlena);
-    return OidOutputFunctionCall(out, value);
+    if (ncached == 16) return OidOutputFunctionCall(out, value);
+    fmgr_info_cxt(out, &cache[ncached].fn, TopMemoryContext);
+    cache[ncached].type = type;
+    ncached++;
+    return OutputFunctionCall(&cache[ncached - 1].fn, value);
 }
 
 int64 record_event(const char* kind, const char* contact, const char* channel, const EventInfo& info) {
