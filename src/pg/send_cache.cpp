@@ -25,7 +25,7 @@ extern "C" {
 
 namespace {
 
-constexpr int kKeyLen = 200;  // longer keys are not cached (read the ledger each time)
+constexpr int kKeyLen = 96;  // longer keys are not cached (read the ledger each time); short keys hash fast
 
 struct CacheEntry {
     char key[kKeyLen];
@@ -39,6 +39,7 @@ struct PendingEntry {
 
 HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
 HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
+bool ledger_has_channels = false;  // ... and whether any of them is per channel
 HTAB* pending = nullptr;      // blocked sends to record at commit
 bool callbacks_registered = false;
 
@@ -99,6 +100,7 @@ void ensure_callbacks(void) {
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
 HTAB* load_ledger_keys(void) {
     HTAB* keys = make_table("optout ledger", kKeyLen, sizeof(CacheEntry));
+    ledger_has_channels = false;
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     int level = optout_pg::pin_search_path();
     SPIPlanPtr plan = SPI_prepare("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr);
@@ -110,6 +112,7 @@ HTAB* load_ledger_keys(void) {
         char key[kKeyLen];
         char* contact = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
         char* channel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        if (channel) ledger_has_channels = true;
         if (contact && make_key(key, sizeof key, contact, channel)) {
             bool found;
             CacheEntry* e = static_cast<CacheEntry*>(hash_search(keys, key, HASH_ENTER, &found));
@@ -197,7 +200,7 @@ bool send_blocked(const char* contact, const char* channel) {
         bool found = false;
         if (make_key(key, sizeof key, contact, nullptr)) {
             hash_search(ledger_keys, key, HASH_FIND, &found);
-            if (!found && channel && make_key(key, sizeof key, contact, channel))
+            if (!found && channel && ledger_has_channels && make_key(key, sizeof key, contact, channel))
                 hash_search(ledger_keys, key, HASH_FIND, &found);
             return found;
         }
