@@ -111,6 +111,13 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT optout.is_stopped('5') AS after_savepoint_rollback;
 
+-- A bulk stop: 2,000 contacts in one transaction hold at most 256 contact
+-- locks, then one database-wide lock (no "out of shared memory").
+BEGIN;
+SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS stopped FROM generate_series(1000, 2999) c;
+SELECT count(*) BETWEEN 2 AND 260 AS locks_bounded FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+ROLLBACK;
+
 -- Manual stop and start; start needs a reason.
 SELECT optout.stop('6', reason => 'complaint by phone') AS stopped, optout.stop('6') AS again;
 SELECT status FROM app.contacts WHERE id = 6;

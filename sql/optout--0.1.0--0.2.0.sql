@@ -288,6 +288,7 @@ DECLARE
     grp text;
     cond text;
     sets text;
+    known text;
 BEGIN
     SELECT * INTO a FROM optout.attachments WHERE id = attachment;
     IF NOT FOUND THEN
@@ -317,6 +318,14 @@ BEGIN
         gtype := optout._qualified_type(a.tbl, a.group_column);
         grp := CASE WHEN a.stopped_group_query IS NOT NULL THEN format('(%s)', a.stopped_group_query)
                     ELSE format('%L::%s', a.stopped_group, gtype) END;
+        -- A contact the platform does not know (a manual stop of an unknown
+        -- key) joins no group: with a contacts table attached, it must be there.
+        SELECT string_agg(format(' AND EXISTS (SELECT 1 FROM %I.%I k WHERE k.%I OPERATOR(pg_catalog.=) $1::%s)',
+                                 n.nspname, c.relname, ca.contact_column,
+                                 optout._qualified_type(ca.tbl, ca.contact_column)), '')
+          INTO known
+          FROM optout.attachments ca JOIN pg_class c ON c.oid = ca.tbl JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE ca.kind = 'contacts';
         IF action = 'stop' THEN
             RETURN ARRAY[
                 format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
@@ -324,8 +333,9 @@ BEGIN
                        t, a.contact_column, ctype, a.group_column, grp),
                 format('INSERT INTO %s (%I, %I) SELECT $1::%s, s.g FROM (SELECT %s::%s AS g) s '
                        'WHERE s.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s '
-                       'AND x.%I OPERATOR(pg_catalog.=) s.g)',
-                       t, a.contact_column, a.group_column, ctype, grp, gtype, t, a.contact_column, ctype, a.group_column)];
+                       'AND x.%I OPERATOR(pg_catalog.=) s.g)%s',
+                       t, a.contact_column, a.group_column, ctype, grp, gtype, t, a.contact_column, ctype, a.group_column,
+                       coalesce(known, ''))];
         ELSE
             RETURN ARRAY[format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s AND %I OPERATOR(pg_catalog.=) %s',
                                 t, a.contact_column, ctype, a.group_column, grp)];

@@ -26,9 +26,11 @@ SPIPlanPtr start_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
 
+// Planned at every execution (CURSOR_OPT_CUSTOM_PLAN): a generic plan made
+// while the ledger was empty would keep scanning it whole once it has grown.
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
     int level = optout_pg::pin_search_path();
-    SPIPlanPtr plan = SPI_prepare(sql, nargs, const_cast<Oid*>(types));
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, const_cast<Oid*>(types), CURSOR_OPT_CUSTOM_PLAN);
     optout_pg::unpin_search_path(level);
     if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
     if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");

@@ -9,12 +9,12 @@
 // the latest snapshot (it sees the sent row). This holds under READ COMMITTED
 // and REPEATABLE READ alike.
 //
-// A bulk send touches many contacts; holding a lock per contact would fill
-// the shared lock table. After kMaxContactLocks contacts in one transaction a
-// send takes one SHARE lock on a database-wide key instead, and a stop takes
-// ROW EXCLUSIVE on that key after its contact lock: stops then wait for the
-// bulk send to commit (and fail its rows), and bulk sends wait for stops.
-// Stops do not block each other on that key, nor do sends.
+// A bulk send or a bulk stop touches many contacts; holding a lock per
+// contact would fill the shared lock table. After kMaxContactLocks contacts in
+// one transaction it takes one lock on a database-wide key instead (see the
+// modes below): an escalated send waits for stops in progress and holds off
+// new ones until it commits; an escalated stop does the same with every send
+// and stop. Ordinary sends and stops do not block each other on that key.
 //
 // The locks are advisory locks in a key space of their own (field 4 of the
 // tag), so they never collide with the application's pg_advisory_lock keys;
@@ -33,21 +33,36 @@ constexpr uint16 kContactKey = 0x4F70;
 constexpr uint16 kDatabaseKey = 0x4F71;
 constexpr int kMaxContactLocks = 256;
 
+// What this transaction holds. The database-wide key is taken in one of four
+// modes, chosen so that:
+//   a send (ROW SHARE) and a stop (ROW EXCLUSIVE) meet only on contact keys;
+//   an escalated send (SHARE) excludes every stop, and no send;
+//   an escalated stop (EXCLUSIVE) excludes every send and every stop.
+// An escalated transaction takes no more contact keys.
 int contact_locks_taken = 0;
-bool escalated = false;
+bool db_row_share = false, db_row_exclusive = false, db_share = false, db_exclusive = false;
 bool callback_registered = false;
+
+void forget_database_modes() { db_row_share = db_row_exclusive = db_share = db_exclusive = false; }
 
 void xact_callback(XactEvent event, void*) {
     if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
         event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
         contact_locks_taken = 0;
-        escalated = false;
+        forget_database_modes();
     }
+}
+
+// A rolled-back subtransaction releases the locks it took: take them again
+// when next needed (re-taking a lock still held costs a local lookup).
+void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+    if (event == SUBXACT_EVENT_ABORT_SUB) forget_database_modes();
 }
 
 void ensure_callback() {
     if (!callback_registered) {
         RegisterXactCallback(xact_callback, nullptr);
+        RegisterSubXactCallback(subxact_callback, nullptr);
         callback_registered = true;
     }
 }
@@ -56,8 +71,19 @@ void make_tag(LOCKTAG* tag, uint32 key, uint16 space) {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, key, 0x6F70746FU /* "opto" */, space);
 }
 
-uint32 contact_hash(const char* contact) {
-    return hash_bytes(reinterpret_cast<const unsigned char*>(contact), static_cast<int>(strlen(contact)));
+void lock_database(LOCKMODE mode, bool* held) {
+    if (*held) return;
+    LOCKTAG tag;
+    make_tag(&tag, 0, kDatabaseKey);
+    (void)LockAcquire(&tag, mode, false, false);
+    *held = true;
+}
+
+bool lock_contact(const char* contact, LOCKMODE mode) {
+    LOCKTAG tag;
+    make_tag(&tag, hash_bytes(reinterpret_cast<const unsigned char*>(contact), static_cast<int>(strlen(contact))),
+             kContactKey);
+    return LockAcquire(&tag, mode, false, false) == LOCKACQUIRE_OK;
 }
 
 }  // namespace
@@ -66,25 +92,26 @@ namespace optout_pg {
 
 void lock_contact_for_send(const char* contact) {
     ensure_callback();
-    if (escalated) return;
-    LOCKTAG tag;
-    make_tag(&tag, contact_hash(contact), kContactKey);
-    if (LockAcquire(&tag, ShareLock, false, false) == LOCKACQUIRE_OK && ++contact_locks_taken >= kMaxContactLocks) {
-        make_tag(&tag, 0, kDatabaseKey);
-        (void)LockAcquire(&tag, ShareLock, false, false);
-        escalated = true;
+    if (db_share || db_exclusive) return;
+    if (contact_locks_taken >= kMaxContactLocks) {
+        lock_database(ShareLock, &db_share);
+        return;
     }
+    lock_database(RowShareLock, &db_row_share);
+    if (lock_contact(contact, ShareLock)) contact_locks_taken++;
 }
 
-bool contact_locks_escalated() { return escalated; }
+bool contact_locks_escalated() { return db_share || db_exclusive; }
 
 void lock_contact_for_change(const char* contact) {
     ensure_callback();
-    LOCKTAG tag;
-    make_tag(&tag, contact_hash(contact), kContactKey);
-    (void)LockAcquire(&tag, ExclusiveLock, false, false);
-    make_tag(&tag, 0, kDatabaseKey);
-    (void)LockAcquire(&tag, RowExclusiveLock, false, false);
+    if (db_exclusive) return;
+    if (contact_locks_taken >= kMaxContactLocks) {
+        lock_database(ExclusiveLock, &db_exclusive);
+        return;
+    }
+    if (lock_contact(contact, ExclusiveLock)) contact_locks_taken++;
+    lock_database(RowExclusiveLock, &db_row_exclusive);
 }
 
 }  // namespace optout_pg

@@ -1,0 +1,169 @@
+-- bench/run.sh: what every workload shares. Psql variables: none.
+--
+-- Timing is server-side: bench.timed() reads clock_timestamp() around
+-- EXECUTE of the workload's statement and its COMMIT (a procedure), so the
+-- AFTER triggers, the commit and the NOTIFY queue are in the figure, and
+-- psql, the socket and the client are not.
+\set ON_ERROR_STOP 1
+CREATE EXTENSION IF NOT EXISTS optout;
+CREATE SCHEMA bench;
+
+-- One row per timed run.
+CREATE TABLE bench.timings (workload text, variant text, run int, ms float8, at timestamptz DEFAULT clock_timestamp());
+-- One row per single-message transaction (stop latency).
+CREATE TABLE bench.latencies (workload text, variant text, kind text, n int, ms float8);
+-- Percentiles of the stop latencies, per size and kind of message.
+CREATE VIEW bench.latency_summary AS
+SELECT variant AS size, kind, count(*) AS n,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p50_ms,
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p90_ms,
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p99_ms,
+       round(max(ms)::numeric, 2) AS max_ms
+  FROM bench.latencies WHERE workload = 'latency' GROUP BY variant, kind;
+-- How long building each data set took.
+CREATE TABLE bench.builds (what text, ms float8, at timestamptz DEFAULT clock_timestamp());
+-- What each workload runs: per variant, the statements that reset its state
+-- (each run of a variant starts from the same state) and the timed statement.
+CREATE TABLE bench.variants (workload text, variant text, ord int, reset text[], query text,
+                             PRIMARY KEY (workload, variant));
+-- The targets, in the order of the final table.
+CREATE TABLE bench.results (id serial, workload text, what text, value numeric, unit text,
+                            target text, met boolean, detail text);
+
+-- A timed run: the statement and its commit, server-side.
+CREATE PROCEDURE bench.timed(workload text, variant text, run int, q text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz;
+    ms float8;
+BEGIN
+    t0 := clock_timestamp();
+    EXECUTE q;
+    COMMIT;
+    ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    INSERT INTO bench.timings (workload, variant, run, ms) VALUES (workload, variant, run, ms);
+    COMMIT;
+    RAISE NOTICE '% %: run %: % ms', workload, variant, run, round(ms::numeric, 1);
+END
+$$;
+
+-- The statements of a workload, for \gexec: per run, every variant (the
+-- order rotates from run to run, so none always comes first), each after its
+-- reset statements and a CHECKPOINT (no checkpoint during a timed run).
+CREATE FUNCTION bench.schedule(w text, runs int) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    vs bench.variants[];
+    n int;
+    r int;
+    i int;
+    v bench.variants;
+    s text;
+BEGIN
+    SELECT array_agg(x ORDER BY x.ord) INTO vs FROM bench.variants x WHERE x.workload = w;
+    n := cardinality(vs);
+    FOR r IN 1 .. runs LOOP
+        FOR i IN 0 .. n - 1 LOOP
+            v := vs[1 + (i + r - 1) % n];
+            FOREACH s IN ARRAY coalesce(v.reset, '{}') LOOP
+                RETURN NEXT s;
+            END LOOP;
+            RETURN NEXT 'CHECKPOINT';
+            RETURN NEXT format('CALL bench.timed(%L, %L, %s, %L)', w, v.variant, r, v.query);
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION bench.median(w text, v text) RETURNS float8 LANGUAGE sql AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM bench.timings WHERE workload = w AND variant = v
+$$;
+
+-- Medians of a workload's variants.
+CREATE FUNCTION bench.medians(w text)
+    RETURNS TABLE (variant text, runs bigint, median_ms numeric, min_ms numeric, max_ms numeric)
+    LANGUAGE sql AS $$
+    SELECT t.variant, count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms)::numeric, 1),
+           round(min(t.ms)::numeric, 1), round(max(t.ms)::numeric, 1)
+      FROM bench.timings t JOIN bench.variants v USING (workload, variant)
+     WHERE t.workload = w GROUP BY t.variant, v.ord ORDER BY v.ord
+$$;
+
+-- A ratio of medians against a target: ratio = median(v) / median(base);
+-- op '<=' means "ratio at most goal", '>=' "ratio at least goal"; no op: a
+-- ratio reported for reference, with no target.
+CREATE FUNCTION bench.target(w text, what text, v text, base text, op text DEFAULT NULL, goal numeric DEFAULT NULL)
+    RETURNS TABLE (workload text, measured text, ratio numeric, target text, met text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    r numeric := round((bench.median(w, v) / bench.median(w, base))::numeric, 2);
+    ok boolean := CASE op WHEN '<=' THEN r <= goal WHEN '>=' THEN r >= goal END;
+    t text := CASE WHEN op IS NOT NULL THEN format('%s %s', op, goal) END;
+BEGIN
+    INSERT INTO bench.results (workload, what, value, unit, target, met) VALUES (w, what, r, 'x', t, ok);
+    RETURN QUERY SELECT w, what, r, t, CASE WHEN ok THEN 'met' WHEN NOT ok THEN 'MISSED' ELSE '' END;
+END
+$$;
+
+-- A figure with no ratio (rows per second, a latency).
+CREATE FUNCTION bench.figure(w text, what text, val numeric, u text, op text DEFAULT NULL,
+                             goal numeric DEFAULT NULL)
+    RETURNS TABLE (workload text, measured text, value numeric, unit text, target text, met text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean := CASE op WHEN '<=' THEN val <= goal WHEN '<' THEN val < goal WHEN '>=' THEN val >= goal END;
+    t text := CASE WHEN op IS NOT NULL THEN format('%s %s', op, goal) END;
+BEGIN
+    INSERT INTO bench.results (workload, what, value, unit, target, met) VALUES (w, what, val, u, t, ok);
+    RETURN QUERY SELECT w, what, val, u, t, CASE WHEN ok THEN 'met' WHEN NOT ok THEN 'MISSED' ELSE '' END;
+END
+$$;
+
+-- Times a data build (not a benchmark: reported so its cost is known).
+CREATE PROCEDURE bench.build(what text, q text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+    ms float8;
+BEGIN
+    EXECUTE q;
+    COMMIT;
+    ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    INSERT INTO bench.builds (what, ms) VALUES (what, ms);
+    COMMIT;
+    RAISE NOTICE 'built %: % s', what, round((ms / 1000)::numeric, 1);
+END
+$$;
+
+-- The message tables, all the same shape (RapidPro's msgs_msg, reduced):
+-- a primary key and an index on the contact (which a stop's "fail the queued
+-- messages" UPDATE uses, as any platform's would).
+CREATE FUNCTION bench.create_msgs(tbl text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE %s (id bigint PRIMARY KEY, contact_id integer NOT NULL, channel_id integer,
+                        direction char(1) NOT NULL, status char(1) NOT NULL, failed_reason char(1),
+                        sent_on timestamptz, text text, created_on timestamptz NOT NULL)', tbl);
+    EXECUTE format('CREATE INDEX ON %s (contact_id)', tbl);
+END
+$$;
+
+-- Realistic message bodies (those of bench/classify.sql): conversation, and
+-- keyword variants (opt-outs mostly, some START, HELP, and a phrase only the
+-- 'reasonable' mode reads as an opt-out).
+CREATE FUNCTION bench.conversation(i bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT (ARRAY['Yes, see you at 3!', 'ok thanks', 'What time is my appointment tomorrow?',
+                  'Can you send me the address again please', 'Thank you so much 😊', 'No', 'Sure',
+                  'I''ll be there in 10 minutes', 'Who is this?', 'Please call me back when you can',
+                  'Is the office open on Saturday?', 'Got it, thanks!', 'How much does it cost?',
+                  'I already paid last week', 'Can we move it to Friday?', 'Stop by the office at 5',
+                  'The end of the month works for me', 'Great, see you then 👍', 'wrong number',
+                  'Hola, ¿a qué hora abren mañana?', 'Merci beaucoup, à demain'])[1 + (i % 21)]
+           || CASE WHEN i % 7 = 0 THEN ' ' || (i % 1000)::text ELSE '' END
+$$;
+CREATE FUNCTION bench.keyword_message(i bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT (ARRAY['STOP', 'stop', 'Stop please', 'STOP.', 'unsubscribe', 'ＳＴＯＰ', 'Arrêt', 'opt-out',
+                  'START', 'HELP', 'Cancel', 'stop texting me', 'quit', 'End'])[1 + (i % 14)]
+$$;
+-- A contact for message i, spread evenly and reproducibly over 1..n.
+CREATE FUNCTION bench.contact_of(i bigint, n int) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+    SELECT 1 + ((hashint8(i)::bigint + 2147483648) % n)::int
+$$;

@@ -1,0 +1,83 @@
+-- Workload "inbound" of bench/run.sh (psql variables :rows, :contacts,
+-- :runs, :datadir).
+-- COPY of :rows inbound messages (5% keyword messages, the rest
+-- conversation) from :contacts contacts, each in 10 of 50 groups, into
+--   attached    bench.msgs_in_a: attach_inbound + attach_outbound (same
+--               table, RapidPro's way) + attach_contacts + attach_groups
+--   unattached  bench.msgs_in_b: the same table, no trigger
+-- Every STOP moves its contact (status, groups, queued messages); the state
+-- is restored before every run: the contacts and memberships reloaded, the
+-- ledger and events emptied, the message table reloaded with its history (one
+-- sent message per contact).
+\set ON_ERROR_STOP 1
+
+CALL bench.build('inbound: ' || :contacts || ' contacts, ' || :contacts * 10 || ' memberships', format($q$
+    CREATE TABLE bench.contacts_init AS
+    SELECT i AS id, 'A'::char(1) AS status, timestamptz '2025-06-01' AS modified_on FROM generate_series(1, %1$s) AS i;
+    CREATE TABLE bench.members_init AS
+    SELECT c AS contact_id, g + 10 * (c %% 5) AS group_id FROM generate_series(1, %1$s) AS c, generate_series(1, 10) AS g;
+    CREATE TABLE bench.contacts (id integer PRIMARY KEY, status char(1) NOT NULL, modified_on timestamptz);
+    CREATE TABLE bench.members (contact_id integer NOT NULL, group_id integer NOT NULL, PRIMARY KEY (contact_id, group_id));
+    CREATE INDEX ON bench.members (group_id);
+    INSERT INTO bench.contacts SELECT * FROM bench.contacts_init;
+    INSERT INTO bench.members SELECT * FROM bench.members_init;
+    $q$, :contacts));
+
+-- History: one sent message per contact; the inbound traffic to COPY.
+CALL bench.build('inbound: ' || :rows || ' messages to COPY', format($q$
+    CREATE TABLE bench.history_init AS
+    SELECT -c::bigint AS id, c AS contact_id, 1 + c %% 3 AS channel_id, 'O'::char(1) AS direction,
+           'S'::char(1) AS status, NULL::char(1) AS failed_reason, timestamptz '2025-12-01' AS sent_on,
+           'Your appointment is confirmed. Reply STOP to opt out.' AS text, timestamptz '2025-12-01' AS created_on
+      FROM generate_series(1, %1$s) AS c;
+    COPY (SELECT i, bench.contact_of(i, %1$s), 1 + i %% 3, 'I', 'H', NULL, NULL,
+                 CASE WHEN i %% 20 = 0 THEN bench.keyword_message(i / 20) ELSE bench.conversation(i) END,
+                 timestamptz '2026-01-01' + i * interval '1 second'
+            FROM generate_series(1, %2$s) AS i) TO %3$L;
+    $q$, :contacts, :rows, :'datadir' || '/inbound.copy'));
+\o /dev/null
+SELECT bench.create_msgs('bench.msgs_in_a'), bench.create_msgs('bench.msgs_in_b');
+
+SELECT optout.attach_contacts('bench.contacts', 'id', 'status', 'S', 'A', touch_column => 'modified_on') IS NOT NULL AS contacts_attached;
+SELECT optout.attach_groups('bench.members', 'contact_id', 'group_id', stopped_group => '0') IS NOT NULL AS groups_attached;
+SELECT optout.attach_inbound('bench.msgs_in_a', 'text', 'contact_id', 'channel_id',
+                             row_filter => '{"direction": "I"}') IS NOT NULL AS inbound_attached;
+SELECT optout.attach_outbound('bench.msgs_in_a', 'contact_id', 'channel_id', on_blocked => 'mark',
+                              mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
+                              queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}') IS NOT NULL AS outbound_attached;
+\o
+
+INSERT INTO bench.variants (workload, variant, ord, reset, query) VALUES
+    ('inbound', 'attached', 1,
+     ARRAY['TRUNCATE bench.msgs_in_a, bench.contacts, bench.members, optout.stops, optout.events',
+           'INSERT INTO bench.contacts SELECT * FROM bench.contacts_init',
+           'INSERT INTO bench.members SELECT * FROM bench.members_init',
+           'INSERT INTO bench.msgs_in_a SELECT * FROM bench.history_init',
+           'VACUUM ANALYZE bench.msgs_in_a, bench.contacts, bench.members, optout.stops, optout.events'],
+     format('COPY bench.msgs_in_a FROM %L', :'datadir' || '/inbound.copy')),
+    ('inbound', 'unattached', 2,
+     ARRAY['TRUNCATE bench.msgs_in_b',
+           'INSERT INTO bench.msgs_in_b SELECT * FROM bench.history_init',
+           'VACUUM ANALYZE bench.msgs_in_b'],
+     format('COPY bench.msgs_in_b FROM %L', :'datadir' || '/inbound.copy'));
+
+SELECT s FROM bench.schedule('inbound', :runs) s \gexec
+
+-- What the last attached run did.
+SELECT (SELECT count(*) FROM optout.events WHERE kind = 'stop') AS stops,
+       (SELECT count(*) FROM optout.events WHERE kind = 'start') AS starts,
+       (SELECT count(*) FROM optout.events WHERE kind = 'help') AS helps,
+       (SELECT count(*) FROM bench.contacts WHERE status = 'S') AS contacts_stopped_now,
+       (SELECT count(*) FROM bench.members WHERE group_id = 0) AS in_stopped_group,
+       (SELECT count(*) FROM bench.members) AS memberships_left;
+
+SELECT * FROM bench.medians('inbound');
+SELECT * FROM bench.target('inbound', 'COPY inbound, attached vs unattached', 'attached', 'unattached', '<=', 1.3);
+SELECT * FROM bench.figure('inbound', 'COPY inbound: attached − unattached, per keyword message (reference)',
+                           round(((bench.median('inbound', 'attached') - bench.median('inbound', 'unattached')) * 1000
+                                  / (:rows / 20))::numeric), 'µs');
+
+\o /dev/null
+SELECT optout.detach('bench.msgs_in_a'), optout.detach('bench.contacts'), optout.detach('bench.members');
+\o
+TRUNCATE optout.stops, optout.events;

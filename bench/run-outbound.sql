@@ -1,0 +1,91 @@
+-- Workloads "outbound" and "broadcast" of bench/run.sh (psql variables
+-- :rows, :contacts, :broadcast, :runs, :datadir).
+--
+-- outbound: COPY of :rows outbound messages to :contacts contacts, 10% of
+-- whom are stopped, into
+--   attached    bench.out_a: attach_outbound(on_blocked => 'mark'); the
+--               stopped contacts stopped with optout.stop()
+--   unattached  bench.out_b: the same table, no trigger
+--   plpgsql     bench.out_p: a PL/pgSQL BEFORE INSERT trigger that looks the
+--               contact up in a plain table of stopped contacts and marks
+--               the row (what a platform might write by hand)
+-- broadcast: INSERT ... SELECT of one message to each of :broadcast contacts
+-- (10% stopped) into the same three tables; 3 * :runs runs (it is ten times
+-- smaller than the others, and its medians need more runs to settle).
+-- Before every run the message table is emptied and optout.events too (each
+-- blocked row adds an event); the ledger stays as set up.
+\set ON_ERROR_STOP 1
+
+\o /dev/null
+SELECT bench.create_msgs('bench.out_a'), bench.create_msgs('bench.out_b'), bench.create_msgs('bench.out_p');
+\o
+
+-- The messages: :contacts contacts, three channels, over 90 days.
+CALL bench.build('outbound: ' || :rows || ' messages to COPY', format($q$
+    COPY (SELECT i, bench.contact_of(i, %1$s), 1 + i %% 3, 'O', 'Q', NULL, NULL,
+                 'Hi! Your appointment is on Tuesday at 10:00. Reply STOP to opt out.',
+                 timestamptz '2026-01-01' + (i - 1) * (interval '90 days' / %2$s)
+            FROM generate_series(1, %2$s) AS i) TO %3$L;
+    CREATE TABLE bench.broadcast_contacts AS
+    SELECT i AS id, 'contact ' || i AS name FROM generate_series(1, %4$s) AS i;
+    ALTER TABLE bench.broadcast_contacts ADD PRIMARY KEY (id);
+    $q$, :contacts, :rows, :'datadir' || '/outbound.copy', :broadcast));
+VACUUM ANALYZE bench.broadcast_contacts;
+
+-- 10% of the contacts are stopped: in optout's ledger, and in a plain table.
+TRUNCATE optout.stops, optout.events;
+\o /dev/null
+SELECT optout.attach_outbound('bench.out_a', 'contact_id', 'channel_id', on_blocked => 'mark',
+                              mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
+                              queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}') IS NOT NULL AS attached;
+\o
+SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS contacts_stopped
+  FROM generate_series(10, greatest(:contacts, :broadcast), 10) AS c;
+CREATE TABLE bench.stopped (contact_id integer PRIMARY KEY);
+INSERT INTO bench.stopped SELECT c FROM generate_series(10, greatest(:contacts, :broadcast), 10) AS c;
+TRUNCATE optout.events;
+VACUUM ANALYZE optout.stops, optout.events, bench.stopped;
+
+CREATE FUNCTION bench.block_stopped() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM bench.stopped s WHERE s.contact_id = NEW.contact_id) THEN
+        NEW.status := 'F';
+        NEW.failed_reason := 'C';
+        NEW.sent_on := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
+    FOR EACH ROW WHEN (NEW.direction = 'O') EXECUTE FUNCTION bench.block_stopped();
+
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
+  FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p')) AS x (v, o, t);
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
+       format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
+                 SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20%% off today only. Reply STOP to opt out.', now()
+                   FROM bench.broadcast_contacts c$q$, t)
+  FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p')) AS x (v, o, t);
+
+SELECT s FROM bench.schedule('outbound', :runs) s \gexec
+SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
+       (SELECT count(*) FROM bench.out_p WHERE status = 'F') AS plpgsql_marked,
+       (SELECT count(*) FROM optout.events WHERE kind = 'blocked') AS blocked_events;
+SELECT * FROM bench.medians('outbound');
+SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.25)
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached')
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql');
+
+SELECT s FROM bench.schedule('broadcast', 3 * :runs) s \gexec
+SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
+       (SELECT count(*) FROM bench.out_p WHERE status = 'F') AS plpgsql_marked;
+SELECT * FROM bench.medians('broadcast');
+SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.3)
+UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached');
+
+\o /dev/null
+SELECT optout.detach('bench.out_a');
+\o
+TRUNCATE optout.stops, optout.events;

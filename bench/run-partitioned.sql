@@ -1,0 +1,62 @@
+-- Workload "partitioned" of bench/run.sh (psql variables :rows, :contacts,
+-- :runs, :datadir): the "outbound" workload against a message table
+-- partitioned by month (three monthly partitions; the messages span them):
+--   attached    bench.outp_a: attach_outbound(on_blocked => 'mark') on the
+--               parent (its trigger is cloned onto the partitions)
+--   unattached  bench.outp_b: the same partitioned table, no trigger
+\set ON_ERROR_STOP 1
+
+CREATE FUNCTION bench.create_partitioned(tbl text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    m date;
+BEGIN
+    EXECUTE format('CREATE TABLE %s (id bigint NOT NULL, contact_id integer NOT NULL, channel_id integer,
+                        direction char(1) NOT NULL, status char(1) NOT NULL, failed_reason char(1),
+                        sent_on timestamptz, text text, created_on timestamptz NOT NULL,
+                        PRIMARY KEY (id, created_on)) PARTITION BY RANGE (created_on)', tbl);
+    EXECUTE format('CREATE INDEX ON %s (contact_id)', tbl);
+    FOREACH m IN ARRAY ARRAY[date '2026-01-01', date '2026-02-01', date '2026-03-01'] LOOP
+        EXECUTE format('CREATE TABLE %s_%s PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                       tbl, to_char(m, 'YYYY_MM'), tbl, m, m + interval '1 month');
+    END LOOP;
+END
+$$;
+\o /dev/null
+SELECT bench.create_partitioned('bench.outp_a'), bench.create_partitioned('bench.outp_b');
+\o
+
+-- The messages of "outbound" (over 90 days: January to March 2026).
+CALL bench.build('partitioned: ' || :rows || ' messages to COPY', format($q$
+    COPY (SELECT i, bench.contact_of(i, %1$s), 1 + i %% 3, 'O', 'Q', NULL, NULL,
+                 'Hi! Your appointment is on Tuesday at 10:00. Reply STOP to opt out.',
+                 timestamptz '2026-01-01' + (i - 1) * (interval '90 days' / %2$s)
+            FROM generate_series(1, %2$s) AS i) TO %3$L;
+    $q$, :contacts, :rows, :'datadir' || '/partitioned.copy'));
+
+-- 10% of the contacts are stopped.
+TRUNCATE optout.stops, optout.events;
+\o /dev/null
+SELECT optout.attach_outbound('bench.outp_a', 'contact_id', 'channel_id', on_blocked => 'mark',
+                              mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
+                              queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}') IS NOT NULL AS attached;
+\o
+SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS contacts_stopped FROM generate_series(10, :contacts, 10) AS c;
+TRUNCATE optout.events;
+VACUUM ANALYZE optout.stops, optout.events;
+
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+SELECT 'partitioned', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
+       format('COPY %s FROM %L', t, :'datadir' || '/partitioned.copy')
+  FROM (VALUES ('attached', 1, 'bench.outp_a'), ('unattached', 2, 'bench.outp_b')) AS x (v, o, t);
+
+SELECT s FROM bench.schedule('partitioned', :runs) s \gexec
+SELECT tableoid::regclass AS partition, count(*) AS messages, count(*) FILTER (WHERE status = 'F') AS marked
+  FROM bench.outp_a GROUP BY 1 ORDER BY 1;
+SELECT * FROM bench.medians('partitioned');
+SELECT * FROM bench.target('partitioned', 'COPY outbound (mark) into a table partitioned by month, attached vs unattached',
+                           'attached', 'unattached', '<=', 1.25);
+
+\o /dev/null
+SELECT optout.detach('bench.outp_a');
+\o
+TRUNCATE optout.stops, optout.events;

@@ -1,0 +1,165 @@
+-- bench/run.sh: the report (Markdown) from what the workloads recorded.
+-- Psql variables: cpu, mem, nproc, secs, command, revision, scale, runs,
+-- stops, workloads, rows, contacts, lat_contacts, broadcast, opts, load.
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only on
+\pset null ''
+
+CREATE TEMP TABLE about (workload text PRIMARY KEY, ord int, title text, rows bigint, text text);
+INSERT INTO about VALUES
+('classify', 1, 'classify', :rows,
+ format('One query over %s realistic bodies (97%% conversation, 3%% keyword variants, those of `bench/classify.sh`) per variant: '
+        'the floor `lower(btrim(body)) = ANY(<the enabled keywords>)`, `optout.classify(body, ''standard'')`, '
+        '`optout.classify(body, ''reasonable'')`, and `bench.plpgsql_standard()`, the `standard` mode written in PL/pgSQL '
+        'for the benchmark (`bench/run-classify.sql`). That function is an approximation, not a port: lower case, NFKC and '
+        'the common accents, punctuation and emoji stripped at both ends, white space collapsed, the keyword array (the '
+        'whole message, however its letters are separated), then opt-out keywords with courtesy words; it has no quote '
+        'rule and no full Unicode case folding. On these bodies it agrees with `optout.classify` (the run checks it on '
+        'the first 100,000).', to_char(:rows, 'FM999,999,999'))),
+('inbound', 2, 'inbound', :rows,
+ format('`COPY` of %s inbound messages (5%% keyword messages: STOP variants mostly, some START and HELP; the rest '
+        'conversation) from %s contacts, each in 10 of 50 groups (%s memberships), into `bench.msgs_in_a`, attached '
+        'RapidPro''s way (`attach_inbound` and `attach_outbound` with `mark` and `queued` on the message table, '
+        '`attach_contacts` with a touch column, `attach_groups` with a fixed Stopped group), versus `bench.msgs_in_b`, '
+        'the same table unattached. Every STOP updates its contact, deletes its other memberships, adds it to Stopped '
+        'and fails its queued messages, in the COPY''s transaction. Before every run the contacts and memberships are '
+        'reloaded, `optout.stops` and `optout.events` emptied and the message table reloaded with its history (one '
+        'sent message per contact), then VACUUM ANALYZE.',
+        to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'), to_char(:contacts * 10, 'FM999,999,999'))),
+('outbound', 3, 'outbound', :rows,
+ format('`COPY` of %s queued outbound messages to %s contacts, 10%% of them stopped (with `optout.stop()`), into '
+        '`bench.out_a`, attached with `attach_outbound(on_blocked => ''mark'')` (each blocked row is stored marked '
+        'failed and gets a `blocked` event), versus the same table unattached, and versus a PL/pgSQL BEFORE INSERT '
+        'trigger that looks the contact up in a plain table of stopped contacts (primary key) and marks the row. '
+        'Before every run the table and `optout.events` are emptied.',
+        to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
+('broadcast', 4, 'broadcast', :broadcast,
+ format('A bulk broadcast, `INSERT INTO … SELECT` one message to each of %s contacts (10%% stopped) from a contacts '
+        'table, into the three tables of "outbound".', to_char(:broadcast, 'FM999,999,999'))),
+('partitioned', 5, 'partitioned', :rows,
+ 'The "outbound" COPY into a message table partitioned by month (three monthly partitions, January to March 2026; '
+ 'the messages span them), attached on the parent (optout''s trigger is cloned onto the partitions), versus the same '
+ 'partitioned table unattached.'),
+('backfill', 7, 'backfill', :rows,
+ format('`CALL optout.backfill(''bench.history'', time_column => ''created_on'')` (report only) over %s inbound '
+        'messages stored before the table was attached (5%% keyword messages, %s contacts); its time is its run''s '
+        '`finished_at - started_at` (what `optout.backfill_progress` reports its rate from). For reference, the '
+        'set-based classification it is built on: one query counting the opt-out and opt-in rows of the table.',
+        to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
+('breakdown-outbound', 8, 'breakdown: outbound', :rows,
+ 'Where the attached outbound COPY''s time goes (`WORKLOADS=breakdown`, `bench/run-breakdown.sql`), a piece at a time, '
+ 'each on its own table: o1 no trigger; o2 a BEFORE INSERT trigger whose WHEN never holds (no call, but COPY '
+ 'inserts row by row instead of in batches); o3 a PL/pgSQL trigger that returns NEW; o4 `attach_outbound(mark)` '
+ 'with none of the file''s contacts stopped; o5 the same with 10% stopped (the "outbound" case).'),
+('breakdown-inbound', 9, 'breakdown: inbound', :rows,
+ 'The same for the inbound COPY: i1 no trigger; i2 `attach_outbound` only (its WHEN never holds for inbound rows: '
+ 'row-by-row inserts); i3 `attach_inbound` only, over a file without keyword messages (the AFTER trigger and the '
+ 'classifier on every row); i4 `attach_inbound` only, the "inbound" file (+ the stops: ledger, events, contact locks, '
+ 'NOTIFY); i5 + `attach_outbound` on the same table (+ row-by-row inserts, + each stop''s UPDATE of queued messages); '
+ 'i6 + `attach_contacts` and `attach_groups` (the "inbound" case).');
+
+SELECT '# Benchmarks';
+SELECT '';
+SELECT 'Generated by `bench/run.sh`; do not edit by hand: run it again. Every figure is a ratio against a '
+       'baseline measured in the same run (or, for the stop latency, a time).';
+SELECT '';
+SELECT '| | |';
+SELECT '|---|---|';
+SELECT format('| command | `%s` (as root; it re-runs itself as the `postgres` user) |', :'command');
+SELECT format('| date | %s |', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'));
+SELECT format('| revision | %s |', :'revision');
+SELECT format('| machine | %s CPUs (`nproc`), %s, %s of memory |', :'nproc', :'cpu', :'mem');
+SELECT format('| PostgreSQL | %s |', version());
+SELECT format('| scale | SCALE=%s: %s messages per COPY, %s contacts, %s broadcast rows; stop latency at %s contacts and %s memberships |',
+              :'scale', to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'),
+              to_char(:broadcast, 'FM999,999,999'), to_char(:lat_contacts, 'FM999,999,999'),
+              to_char(:lat_contacts * 10, 'FM999,999,999'));
+SELECT format('| repetitions | RUNS=%s per variant (the broadcast: %s), alternated (medians); STOPS=%s per size |', :'runs', 3 * :runs, :'stops');
+SELECT format('| workloads | %s |', :'workloads');
+SELECT format('| wall time | %s min %s s, build and data included |', :secs / 60, :secs % 60);
+SELECT format('| load average | %s (1, 5, 15 min; before / after the run: the machine is shared) |', :'load');
+SELECT format('| server | `%s` |', regexp_replace(:'opts', '\s+', ' ', 'g'));
+SELECT format('| data | %s in the database at the end of the run (shared_buffers %s) |',
+              pg_size_pretty(pg_database_size(current_database())), current_setting('shared_buffers'));
+
+SELECT '';
+SELECT '## Targets';
+SELECT '';
+SELECT '| workload | measure | measured | target | met |';
+SELECT '|---|---|---|---|---|';
+SELECT format('| %s | %s | %s | %s | %s |', workload, what,
+              CASE unit WHEN 'x' THEN to_char(value, 'FM999990.00') || 'x'
+                        WHEN 'rows/s' THEN to_char(value, 'FM999,999,999') || ' rows/s'
+                        ELSE value::text || ' ' || unit END,
+              coalesce(replace(replace(target, '<=', '≤'), '>=', '≥'), '(reference)'),
+              CASE WHEN met THEN 'yes' WHEN NOT met THEN '**no**' ELSE '' END)
+  FROM bench.results ORDER BY id;
+SELECT '';
+SELECT 'A ratio is median(variant) / median(baseline) over the runs; "x" for classify''s PL/pgSQL line is how many '
+       'times slower the PL/pgSQL function is than `optout.classify`.';
+SELECT '';
+SELECT 'Where the time goes in the targets missed, measured piece by piece (`WORKLOADS=breakdown`): '
+       '[benchmarks-analysis.md](benchmarks-analysis.md), written by hand and dated.';
+
+SELECT '';
+SELECT '## Workloads';
+SELECT string_agg(block, E'\n' ORDER BY ord) FROM (
+    SELECT a.ord, format(E'\n### %s\n\n%s\n\n| variant | runs | median | min | max | per row |\n|---|---|---|---|---|---|\n%s',
+                         a.title, a.text,
+                         (SELECT string_agg(format('| %s | %s | %s ms | %s ms | %s ms | %s µs |', m.variant, m.runs,
+                                                   m.median_ms, m.min_ms, m.max_ms,
+                                                   round(m.median_ms * 1000 / a.rows, 2)), E'\n')
+                            FROM bench.medians(a.workload) m)) AS block
+      FROM about a WHERE EXISTS (SELECT 1 FROM bench.timings t WHERE t.workload = a.workload)
+    UNION ALL
+    SELECT 6, format(E'\n### latency\n\n%s\n\n| size | message | n | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n%s',
+                     format('One STOP (an `INSERT` of an inbound `STOP` message, in its own transaction: the INSERT and its '
+                            'COMMIT, timed server-side in a procedure) for a contact in 20 groups, at two sizes: "big", '
+                            '%s contacts with 10 memberships each (%s) and a message table of one sent message per contact; '
+                            '"small", 10 times fewer of each. Both are wired like "inbound" (contacts, groups, inbound and '
+                            'outbound attachments), attached in turn; the STOPs are timed in %s blocks, the sizes '
+                            'alternating, each block after one untimed STOP (the backend''s caches). Each STOP is for a '
+                            'different contact, which is in 20 groups and has 2 queued messages (failed by the STOP). '
+                            'Before each STOP an ordinary message ("ok thanks, see you at 3") from another contact is timed '
+                            'the same way: the cost of a one-row insert and its commit without a stop.',
+                            to_char(:lat_contacts, 'FM999,999,999'), to_char(:lat_contacts * 10, 'FM999,999,999'),
+                            greatest(least(:runs, :stops), 1)),
+                     (SELECT string_agg(format('| %s | %s | %s | %s ms | %s ms | %s ms | %s ms |', size,
+                                               CASE kind WHEN 'stop' THEN 'STOP' ELSE 'ordinary' END, n,
+                                               p50_ms, p90_ms, p99_ms, max_ms), E'\n' ORDER BY size, kind DESC)
+                        FROM bench.latency_summary))
+     WHERE EXISTS (SELECT 1 FROM bench.latencies WHERE workload = 'latency')
+) b;
+
+SELECT to_regclass('bench.statements') IS NOT NULL AS have_statements \gset
+\if :have_statements
+SELECT E'\n### breakdown: the statements of a stop\n\n'
+       'The statements optout ran during one more COPY of i6 (untimed; pg_stat_statements with `track = all`), '
+       'by total time.' || E'\n\n| calls | total | per call | rows | statement |\n|---|---|---|---|---|';
+SELECT format('| %s | %s ms | %s µs | %s | `%s` |', calls, total_ms, us_per_call, rows,
+              replace(left(query, 160), '|', '\|') || CASE WHEN length(query) > 160 THEN '…' ELSE '' END)
+  FROM bench.statements ORDER BY total_ms DESC;
+\endif
+
+SELECT '';
+SELECT '### Building the data';
+SELECT '';
+SELECT '| what | time |';
+SELECT '|---|---|';
+SELECT format('| %s | %s s |', what, round((ms / 1000)::numeric, 1)) FROM bench.builds ORDER BY at;
+
+SELECT '';
+SELECT '## Method';
+SELECT '';
+SELECT '- Timing is server-side: a procedure reads `clock_timestamp()` around `EXECUTE` of the statement and its '
+       '`COMMIT` (`bench.timed` in `bench/run-common.sql`), so AFTER triggers, the commit and the NOTIFY queue are '
+       'counted, and psql and the socket are not. Backfill, a procedure that commits, is timed by its own run record.';
+SELECT '- Each workload''s variants run in the same session, alternated, the order rotating from run to run; each run '
+       'starts from the same state (the tables it writes emptied or reloaded, then VACUUM ANALYZE where they were '
+       'reloaded) and after a `CHECKPOINT`, so that no checkpoint falls inside a timed run. Autovacuum is off.';
+SELECT '- All tables, attached or not, are ordinary logged tables with a primary key and an index on the contact '
+       '(which a stop''s UPDATE of queued messages uses). COPY reads a file written by the server beforehand.';
+SELECT '- Each workload attaches only its own tables and detaches them after, so a stop does the work of that '
+       'workload''s attachments only.';
+SELECT '- The server is a throwaway one built from the tree (`scripts/common.sh`), with the settings above.';
