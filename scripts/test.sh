@@ -67,6 +67,24 @@ pg_suite() {
     rm -f "$out"
 }
 
+# script_suite NAME SCRIPT: run a test script that prints ok / not ok lines
+# and closes with "NAME: N passed, N failed"; count them.
+script_suite() {
+    local name=$1 script=$2 out line
+    out=$(mktemp)
+    bash "$script" >"$out" 2>&1 || true
+    grep -E '^(ok|not ok|#)' "$out" || true
+    line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$out" || true)
+    if [ -n "$line" ]; then
+        record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+                       "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+        grep -q '^not ok' "$out" && tail -n 60 "$out"
+    else
+        tail -n 40 "$out"; record "$name" 0 1
+    fi
+    rm -f "$out"
+}
+
 case "${OPTOUT_CORPUS_SYNC:-skipped}" in
     passed) record corpus-sync 1 0 ;;
     failed) record corpus-sync 0 1 ;;
@@ -105,32 +123,11 @@ if make -j"$JOBS" WERROR=1 >"$log" 2>&1; then
     pg_suite isolation isolationcheck output_iso/regression.diffs
     if [ -x test/dump_restore.sh ]; then
         echo "==> pg_dump / pg_restore"
-        out=$(mktemp)
-        bash test/dump_restore.sh >"$out" 2>&1 || true
-        grep -E '^(ok|not ok|#)' "$out" || true
-        line=$(grep -E '^dump_restore: [0-9]+ passed, [0-9]+ failed' "$out" || true)
-        if [ -n "$line" ]; then
-            record dump_restore "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-                                "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
-        else
-            tail -n 40 "$out"; record dump_restore 0 1
-        fi
-        rm -f "$out"
+        script_suite dump_restore test/dump_restore.sh
     fi
     if [ -x test/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         echo "==> pg_regress suite with the server under valgrind memcheck"
-        out=$(mktemp)
-        bash test/valgrind.sh >"$out" 2>&1 || true
-        grep -E '^(ok|not ok)' "$out" || true
-        line=$(grep -E '^valgrind: [0-9]+ passed, [0-9]+ failed' "$out" || true)
-        if [ -n "$line" ]; then
-            record valgrind "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-                            "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
-            grep -q '^not ok' "$out" && tail -n 60 "$out"
-        else
-            tail -n 40 "$out"; record valgrind 0 1
-        fi
-        rm -f "$out"
+        script_suite valgrind test/valgrind.sh
     fi
 else
     cat "$log"; record pgxs-build 0 1

@@ -365,8 +365,9 @@ BEGIN
 END
 $$;
 
--- Shared checks of every attach_* function; returns the quoted table name.
-CREATE FUNCTION optout._attach_check(tbl regclass, kind text)
+-- Shared checks of every attach_* function (the table, a second attach, the
+-- contact and channel key columns); returns the quoted table name.
+CREATE FUNCTION optout._attach_check(tbl regclass, kind text, contact_column name, channel_column name DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -388,6 +389,10 @@ BEGIN
         RAISE EXCEPTION 'table % is already attached as %', tbl, kind
             USING ERRCODE = 'duplicate_object',
                   HINT = format('Run optout.detach(%L) first to attach it again.', t);
+    END IF;
+    PERFORM optout._column(tbl, contact_column, 'contact', true);
+    IF channel_column IS NOT NULL THEN
+        PERFORM optout._column(tbl, channel_column, 'channel', true);
     END IF;
     RETURN t;
 END
@@ -438,15 +443,11 @@ CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_co
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := optout._attach_check(tbl, 'inbound');
+    t text := optout._attach_check(tbl, 'inbound', contact_column, channel_column);
     w text;
     id integer;
 BEGIN
     PERFORM optout._column(tbl, body_column, 'body');
-    PERFORM optout._column(tbl, contact_column, 'contact', true);
-    IF channel_column IS NOT NULL THEN
-        PERFORM optout._column(tbl, channel_column, 'channel', true);
-    END IF;
     IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
         RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(quote_literal(scope), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -473,16 +474,12 @@ CREATE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channe
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := optout._attach_check(tbl, 'outbound');
+    t text := optout._attach_check(tbl, 'outbound', contact_column, channel_column);
     w text;
     k text;
     v jsonb;
     id integer;
 BEGIN
-    PERFORM optout._column(tbl, contact_column, 'contact', true);
-    IF channel_column IS NOT NULL THEN
-        PERFORM optout._column(tbl, channel_column, 'channel', true);
-    END IF;
     IF on_blocked IS NULL OR on_blocked NOT IN ('error', 'skip', 'mark') THEN
         RAISE EXCEPTION 'on_blocked must be ''error'', ''skip'' or ''mark'', not %', coalesce(quote_literal(on_blocked), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -522,10 +519,9 @@ CREATE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_col
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := optout._attach_check(tbl, 'contacts');
+    t text := optout._attach_check(tbl, 'contacts', key_column);
     id integer;
 BEGIN
-    PERFORM optout._column(tbl, key_column, 'contact', true);
     PERFORM optout._column(tbl, status_column, 'status');
     IF stopped_value IS NULL OR active_value IS NULL OR stopped_value = active_value THEN
         RAISE EXCEPTION 'the stopped and active values must be given and differ'
@@ -557,8 +553,7 @@ AS $$
 DECLARE
     id integer;
 BEGIN
-    PERFORM optout._attach_check(tbl, 'groups');
-    PERFORM optout._column(tbl, contact_column, 'contact', true);
+    PERFORM optout._attach_check(tbl, 'groups', contact_column);
     PERFORM optout._column(tbl, group_column, 'group');
     IF (stopped_group IS NULL) = (stopped_group_query IS NULL) THEN
         RAISE EXCEPTION 'give exactly one of stopped_group and stopped_group_query'
@@ -584,14 +579,10 @@ CREATE FUNCTION optout.attach_delivery_errors(tbl regclass, contact_column name,
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := optout._attach_check(tbl, 'delivery_errors');
+    t text := optout._attach_check(tbl, 'delivery_errors', contact_column, channel_column);
     w text;
     id integer;
 BEGIN
-    PERFORM optout._column(tbl, contact_column, 'contact', true);
-    IF channel_column IS NOT NULL THEN
-        PERFORM optout._column(tbl, channel_column, 'channel', true);
-    END IF;
     IF code_column IS NULL AND event_column IS NULL THEN
         RAISE EXCEPTION 'give a code column (with provider or provider_column) or an event column (with stop_events)'
             USING ERRCODE = 'invalid_parameter_value';
@@ -675,7 +666,7 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._inbound_trigger(), optout._outbound_trigger(), optout._contacts_trigger(), optout._delivery_trigger(),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
-    optout._action_sql(integer, text), optout._attach_check(regclass, text), optout._attach_verify(integer),
+    optout._action_sql(integer, text), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
     optout._check_value(regclass, name, text), optout._codes_check(),
     optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
     optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb),
