@@ -1,6 +1,6 @@
 -- Workload "classify" of bench/run.sh (psql variables :rows, :runs).
 -- One query over :rows realistic bodies (97% conversation, 3% keyword
--- variants, as bench/classify.sql) per variant:
+-- variants, from run-common.sql) per variant:
 --   floor       lower(btrim(body)) = ANY(<the enabled keywords>)
 --   standard    optout.classify(body, 'standard')
 --   reasonable  optout.classify(body, 'reasonable')

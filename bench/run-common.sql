@@ -146,7 +146,7 @@ BEGIN
 END
 $$;
 
--- Realistic message bodies (those of bench/classify.sql): conversation, and
+-- Realistic message bodies: conversation, and
 -- keyword variants (opt-outs mostly, some START, HELP, and a phrase only the
 -- 'reasonable' mode reads as an opt-out).
 CREATE FUNCTION bench.conversation(i bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$

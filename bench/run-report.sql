@@ -9,7 +9,7 @@
 CREATE TEMP TABLE about (workload text PRIMARY KEY, ord int, title text, rows bigint, text text);
 INSERT INTO about VALUES
 ('classify', 1, 'classify', :rows,
- format('One query over %s realistic bodies (97%% conversation, 3%% keyword variants, those of `bench/classify.sh`) per variant: '
+ format('One query over %s realistic bodies (97%% conversation, 3%% keyword variants, generated in `bench/run-common.sql`) per variant: '
         'the floor `lower(btrim(body)) = ANY(<the enabled keywords>)`, `optout.classify(body, ''standard'')`, '
         '`optout.classify(body, ''reasonable'')`, and `bench.plpgsql_standard()`, the `standard` mode written in PL/pgSQL '
         'for the benchmark (`bench/run-classify.sql`). That function is an approximation, not a port: lower case, NFKC and '
