@@ -172,6 +172,15 @@ CREATE FUNCTION optout._inbound_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 
 CREATE FUNCTION optout._outbound_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_outbound_trigger' LANGUAGE C;
 CREATE FUNCTION optout._contacts_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_contacts_trigger' LANGUAGE C;
 CREATE FUNCTION optout._delivery_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_delivery_trigger' LANGUAGE C;
+CREATE FUNCTION optout._outbound_after() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_outbound_after' LANGUAGE C;
+CREATE FUNCTION optout._flush() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_flush' LANGUAGE C;
+-- Called in the WHEN of optout's row triggers, as the role that inserts: does
+-- this message classify as a keyword; is this send blocked (it takes the
+-- contact's send lock, like the trigger did).
+CREATE FUNCTION optout._inbound_when(attachment integer, body text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_inbound_when' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION optout._outbound_when(attachment integer, contact "any", channel "any") RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_outbound_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- ---------------------------------------------------------------------------
 -- Attaching a platform's tables. All names are quoted with %I, all values
@@ -272,8 +281,12 @@ BEGIN
 END
 $$;
 
--- The statements an attachment runs when a contact is stopped ('stop') or a
--- stop is lifted ('start'). $1 is the contact, $2 the channel (text).
+-- The statements an attachment runs when contacts are stopped ('stop') or
+-- their stops are lifted ('start'), once for a whole batch: $1 is the array
+-- of contact keys (text[]); $2 (text[], aligned with $1) is, for a groups
+-- table, each contact's Stopped group, and for an outbound table, each
+-- stop's channel (NULL: every channel). An outbound table's statement
+-- returns (contact, failed) pairs: how many queued messages each stop failed.
 CREATE FUNCTION optout._action_sql(attachment integer, action text)
     RETURNS text[]
     LANGUAGE plpgsql STABLE
@@ -285,10 +298,10 @@ DECLARE
     ctype text;
     chtype text;
     gtype text;
-    grp text;
     cond text;
     sets text;
     known text;
+    pairs text;
 BEGIN
     SELECT * INTO a FROM optout.attachments WHERE id = attachment;
     IF NOT FOUND THEN
@@ -301,13 +314,13 @@ BEGIN
     CASE a.kind
     WHEN 'contacts' THEN
         IF action = 'stop' THEN
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
+            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
                                 'AND (%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE',
                                 t, a.status_column, a.stopped_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
                                 a.contact_column, ctype, a.status_column, a.stopped_value)];
         ELSE
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
+            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
                                 'AND %I OPERATOR(pg_catalog.=) %L',
                                 t, a.status_column, a.active_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
@@ -316,52 +329,86 @@ BEGIN
     WHEN 'groups' THEN
         PERFORM optout._column(a.tbl, a.group_column, 'group');
         gtype := optout._qualified_type(a.tbl, a.group_column);
-        grp := CASE WHEN a.stopped_group_query IS NOT NULL THEN format('(%s)', a.stopped_group_query)
-                    ELSE format('%L::%s', a.stopped_group, gtype) END;
+        pairs := format('(SELECT DISTINCT u.c::%s AS c, u.g::%s AS g '
+                        'FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, g))',
+                        ctype, gtype);
         -- A contact the platform does not know (a manual stop of an unknown
         -- key) joins no group: with a contacts table attached, it must be there.
-        SELECT string_agg(format(' AND EXISTS (SELECT 1 FROM %I.%I k WHERE k.%I OPERATOR(pg_catalog.=) $1::%s)',
-                                 n.nspname, c.relname, ca.contact_column,
-                                 optout._qualified_type(ca.tbl, ca.contact_column)), '')
+        SELECT string_agg(format(' AND EXISTS (SELECT 1 FROM %I.%I k WHERE k.%I OPERATOR(pg_catalog.=) p.c)',
+                                 n.nspname, c.relname, ca.contact_column), '')
           INTO known
           FROM optout.attachments ca JOIN pg_class c ON c.oid = ca.tbl JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE ca.kind = 'contacts';
         IF action = 'stop' THEN
             RETURN ARRAY[
-                format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s '
-                       'AND (%I OPERATOR(pg_catalog.=) %s) IS NOT TRUE',
-                       t, a.contact_column, ctype, a.group_column, grp),
-                format('INSERT INTO %s (%I, %I) SELECT $1::%s, s.g FROM (SELECT %s::%s AS g) s '
-                       'WHERE s.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s '
-                       'AND x.%I OPERATOR(pg_catalog.=) s.g)%s',
-                       t, a.contact_column, a.group_column, ctype, grp, gtype, t, a.contact_column, ctype, a.group_column,
+                format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                       'AND (x.%I OPERATOR(pg_catalog.=) p.g) IS NOT TRUE',
+                       t, pairs, a.contact_column, a.group_column),
+                format('INSERT INTO %s (%I, %I) SELECT p.c, p.g FROM %s p '
+                       'WHERE p.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                       'AND x.%I OPERATOR(pg_catalog.=) p.g)%s',
+                       t, a.contact_column, a.group_column, pairs, t, a.contact_column, a.group_column,
                        coalesce(known, ''))];
         ELSE
-            RETURN ARRAY[format('DELETE FROM %s WHERE %I OPERATOR(pg_catalog.=) $1::%s AND %I OPERATOR(pg_catalog.=) %s',
-                                t, a.contact_column, ctype, a.group_column, grp)];
+            RETURN ARRAY[format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                                'AND x.%I OPERATOR(pg_catalog.=) p.g',
+                                t, pairs, a.contact_column, a.group_column)];
         END IF;
     WHEN 'outbound' THEN
         IF action <> 'stop' OR a.queued IS NULL THEN
             RETURN '{}';
         END IF;
-        cond := concat_ws(' AND ', optout._filter_sql(a.tbl, a.row_filter, ''), optout._filter_sql(a.tbl, a.queued, ''));
+        cond := concat_ws(' AND ', optout._filter_sql(a.tbl, a.row_filter, 'x.'), optout._filter_sql(a.tbl, a.queued, 'x.'));
         IF a.channel_column IS NOT NULL THEN
             PERFORM optout._column(a.tbl, a.channel_column, 'channel');
             chtype := optout._qualified_type(a.tbl, a.channel_column);
-            cond := concat_ws(' AND ', cond, format('($2 IS NULL OR %I OPERATOR(pg_catalog.=) $2::%s)',
-                                                    a.channel_column, chtype));
+            pairs := format('(SELECT DISTINCT u.c::%s AS c, u.ch::%s AS ch '
+                            'FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch))',
+                            ctype, chtype);
+            cond := concat_ws(' AND ', cond, format('(p.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) p.ch)', a.channel_column));
+        ELSE
+            pairs := format('(SELECT DISTINCT u.c::%s AS c FROM pg_catalog.unnest($1::pg_catalog.text[]) u(c))', ctype);
         END IF;
-        cond := concat_ws(' AND ', format('%I OPERATOR(pg_catalog.=) $1::%s', a.contact_column, ctype), cond);
+        cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) p.c', a.contact_column), cond);
         IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
             SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
                                    ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
               INTO sets FROM jsonb_each(a.mark);
-            RETURN ARRAY[format('UPDATE %s SET %s WHERE %s', t, sets, cond)];
+            RETURN ARRAY[format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
+                                'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1',
+                                t, sets, pairs, cond, a.contact_column, a.contact_column)];
         END IF;
-        RETURN ARRAY[format('DELETE FROM %s WHERE %s', t, cond)];
+        RETURN ARRAY[format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
+                            'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1',
+                            t, pairs, cond, a.contact_column, a.contact_column)];
     ELSE
         RETURN '{}';
     END CASE;
+END
+$$;
+
+-- The statement that marks the rows of one table (or partition) that the
+-- rule 'mark' blocked: $1 is their tids. Run at the end of the statement
+-- that inserted them.
+CREATE FUNCTION optout._mark_sql(attachment integer, rel regclass)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sets text;
+BEGIN
+    SELECT string_agg(CASE WHEN e.value = 'null'::jsonb THEN format('%I = NULL', e.key)
+                           ELSE format('%I = %L', e.key, e.value #>> '{}') END, ', ' ORDER BY e.key)
+      INTO sets
+      FROM optout.attachments a, jsonb_each(a.mark) e
+     WHERE a.id = attachment;
+    IF sets IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN format('UPDATE ONLY %s SET %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])',
+                  (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel), sets);
 END
 $$;
 
@@ -407,9 +454,15 @@ AS $$
 DECLARE
     s text;
 BEGIN
-    FOREACH s IN ARRAY optout._action_sql(attachment, 'stop') || optout._action_sql(attachment, 'start') LOOP
+    FOREACH s IN ARRAY optout._action_sql(attachment, 'stop') || optout._action_sql(attachment, 'start')
+                       || (SELECT array_remove(ARRAY[a.stopped_group_query], NULL) FROM optout.attachments a
+                            WHERE a.id = attachment) LOOP
         BEGIN
-            EXECUTE format('PREPARE optout_attach_verify(text, text) AS %s', s);
+            IF s ~ '^WITH|^UPDATE|^DELETE|^INSERT' THEN
+                EXECUTE format('PREPARE optout_attach_verify(text[], text[]) AS %s', s);
+            ELSE  -- a stopped_group_query: $1 is one contact key
+                EXECUTE format('PREPARE optout_attach_verify(text) AS %s', s);
+            END IF;
             DEALLOCATE optout_attach_verify;
         EXCEPTION WHEN syntax_error_or_access_rule_violation THEN  -- class 42: unknown names, types
             RAISE EXCEPTION 'optout cannot prepare what this attachment runs: %', SQLERRM
@@ -432,6 +485,28 @@ BEGIN
 EXCEPTION WHEN data_exception THEN
     RAISE EXCEPTION 'value % does not fit column "%" of table %: %', quote_literal(val), col, tbl, SQLERRM
         USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+-- The statement-level trigger that applies what the row triggers of a
+-- statement collected (stops and starts, marks), on the table and on each
+-- of its partitions (a statement may name a partition). Partitions made
+-- later get the row triggers but not this one: what their statements
+-- collect is applied before the transaction commits.
+CREATE FUNCTION optout._flush_triggers(tbl regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r regclass;
+BEGIN
+    FOR r IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = r AND tgname = 'optout_flush') THEN
+            EXECUTE format('CREATE TRIGGER optout_flush AFTER INSERT ON %s FOR EACH STATEMENT '
+                           'EXECUTE FUNCTION optout._flush()', r);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -460,8 +535,14 @@ BEGIN
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
             attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope)
     RETURNING a.id INTO id;
-    EXECUTE format('CREATE TRIGGER optout_inbound AFTER INSERT ON %s FOR EACH ROW %s EXECUTE FUNCTION optout._inbound_trigger(%L)',
-                   t, CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+    -- Only the rows that classify as a keyword fire the trigger (the WHEN
+    -- classifies every row as it is inserted, which keeps COPY's batched
+    -- inserts); their stops and starts are applied at the end of the statement.
+    EXECUTE format('CREATE TRIGGER optout_inbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION optout._inbound_trigger(%L)',
+                   t, concat_ws(' AND ', w, format('optout._inbound_when(%s, NEW.%I::pg_catalog.text)', id, body_column)),
+                   id);
+    PERFORM optout._flush_triggers(tbl);
     RETURN id;
 END
 $$;
@@ -505,9 +586,31 @@ BEGIN
             attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
-    EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW %s EXECUTE FUNCTION optout._outbound_trigger(%L)',
-                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
-                   CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+    IF on_blocked = 'skip' THEN
+        -- A skipped row must never be stored: only a BEFORE trigger can drop it.
+        EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW %s '
+                       'EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                       concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
+                       CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+    ELSE
+        -- 'error' and 'mark': the WHEN checks every inserted row as it is
+        -- inserted, and only a blocked row fires the trigger (no BEFORE ROW
+        -- trigger, so COPY keeps its batched inserts). 'mark' marks the
+        -- blocked rows at the end of the statement. An UPDATE that moves a
+        -- row to another contact or channel is checked before it is made.
+        EXECUTE format('CREATE TRIGGER optout_outbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
+                       'EXECUTE FUNCTION optout._outbound_after(%L)',
+                       t, concat_ws(' AND ', w, format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
+                                                      coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'))),
+                       id);
+        EXECUTE format('CREATE TRIGGER optout_outbound_update BEFORE UPDATE OF %s ON %s FOR EACH ROW %s '
+                       'EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                       concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
+                       CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+        IF on_blocked = 'mark' THEN
+            PERFORM optout._flush_triggers(tbl);
+        END IF;
+    END IF;
     RETURN id;
 END
 $$;
@@ -629,13 +732,22 @@ DECLARE
     t text;
     n integer;
     trg name;
+    p regclass;
 BEGIN
     SELECT format('%I.%I', ns.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
-                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_contacts', 'optout_delivery_errors') LOOP
+                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_update', 'optout_contacts',
+                                 'optout_delivery_errors') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trg, t);
+    END LOOP;
+    -- The statement-level triggers, on the table and on each of its partitions.
+    FOR p IN SELECT tg.tgrelid::regclass FROM pg_trigger tg
+              WHERE tg.tgname = 'optout_flush' AND NOT tg.tgisinternal
+                AND tg.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl)
+                                   UNION ALL SELECT tbl::oid) LOOP
+        EXECUTE format('DROP TRIGGER optout_flush ON %s', p);
     END LOOP;
     DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -664,6 +776,7 @@ COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether its 
 REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, text),
     optout.record_delivery_error(text, text, text, text), optout.history(text),
     optout._inbound_trigger(), optout._outbound_trigger(), optout._contacts_trigger(), optout._delivery_trigger(),
+    optout._outbound_after(), optout._flush(), optout._flush_triggers(regclass), optout._mark_sql(integer, regclass),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
     optout._action_sql(integer, text), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
@@ -692,6 +805,35 @@ REVOKE ALL ON FUNCTION optout._on_sql_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER optout_sql_drop ON sql_drop
     WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION optout._on_sql_drop();
+
+-- A partition created or attached later under an attached table gets the
+-- statement-level trigger too (its row triggers are cloned by PostgreSQL).
+CREATE FUNCTION optout._on_ddl_end() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r regclass;
+BEGIN
+    -- CREATE TABLE ... PARTITION OF names the partition; ALTER TABLE ...
+    -- ATTACH PARTITION names the parent: look at each one's partitions too.
+    FOR r IN SELECT DISTINCT c.relid::regclass
+               FROM pg_event_trigger_ddl_commands() d,
+                    LATERAL (SELECT d.objid AS relid UNION SELECT pt.relid FROM pg_partition_tree(d.objid::regclass) pt) c
+              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type IN ('table', 'table column')
+                AND EXISTS (SELECT 1 FROM pg_partition_ancestors(c.relid) anc
+                              JOIN pg_trigger t ON t.tgrelid = anc.relid AND t.tgname = 'optout_flush'
+                             WHERE anc.relid <> c.relid)
+                AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.relid AND t.tgname = 'optout_flush') LOOP
+        EXECUTE format('CREATE TRIGGER optout_flush AFTER INSERT ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION optout._flush()', r);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION optout._on_ddl_end() FROM PUBLIC;
+CREATE EVENT TRIGGER optout_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION optout._on_ddl_end();
 
 -- ---------------------------------------------------------------------------
 -- RapidPro in one call (see README, "Using optout with RapidPro").

@@ -14,6 +14,11 @@
 #include "guard.hpp"
 
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "optout/changes.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -51,6 +56,7 @@ struct RelInfo {
     Datum* mark_values;
     bool* mark_nulls;
     Datum stopped_value, active_value;
+    SPIPlanPtr mark_plan;  // outbound, 'mark': marks the blocked rows of this relation by tid
     RelInfo* next;
 };
 
@@ -77,6 +83,9 @@ struct Attachment {
     char* event_col;
     int nstop_events;
     char** stop_events;
+    char* stopped_group;
+    char* stopped_group_query;
+    SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
     int nstop_plans, nstart_plans;
     SPIPlanPtr stop_plans[kMaxPlans];
     SPIPlanPtr start_plans[kMaxPlans];
@@ -119,6 +128,9 @@ void free_cache() {
     for (int i = 0; i < nattachments; i++) {
         for (int p = 0; p < attachments[i].nstop_plans; p++) SPI_freeplan(attachments[i].stop_plans[p]);
         for (int p = 0; p < attachments[i].nstart_plans; p++) SPI_freeplan(attachments[i].start_plans[p]);
+        if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
+        for (RelInfo* r = attachments[i].rels; r; r = r->next)
+            if (r->mark_plan) SPI_freeplan(r->mark_plan);
     }
     attachments = nullptr;
     nattachments = 0;
@@ -146,11 +158,24 @@ int text_array(HeapTuple tup, TupleDesc desc, int col, char*** out) {
     return n;
 }
 
+// Planned at every execution: the same statement runs for one contact or
+// for fifty thousand.
+SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+    if (!plan)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                        errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
+                        errdetail("Statement: %s", sql),
+                        errhint("Check the attached table with optout.attached; detach and attach it again.")));
+    SPI_keepplan(plan);
+    return plan;
+}
+
 int prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int id) {
-    static Oid types[2] = {TEXTOID, TEXTOID};
+    static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     if (n > kMaxPlans) elog(ERROR, "optout: attachment %d has too many statements", id);
     for (int i = 0; i < n; i++) {
-        SPIPlanPtr plan = SPI_prepare(sqls[i], 2, types);
+        SPIPlanPtr plan = SPI_prepare_cursor(sqls[i], 2, types, CURSOR_OPT_CUSTOM_PLAN);
         if (!plan)
             ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                             errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
@@ -189,7 +214,8 @@ void load_cache() {
         "a.provider, a.provider_column::pg_catalog.text, a.event_column::pg_catalog.text, a.stop_events, "
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "optout._action_sql(a.id, 'stop'), optout._action_sql(a.id, 'start'), "
-        "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column) "
+        "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
+        "a.stopped_group, a.stopped_group_query "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY a.id",
         true, 0);
@@ -238,6 +264,12 @@ void load_cache() {
         a->nstop_plans = prepare_plans(stop_sql, nstop, a->stop_plans, a->id);
         a->nstart_plans = prepare_plans(start_sql, nstart, a->start_plans, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
+        a->stopped_group = cache_strdup(tup, desc, 24);
+        a->stopped_group_query = cache_strdup(tup, desc, 25);
+        if (a->stopped_group_query) {
+            static Oid one_text[1] = {TEXTOID};
+            a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
+        }
     }
     optout_pg::leave_owner(scope);
     optout_pg::unpin_search_path(guc_level);
@@ -319,22 +351,15 @@ RelInfo* rel_info(Attachment* a, Relation rel) {
     return r;
 }
 
-// Runs an attachment's prepared statements with (contact, channel) as the
-// current user, on the latest committed state. Returns the rows they touched.
-uint64 run_plans(SPIPlanPtr* plans, int n, const char* contact, const char* channel) {
-    if (n == 0) return 0;
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    Datum values[2] = {CStringGetTextDatum(contact), channel ? CStringGetTextDatum(channel) : (Datum)0};
-    char nulls[3] = {' ', channel ? ' ' : 'n', '\0'};
-    uint64 touched = 0;
-    for (int i = 0; i < n; i++) {
-        CommandCounterIncrement();
-        int rc = SPI_execute_snapshot(plans[i], values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
-        if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
-        touched += SPI_processed;
-    }
-    SPI_finish();
-    return touched;
+// Runs a prepared statement of an attachment with ($1, $2) as the current
+// user, on the latest committed state, SPI connected. Returns its rows.
+uint64 exec_plan(SPIPlanPtr plan, Datum arg1, Datum arg2) {
+    Datum values[2] = {arg1, arg2};
+    const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
+    CommandCounterIncrement();
+    int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
 }
 
 Attachment* trigger_attachment(FunctionCallInfo fcinfo, const char* fname) {
@@ -362,6 +387,21 @@ char* column_text(HeapTuple tup, Relation rel, AttrNumber att) {
     return optout_pg::datum_text(d, TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
 }
 
+// The error a blocked send gets under the rule 'error'.
+[[noreturn]] void refuse(const char* contact, const char* channel, Relation rel) {
+    char* since = nullptr;
+    char* keyword = nullptr;
+    (void)optout_pg::ledger_is_stopped(contact, channel, &since, &keyword);
+    ereport(ERROR,
+            (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+             errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
+                    channel ? channel : "", channel ? "\"" : ""),
+             errdetail("The contact is stopped since %s%s%s%s.", since ? since : "?",
+                       keyword ? " (keyword \"" : "", keyword ? keyword : "", keyword ? "\")" : ""),
+             errhint("The contact must send START (or another opt-in keyword) before messages can be sent again."),
+             errtable(rel)));
+}
+
 char* server_string(const std::string& utf8) {
     return text_to_cstring(optout_pg::utf8_to_text(utf8.data(), utf8.size()));
 }
@@ -372,74 +412,514 @@ namespace optout_pg {
 
 bool lifting_stop() { return lifting > 0; }
 
-bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
-    lock_contact_for_change(contact);
-    // A contact's own STOP is recorded every time it is sent; a provider error
-    // for a contact already stopped is recorded as that error only.
-    bool added = false;
-    int64 event_id = 0;
-    bool provider = info.source && strcmp(info.source, "provider") == 0;
-    if (!provider || !ledger_is_stopped(contact, channel, nullptr, nullptr)) {
-        event_id = record_event("stop", contact, info.arrived_on ? info.arrived_on : channel, info);
-        added = ledger_add(contact, channel, info, event_id);
-        send_cache_reset();
+}  // namespace optout_pg
+
+namespace {
+
+using optout_pg::ChangeRequest;
+using optout_pg::ChangeType;
+using optout_pg::EventInfo;
+
+// Each contact's Stopped group of a groups attachment, as text (NULL: none).
+const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
+    const char** groups = static_cast<const char**>(palloc(sizeof(char*) * (n ? n : 1)));
+    if (!a->group_plan) {
+        for (int i = 0; i < n; i++) groups[i] = a->stopped_group;
+        return groups;
+    }
+    MemoryContext caller = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    for (int i = 0; i < n; i++) {
+        Datum arg = CStringGetTextDatum(contacts[i]);
+        int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
+        char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
+        groups[i] = g ? MemoryContextStrdup(caller, g) : nullptr;
+    }
+    SPI_finish();
+    return groups;
+}
+
+// Runs one of an attachment's statements for these contacts ($2: their
+// groups or channels), as the current user.
+void run_for(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+    if (n == 0) return;
+    Datum arg1 = optout_pg::cstring_array(contacts, n);
+    Datum arg2 = second ? optout_pg::cstring_array(second, n) : (Datum)0;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    (void)exec_plan(plan, arg1, arg2);
+    SPI_finish();
+}
+
+void run_lifting(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+    lifting++;
+    PG_TRY();
+    { run_for(plan, contacts, second, n); }
+    PG_FINALLY();
+    { lifting--; }
+    PG_END_TRY();
+}
+
+// Fails the queued messages of the stopped scopes on an outbound
+// attachment; records one 'blocked' event per contact that had any.
+void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes, int nscopes) {
+    if (a->nstop_plans == 0 || nscopes == 0) return;
+    const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
+    const char** channels = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
+    for (int i = 0; i < nscopes; i++) {
+        contacts[i] = reqs[scopes[i]].contact;
+        channels[i] = a->channel_col ? reqs[scopes[i]].channel : nullptr;
+    }
+    Datum arg1 = optout_pg::cstring_array(contacts, nscopes);
+    Datum arg2 = optout_pg::cstring_array(channels, nscopes);
+    MemoryContext caller = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    uint64 rows = exec_plan(a->stop_plans[0], arg1, arg2);
+    optout_pg::EventRow* events =
+        static_cast<optout_pg::EventRow*>(MemoryContextAllocZero(caller, sizeof(optout_pg::EventRow) * (rows ? rows : 1)));
+    int nevents = 0;
+    for (uint64 r = 0; r < rows; r++) {
+        char* contact = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+        char* failed = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+        if (!contact) continue;
+        const ChangeRequest* stop = nullptr;  // the first stop of that contact
+        for (int i = 0; i < nscopes && !stop; i++)
+            if (strcmp(reqs[scopes[i]].contact, contact) == 0) stop = &reqs[scopes[i]];
+        if (!stop) continue;
+        optout_pg::EventRow& e = events[nevents++];
+        e.kind = "blocked";
+        e.contact = stop->contact;
+        e.channel = stop->channel;
+        e.info = stop->info;
+        e.info.source = "send";
+        e.info.body = nullptr;
+        e.info.table_name = a->table_name;
+        e.info.reason = nullptr;
+        e.info.detail = MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
+                                                             a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
+    }
+    SPI_finish();
+    optout_pg::record_events(events, nevents, nullptr);
+}
+
+}  // namespace
+
+namespace optout_pg {
+
+void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
+    if (n <= 0) return;
+    // Locks first: then no other transaction changes these contacts' stops.
+    for (int i = 0; i < n; i++)
+        if (reqs[i].type != ChangeType::Help) lock_contact_for_change(reqs[i].contact);
+
+    // The ledger rows of the batch's contacts.
+    const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
+    for (int i = 0; i < n; i++) contacts[i] = reqs[i].contact;
+    char** lcontacts;
+    char** lchannels;
+    int nledger = ledger_load(contacts, n, &lcontacts, &lchannels);
+
+    // What the batch does, planned in the core (no PostgreSQL call inside).
+    optout::ChangeOutcome* outcomes = static_cast<optout::ChangeOutcome*>(palloc0(sizeof(optout::ChangeOutcome) * n));
+    size_t* del = static_cast<size_t*>(palloc(sizeof(size_t) * (nledger ? nledger : 1)));
+    size_t* ins = static_cast<size_t*>(palloc(sizeof(size_t) * n));
+    size_t* scopes = static_cast<size_t*>(palloc(sizeof(size_t) * n));
+    int* plan_contact = static_cast<int*>(palloc(sizeof(int) * n));  // request index of each contact's first
+    bool* left_groups = static_cast<bool*>(palloc0(sizeof(bool) * n));
+    int* final_state = static_cast<int*>(palloc0(sizeof(int) * n));
+    static int ndel, nins, nscopes, ncontacts;  // static: they cross the guard
+    ndel = nins = nscopes = ncontacts = 0;
+    OPTOUT_GUARD({
+        std::vector<optout::Change> changes(static_cast<size_t>(n));
+        for (int i = 0; i < n; i++) {
+            changes[i].kind = reqs[i].type == ChangeType::Stop    ? optout::ChangeKind::Stop
+                              : reqs[i].type == ChangeType::Start ? optout::ChangeKind::Start
+                                                                  : optout::ChangeKind::Help;
+            changes[i].contact = reqs[i].contact;
+            if (reqs[i].channel) changes[i].channel = std::string_view(reqs[i].channel);
+            changes[i].only_if_new = reqs[i].only_if_new;
+        }
+        std::vector<optout::LedgerRow> ledger(static_cast<size_t>(nledger));
+        for (int i = 0; i < nledger; i++) {
+            ledger[i].contact = lcontacts[i];
+            if (lchannels[i]) ledger[i].channel = std::string_view(lchannels[i]);
+        }
+        optout::ChangePlan plan = optout::plan_changes(changes, ledger);
+        for (int i = 0; i < n; i++) outcomes[i] = plan.outcomes[i];
+        for (size_t d : plan.ledger_delete) del[ndel++] = d;
+        for (size_t k : plan.ledger_insert) ins[nins++] = k;
+        for (size_t k : plan.stopped_scopes) scopes[nscopes++] = k;
+        std::unordered_map<std::string_view, int> first;
+        for (int i = 0; i < n; i++) first.emplace(reqs[i].contact, i);
+        for (const optout::ContactPlan& c : plan.contacts) {
+            plan_contact[ncontacts] = first[c.contact];
+            left_groups[ncontacts] = c.left_groups;
+            final_state[ncontacts] = static_cast<int>(c.final_state);
+            ncontacts++;
+        }
+    });
+    const int n_del = ndel, n_ins = nins, n_scopes = nscopes, n_contacts = ncontacts;
+
+    // The event record, in request order.
+    EventRow* events = static_cast<EventRow*>(palloc0(sizeof(EventRow) * n));
+    int* event_of = static_cast<int*>(palloc(sizeof(int) * n));
+    int nevents = 0;
+    for (int i = 0; i < n; i++) {
+        event_of[i] = -1;
+        if (!outcomes[i].event) continue;
+        EventRow& e = events[nevents];
+        e.kind = reqs[i].type == ChangeType::Stop ? "stop" : reqs[i].type == ChangeType::Start ? "start" : "help";
+        e.contact = reqs[i].contact;
+        e.info = reqs[i].info;
+        e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
+        if (reqs[i].type == ChangeType::Start && !e.info.detail)
+            e.info.detail = outcomes[i].result ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}"
+                                                                           : "{\"lifted\": \"channel\"}")
+                                               : "{\"lifted\": null}";
+        event_of[i] = nevents++;
+    }
+    int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
+    record_events(events, nevents, ids);
+
+    // The ledger.
+    const char** dc = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
+    const char** dch = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
+    for (int i = 0; i < n_del; i++) {
+        dc[i] = lcontacts[del[i]];
+        dch[i] = lchannels[del[i]];
+    }
+    LedgerInsert* li = static_cast<LedgerInsert*>(palloc0(sizeof(LedgerInsert) * (n_ins ? n_ins : 1)));
+    for (int i = 0; i < n_ins; i++) {
+        const ChangeRequest& r = reqs[ins[i]];
+        li[i] = LedgerInsert{r.contact, r.channel, r.info.source, r.info.keyword, r.info.rule,
+                             event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
+    }
+    ledger_apply(dc, dch, n_del, li, n_ins);
+    send_cache_reset();
+
+    // The platform's tables: every contact-wide stop leaves its groups; the
+    // last contact-wide action decides status and the Stopped group.
+    const char** left = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    const char** stopped = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    const char** started = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    int nleft = 0, nstopped = 0, nstarted = 0;
+    for (int i = 0; i < n_contacts; i++) {
+        const char* c = reqs[plan_contact[i]].contact;
+        if (left_groups[i]) left[nleft++] = c;
+        if (final_state[i] == static_cast<int>(optout::FinalState::Stopped)) stopped[nstopped++] = c;
+        if (final_state[i] == static_cast<int>(optout::FinalState::Started)) started[nstarted++] = c;
     }
     ensure_cache();
     for (int i = 0; i < nattachments; i++) {
         Attachment* a = &attachments[i];
-        if ((a->kind == kContacts || a->kind == kGroups) && channel == nullptr) {
-            run_plans(a->stop_plans, a->nstop_plans, contact, nullptr);
-        } else if (a->kind == kOutbound) {
-            uint64 failed = run_plans(a->stop_plans, a->nstop_plans, contact, a->channel_col ? channel : nullptr);
-            if (failed > 0) {
-                EventInfo b = info;
-                b.source = "send";
-                b.body = nullptr;
-                b.table_name = a->table_name;
-                b.reason = nullptr;
-                b.detail = psprintf("{\"queued_failed\": " UINT64_FORMAT ", \"rule\": \"%s\"}", failed,
-                                    a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete");
-                record_event("blocked", contact, channel, b);
-            }
+        switch (a->kind) {
+            case kContacts:
+                if (a->nstop_plans > 0) run_for(a->stop_plans[0], stopped, nullptr, nstopped);
+                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], started, nullptr, nstarted);
+                break;
+            case kGroups:
+                if (a->nstop_plans > 1) {
+                    run_for(a->stop_plans[0], left, stopped_groups(a, left, nleft), nleft);
+                    run_for(a->stop_plans[1], stopped, stopped_groups(a, stopped, nstopped), nstopped);
+                }
+                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], started, stopped_groups(a, started, nstarted), nstarted);
+                break;
+            case kOutbound:
+                fail_queued(a, reqs, scopes, n_scopes);
+                break;
+            default:
+                break;
         }
     }
-    if (event_id) notify_change("stop", contact, channel, info, event_id);
-    return added;
+
+    // Listeners hear of every stop recorded and every stop lifted.
+    for (int i = 0; i < n; i++) {
+        if (event_of[i] < 0) continue;
+        const EventRow& e = events[event_of[i]];
+        if (reqs[i].type == ChangeType::Stop)
+            notify_change("stop", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
+        else if (reqs[i].type == ChangeType::Start && outcomes[i].result)
+            notify_change("start", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
+    }
+    if (results)
+        for (int i = 0; i < n; i++) results[i] = outcomes[i].result;
+}
+
+bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
+    ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};
+    bool result = false;
+    apply_changes(&r, 1, &result);
+    return result;
 }
 
 bool apply_start(const char* contact, const char* channel, const EventInfo& info) {
-    lock_contact_for_change(contact);
-    bool contact_wide = false;
-    bool lifted = ledger_remove(contact, channel, &contact_wide);
-    send_cache_reset();
-    EventInfo e = info;
-    if (!e.detail) e.detail = lifted ? (contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
-                                     : "{\"lifted\": null}";
-    int64 event_id = record_event("start", contact, e.arrived_on ? e.arrived_on : channel, e);
-    if (lifted && contact_wide) {
-        ensure_cache();
-        lifting++;
-        PG_TRY();
-        {
-            for (int i = 0; i < nattachments; i++) {
-                Attachment* a = &attachments[i];
-                if (a->kind == kContacts || a->kind == kGroups) run_plans(a->start_plans, a->nstart_plans, contact, nullptr);
-            }
-        }
-        PG_FINALLY();
-        { lifting--; }
-        PG_END_TRY();
-    }
-    if (lifted) notify_change("start", contact, channel, e, event_id);
-    return lifted;
+    ChangeRequest r{ChangeType::Start, contact, channel, false, info};
+    bool result = false;
+    apply_changes(&r, 1, &result);
+    return result;
 }
 
 }  // namespace optout_pg
 
 using optout_pg::EventInfo;
 
-// AFTER INSERT FOR EACH ROW on an inbound table: classify, then stop, start
-// or record help, in the same transaction.
+// ---------------------------------------------------------------------------
+// What a statement's row triggers collect, applied by its statement-level
+// trigger (optout._flush): the stops, starts and help requests of keyword
+// messages, and the blocked rows to mark. Kept in TopTransactionContext. A
+// rolled-back subtransaction takes what it collected with it.
+namespace {
+
+struct PendingChange {
+    ChangeRequest req;
+    int level;  // transaction nesting level that collected it
+};
+struct PendingMark {
+    int attachment;
+    Oid relid;
+    ItemPointerData tid;
+    int level;
+};
+
+PendingChange* pending_changes = nullptr;
+int npending_changes = 0, cap_changes = 0;
+PendingMark* pending_marks = nullptr;
+int npending_marks = 0, cap_marks = 0;
+bool pending_callbacks = false;
+
+void flush_pending_work();
+
+void pending_xact_callback(XactEvent event, void*) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PRE_PREPARE:
+            // Rows inserted into a partition made after the attach, named
+            // directly: no statement trigger there; apply before commit.
+            if (npending_changes > 0 || npending_marks > 0) {
+                PushActiveSnapshot(GetTransactionSnapshot());  // no portal is active at pre-commit
+                flush_pending_work();
+                PopActiveSnapshot();
+            }
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            pending_changes = nullptr;
+            pending_marks = nullptr;
+            npending_changes = cap_changes = npending_marks = cap_marks = 0;
+            break;
+        default:
+            break;
+    }
+}
+
+void pending_subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+    if (event != SUBXACT_EVENT_ABORT_SUB) return;
+    int level = GetCurrentTransactionNestLevel();
+    int k = 0;
+    for (int i = 0; i < npending_changes; i++)
+        if (pending_changes[i].level < level) pending_changes[k++] = pending_changes[i];
+    npending_changes = k;
+    k = 0;
+    for (int i = 0; i < npending_marks; i++)
+        if (pending_marks[i].level < level) pending_marks[k++] = pending_marks[i];
+    npending_marks = k;
+}
+
+template <typename T>
+T* grow(T* arr, int* cap, int need) {
+    if (need <= *cap) return arr;
+    int ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need) ncap *= 2;
+    T* bigger = static_cast<T*>(MemoryContextAlloc(TopTransactionContext, sizeof(T) * ncap));
+    if (arr) memcpy(bigger, arr, sizeof(T) * (*cap));
+    *cap = ncap;
+    return bigger;
+}
+
+void ensure_pending_callbacks() {
+    if (pending_callbacks) return;
+    RegisterXactCallback(pending_xact_callback, nullptr);
+    RegisterSubXactCallback(pending_subxact_callback, nullptr);
+    pending_callbacks = true;
+}
+
+char* xact_strdup(const char* s) { return s ? MemoryContextStrdup(TopTransactionContext, s) : nullptr; }
+
+void collect_change(const ChangeRequest& r) {
+    ensure_pending_callbacks();
+    pending_changes = grow(pending_changes, &cap_changes, npending_changes + 1);
+    PendingChange& p = pending_changes[npending_changes++];
+    p.level = GetCurrentTransactionNestLevel();
+    p.req = r;
+    p.req.contact = xact_strdup(r.contact);
+    p.req.channel = xact_strdup(r.channel);
+    EventInfo& i = p.req.info;
+    i.source = xact_strdup(i.source);
+    i.body = xact_strdup(i.body);
+    i.keyword = xact_strdup(i.keyword);
+    i.language = xact_strdup(i.language);
+    i.rule = xact_strdup(i.rule);
+    i.provider = xact_strdup(i.provider);
+    i.code = xact_strdup(i.code);
+    i.table_name = xact_strdup(i.table_name);
+    i.reason = xact_strdup(i.reason);
+    i.detail = xact_strdup(i.detail);
+    i.arrived_on = xact_strdup(i.arrived_on);
+}
+
+void collect_mark(int attachment, Oid relid, ItemPointer tid) {
+    ensure_pending_callbacks();
+    pending_marks = grow(pending_marks, &cap_marks, npending_marks + 1);
+    PendingMark& m = pending_marks[npending_marks++];
+    m.attachment = attachment;
+    m.relid = relid;
+    m.tid = *tid;
+    m.level = GetCurrentTransactionNestLevel();
+}
+
+// Marks the blocked rows of one relation: one UPDATE by tid.
+void apply_marks(PendingMark* marks, int n) {
+    Attachment* a = find_attachment(marks[0].attachment);
+    if (!a) return;  // detached within the statement
+    Relation rel = RelationIdGetRelation(marks[0].relid);
+    if (!RelationIsValid(rel)) return;
+    RelInfo* r = rel_info(a, rel);
+    RelationClose(rel);
+    if (!r->mark_plan) {
+        Datum args[2] = {Int32GetDatum(a->id), ObjectIdGetDatum(r->relid)};
+        static Oid types[2] = {INT4OID, REGCLASSOID};
+        int level = optout_pg::pin_search_path();
+        optout_pg::OwnerScope scope = optout_pg::enter_owner();
+        int rc = SPI_execute_with_args("SELECT optout._mark_sql($1, $2)", 2, types, args, nullptr, true, 1);
+        char* sql = (rc == SPI_OK_SELECT && SPI_processed == 1)
+                        ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)
+                        : nullptr;
+        if (sql) {
+            static Oid tids[1] = {TIDARRAYOID};
+            r->mark_plan = prepare_one(sql, 1, tids, a->id);
+        }
+        optout_pg::leave_owner(scope);
+        optout_pg::unpin_search_path(level);
+        if (!r->mark_plan) return;
+    }
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    for (int i = 0; i < n; i++) elems[i] = PointerGetDatum(&marks[i].tid);
+    Datum arg = PointerGetDatum(construct_array(elems, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    (void)exec_plan(r->mark_plan, arg, (Datum)0);
+    SPI_finish();
+}
+
+void flush_pending_work() {
+    while (npending_marks > 0 || npending_changes > 0) {
+        if (npending_marks > 0) {
+            // Take them: what the statements below collect is theirs.
+            PendingMark* marks = pending_marks;
+            int n = npending_marks;
+            pending_marks = nullptr;
+            npending_marks = cap_marks = 0;
+            int start = 0;
+            for (int i = 1; i <= n; i++) {
+                if (i == n || marks[i].relid != marks[start].relid || marks[i].attachment != marks[start].attachment) {
+                    apply_marks(marks + start, i - start);
+                    start = i;
+                }
+            }
+        }
+        if (npending_changes > 0) {
+            PendingChange* changes = pending_changes;
+            int n = npending_changes;
+            pending_changes = nullptr;
+            npending_changes = cap_changes = 0;
+            ChangeRequest* reqs = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
+            for (int i = 0; i < n; i++) reqs[i] = changes[i].req;
+            optout_pg::apply_changes(reqs, n, nullptr);
+        }
+    }
+}
+
+// The attachment a WHEN function names (cached per call site).
+Attachment* when_attachment(FunctionCallInfo fcinfo) {
+    int id = PG_GETARG_INT32(0);
+    Attachment* a = find_attachment(id);
+    if (!a)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("optout attachment %d does not exist", id),
+                        errhint("Drop the trigger, or attach the table again.")));
+    return a;
+}
+
+bool classify_row(Attachment* a, text* body_t) {
+    optout_pg::Utf8 body = optout_pg::text_to_utf8(body_t);
+    optout::Mode mode = a->mode < 0 ? optout_pg::default_mode() : static_cast<optout::Mode>(a->mode);
+    const optout::KeywordSet& kw = optout_pg::keywords();
+    OPTOUT_GUARD({
+        inbound_match = optout::classify(std::string_view(body.data, body.size), mode, kw);
+        inbound_stopall = inbound_match.intent == optout::Intent::OptOut &&
+                          optout::keyword_key(inbound_match.keyword) == "stopall";
+    });
+    return inbound_match.intent != optout::Intent::None;
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(optout_inbound_when);
+PG_FUNCTION_INFO_V1(optout_outbound_when);
+PG_FUNCTION_INFO_V1(optout_outbound_after);
+PG_FUNCTION_INFO_V1(optout_flush);
+}
+
+// optout._inbound_when(attachment, body) -> boolean: does the body classify
+// as a keyword (the WHEN of the inbound trigger).
+extern "C" Datum optout_inbound_when(PG_FUNCTION_ARGS) {
+    Attachment* a = when_attachment(fcinfo);
+    PG_RETURN_BOOL(classify_row(a, PG_GETARG_TEXT_PP(1)));
+}
+
+// optout._outbound_when(attachment, contact, channel) -> boolean: is this
+// send blocked (the WHEN of the outbound trigger). Takes the send lock.
+extern "C" Datum optout_outbound_when(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(1)) PG_RETURN_BOOL(false);  // documented: a row without a contact is not enforced
+    Oid ctype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+    Oid chtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+    if (!OidIsValid(ctype) || !OidIsValid(chtype)) elog(ERROR, "optout._outbound_when: argument types unknown");
+    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), ctype, PG_ARGISNULL(2) ? nullptr : &PG_GETARG_DATUM(2),
+                                                 chtype));
+}
+
+// AFTER INSERT FOR EACH ROW on an outbound table ('error' and 'mark'),
+// fired only for blocked rows (its WHEN): refuse the statement, or collect
+// the row to mark at the end of the statement.
+extern "C" Datum optout_outbound_after(PG_FUNCTION_ARGS) {
+    Attachment* a = trigger_attachment(fcinfo, "optout._outbound_after()");
+    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    Relation rel = td->tg_relation;
+    RelInfo* r = rel_info(a, rel);
+    HeapTuple tup = td->tg_trigtuple;
+    char* contact = column_text(tup, rel, r->contact);
+    if (!contact) return PointerGetDatum(nullptr);
+    char* channel = column_text(tup, rel, r->channel);
+    if (a->on_blocked == kError) refuse(contact, channel, rel);
+    optout_pg::note_blocked(contact, channel, a->table_name, "mark");
+    collect_mark(a->id, RelationGetRelid(rel), &tup->t_self);
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT FOR EACH STATEMENT: applies what the statement's row
+// triggers collected.
+extern "C" Datum optout_flush(PG_FUNCTION_ARGS) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("optout._flush() must be called as a trigger")));
+    flush_pending_work();
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT FOR EACH ROW on an inbound table, fired only for rows whose
+// body classifies as a keyword (its WHEN): the stop, start or help request
+// is collected and applied at the end of the statement, with the others.
 extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     Attachment* a = trigger_attachment(fcinfo, "optout._inbound_trigger()");
     TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
@@ -455,17 +935,10 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     char* channel = column_text(tup, rel, r->channel);
 
     text* body_t = DatumGetTextPP(body_d);
-    optout_pg::Utf8 body = optout_pg::text_to_utf8(body_t);
-    optout::Mode mode = a->mode < 0 ? optout_pg::default_mode() : static_cast<optout::Mode>(a->mode);
-    const optout::KeywordSet& kw = optout_pg::keywords();
-    OPTOUT_GUARD({
-        inbound_match = optout::classify(std::string_view(body.data, body.size), mode, kw);
-        inbound_stopall = inbound_match.intent == optout::Intent::OptOut &&
-                          optout::keyword_key(inbound_match.keyword) == "stopall";
-    });
-    if (inbound_match.intent == optout::Intent::None) return PointerGetDatum(nullptr);
+    if (!classify_row(a, body_t)) return PointerGetDatum(nullptr);
 
-    EventInfo info;
+    ChangeRequest req{};
+    EventInfo& info = req.info;
     info.source = "keyword";
     info.body = text_to_cstring(body_t);
     info.keyword = server_string(inbound_match.keyword);
@@ -473,20 +946,22 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     info.rule = optout::to_string(inbound_match.rule);
     info.table_name = a->table_name;
     info.arrived_on = channel;
-    const char* scope_channel = (a->channel_scope && !inbound_stopall) ? channel : nullptr;
+    req.contact = contact;
     switch (inbound_match.intent) {
         case optout::Intent::OptOut:
-            optout_pg::apply_stop(contact, scope_channel, info);
+            req.type = ChangeType::Stop;
+            req.channel = (a->channel_scope && !inbound_stopall) ? channel : nullptr;
             break;
         case optout::Intent::OptIn:
-            optout_pg::apply_start(contact, a->channel_scope ? channel : nullptr, info);
+            req.type = ChangeType::Start;
+            req.channel = a->channel_scope ? channel : nullptr;
             break;
-        case optout::Intent::Help:
-            optout_pg::record_event("help", contact, channel, info);
-            break;
-        case optout::Intent::None:
+        default:
+            req.type = ChangeType::Help;
+            req.channel = channel;
             break;
     }
+    collect_change(req);
     return PointerGetDatum(nullptr);
 }
 
@@ -514,19 +989,7 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 
     if (!optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
 
-    if (a->on_blocked == kError) {
-        char* since = nullptr;
-        char* keyword = nullptr;
-        (void)optout_pg::ledger_is_stopped(contact, channel, &since, &keyword);
-        ereport(ERROR,
-                (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-                 errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
-                        channel ? channel : "", channel ? "\"" : ""),
-                 errdetail("The contact is stopped since %s%s%s%s.", since ? since : "?",
-                           keyword ? " (keyword \"" : "", keyword ? keyword : "", keyword ? "\")" : ""),
-                 errhint("The contact must send START (or another opt-in keyword) before messages can be sent again."),
-                 errtable(rel)));
-    }
+    if (a->on_blocked == kError) refuse(contact, channel, rel);
 
     optout_pg::note_blocked(contact, channel, a->table_name, a->on_blocked == kSkip ? "skip" : "mark");
     if (a->on_blocked == kSkip) return PointerGetDatum(nullptr);

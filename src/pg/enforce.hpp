@@ -36,6 +36,8 @@ bool contact_locks_escalated();
 // Takes the contact's send lock and says whether the contact is stopped for
 // the channel; cached for the transaction (see send_cache.cpp for why that is sound).
 bool send_blocked(const char* contact, const char* channel);
+// The same for a key and channel of any type (the WHEN of the outbound trigger).
+bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid channel_type);
 // Counts a blocked send, recorded as one event per contact, channel and table
 // just before the transaction commits.
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule);
@@ -43,16 +45,31 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
 void send_cache_reset();
 
 // --- the ledger and the event record (ledger.cpp); run as optout's owner ----
+struct EventRow {
+    const char* kind;
+    const char* contact;
+    const char* channel;
+    EventInfo info;
+};
+// Records events in one statement, in order; ids (may be null) gets their ids.
+void record_events(const EventRow* rows, int n, int64* ids);
 int64 record_event(const char* kind, const char* contact, const char* channel, const EventInfo& info);
-bool ledger_add(const char* contact, const char* channel, const EventInfo& info, int64 event_id);
-// Removes the stops a start on `channel` lifts: that channel's and the
-// contact-wide one (all of them for a NULL channel). Sets *contact_wide when
-// a contact-wide stop was among them. Returns whether anything was lifted.
-bool ledger_remove(const char* contact, const char* channel, bool* contact_wide);
-// Is the contact stopped for `channel` (contact-wide, or on that channel; a
-// NULL channel asks about a contact-wide stop only)? Reads the latest
-// committed state, whatever the isolation level. On true, *since and
-// *keyword (palloc'd, may be null) describe the stop when asked for.
+// The ledger rows of these contacts (latest committed state): returns their
+// number, and their contacts and channels (NULL: contact-wide), palloc'd.
+int ledger_load(const char* const* contacts, int n, char*** out_contacts, char*** out_channels);
+struct LedgerInsert {
+    const char* contact;
+    const char* channel;
+    const char* source;
+    const char* keyword;
+    const char* rule;
+    int64 event_id;
+};
+// Deletes the (contact, channel) rows given, then inserts the new ones.
+void ledger_apply(const char* const* del_contacts, const char* const* del_channels, int ndel, const LedgerInsert* ins,
+                  int nins);
+// A text[] datum of these strings (NULL pointers are NULL elements).
+Datum cstring_array(const char* const* items, int n);
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword);
 void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info,
                    int64 event_id);
@@ -72,11 +89,21 @@ OwnerScope enter_owner();
 void leave_owner(const OwnerScope& scope);
 
 // --- actions (actions.cpp) ---------------------------------------------------
-// Stops a contact (channel NULL: every channel) and applies every attachment:
-// status, groups, queued messages. Records the event and notifies. Returns
-// true when the stop is new.
+enum class ChangeType { Stop, Start, Help };
+// One stop (channel NULL: every channel), start or help request.
+struct ChangeRequest {
+    ChangeType type;
+    const char* contact;
+    const char* channel;  // the scope
+    bool only_if_new;     // a provider error: no stop is recorded when already stopped
+    EventInfo info;
+};
+// Applies requests in order, set-based: the event record, the ledger, every
+// attachment (status, groups, queued messages), the notifications. The
+// outcome is that of applying them one by one. results (may be null) gets,
+// for each, whether a stop was new or a start lifted a stop.
+void apply_changes(const ChangeRequest* reqs, int n, bool* results);
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info);
-// Lifts a stop (an opt-in or an audited call). Returns true when a stop was lifted.
 bool apply_start(const char* contact, const char* channel, const EventInfo& info);
 // True while optout itself lifts a stop (the sticky-status trigger lets that through).
 bool lifting_stop();

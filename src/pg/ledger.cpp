@@ -14,6 +14,7 @@
 
 extern "C" {
 #include "commands/async.h"
+#include "utils/array.h"
 #include "utils/json.h"
 #include "utils/snapmgr.h"
 }
@@ -24,6 +25,7 @@ SPIPlanPtr event_plan = nullptr;
 SPIPlanPtr stop_plan = nullptr;
 SPIPlanPtr start_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
+SPIPlanPtr load_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
 
 // Planned at every execution (CURSOR_OPT_CUSTOM_PLAN): a generic plan made
@@ -123,80 +125,153 @@ char* datum_text(Datum value, Oid type) {
     return OutputFunctionCall(&cache[ncached - 1].fn, value);
 }
 
-int64 record_event(const char* kind, const char* contact, const char* channel, const EventInfo& info) {
+Datum cstring_array(const char* const* items, int n) {
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n ? n : 1)));
+    bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (n ? n : 1)));
+    for (int i = 0; i < n; i++) {
+        nulls[i] = items[i] == nullptr;
+        elems[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(items[i]);
+    }
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// Every event of a batch in one INSERT, in order; ids[i] gets row i's id.
+void record_events(const EventRow* rows, int n, int64* ids) {
+    if (n <= 0) return;
     // Who did it: the role that fired the trigger or called the function.
     const char* actor = GetUserNameFromId(GetUserId(), false);
+    constexpr int kCols = 13;
+    const char** cols[kCols];
+    for (int c = 0; c < kCols; c++) cols[c] = static_cast<const char**>(palloc(sizeof(char*) * n));
+    for (int i = 0; i < n; i++) {
+        const EventInfo& info = rows[i].info;
+        const char* v[kCols] = {rows[i].kind,   rows[i].contact, rows[i].channel, info.source ? info.source : "manual",
+                                info.body,      info.keyword,    info.language,   info.rule,
+                                info.provider,  info.code,       info.table_name, info.reason,
+                                info.detail};
+        for (int c = 0; c < kCols; c++) cols[c][i] = v[c];
+    }
+    Datum values[kCols + 1];
+    for (int c = 0; c < kCols; c++) values[c] = cstring_array(cols[c], n);
+    values[kCols] = CStringGetTextDatum(actor);
     OwnerScope scope = enter_owner();
     if (!event_plan) {
-        static const Oid types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-                                      TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+        Oid types[kCols + 1];
+        for (int c = 0; c < kCols; c++) types[c] = TEXTARRAYOID;
+        types[kCols] = TEXTOID;
+        // The rows come out in array order, and each takes its id (the
+        // column default) in that order, so RETURNING lists them in order.
         event_plan = prepare(
             "INSERT INTO optout.events (kind, contact, channel, source, body, keyword, language, rule, provider, "
-            "code, table_name, reason, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-            "$13::pg_catalog.name, $14::pg_catalog.jsonb) RETURNING id",
-            14, types);
+            "code, table_name, reason, actor, detail) "
+            "SELECT u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, u.provider, "
+            "u.code, u.table_name, u.reason, $14::pg_catalog.name, u.detail::pg_catalog.jsonb "
+            "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+            "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
+            "pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+            "pg_catalog.unnest($12), pg_catalog.unnest($13)) WITH ORDINALITY "
+            "AS u(kind, contact, channel, source, body, keyword, language, rule, provider, code, table_name, "
+            "reason, detail, n) ORDER BY u.n RETURNING id",
+            kCols + 1, types);
     }
-    Datum values[14];
-    char nulls[15];
-    const char* args[14] = {kind,          contact,       channel,     info.source ? info.source : "manual",
-                            info.body,     info.keyword,  info.language, info.rule,
-                            info.provider, info.code,     info.table_name, info.reason,
-                            actor,         info.detail};
-    bind_texts(args, 14, values, nulls);
-    int rc = SPI_execute_plan(event_plan, values, nulls, false, 1);
-    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1) elog(ERROR, "optout: recording an event failed");
-    bool isnull;
-    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    int rc = SPI_execute_plan(event_plan, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != static_cast<uint64>(n))
+        elog(ERROR, "optout: recording events failed");
+    for (int i = 0; i < n; i++) {
+        bool isnull;
+        int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+        if (ids) ids[i] = id;
+    }
     leave_owner(scope);
+}
+
+int64 record_event(const char* kind, const char* contact, const char* channel, const EventInfo& info) {
+    EventRow row{kind, contact, channel, info};
+    int64 id = 0;
+    record_events(&row, 1, &id);
     return id;
 }
 
-bool ledger_add(const char* contact, const char* channel, const EventInfo& info, int64 event_id) {
+int ledger_load(const char* const* contacts, int n, char*** out_contacts, char*** out_channels) {
+    MemoryContext caller = CurrentMemoryContext;
+    Datum arg = cstring_array(contacts, n);
     OwnerScope scope = enter_owner();
-    if (!stop_plan) {
-        static const Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
-        stop_plan = prepare(
-            "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ON CONSTRAINT stops_contact_channel_key DO NOTHING",
-            6, types);
+    if (!load_plan) {
+        static const Oid types[1] = {TEXTARRAYOID};
+        load_plan = prepare(
+            "SELECT s.contact, s.channel FROM optout.stops s WHERE s.contact OPERATOR(pg_catalog.=) ANY ($1)", 1,
+            types);
     }
-    Datum values[6];
-    char nulls[7];
-    const char* args[5] = {contact, channel, info.source ? info.source : "manual", info.keyword, info.rule};
-    bind_texts(args, 5, values, nulls);
-    values[5] = Int64GetDatum(event_id);
-    nulls[5] = ' ';
-    nulls[6] = '\0';
-    int rc = SPI_execute_plan(stop_plan, values, nulls, false, 0);
-    if (rc != SPI_OK_INSERT) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
-    bool added = SPI_processed > 0;
+    // The latest committed state (the caller holds the contacts' locks).
+    int rc = SPI_execute_snapshot(load_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
+    int rows = static_cast<int>(SPI_processed);
+    char** cs = static_cast<char**>(MemoryContextAlloc(caller, sizeof(char*) * (rows ? rows : 1)));
+    char** chs = static_cast<char**>(MemoryContextAlloc(caller, sizeof(char*) * (rows ? rows : 1)));
+    for (int i = 0; i < rows; i++) {
+        char* c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        char* ch = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        cs[i] = MemoryContextStrdup(caller, c);
+        chs[i] = ch ? MemoryContextStrdup(caller, ch) : nullptr;
+    }
     leave_owner(scope);
-    return added;
+    *out_contacts = cs;
+    *out_channels = chs;
+    return rows;
 }
 
-bool ledger_remove(const char* contact, const char* channel, bool* contact_wide) {
-    OwnerScope scope = enter_owner();
-    if (!start_plan) {
-        static const Oid types[2] = {TEXTOID, TEXTOID};
-        start_plan = prepare(
-            "DELETE FROM optout.stops WHERE contact OPERATOR(pg_catalog.=) $1 "
-            "AND ($2 IS NULL OR channel IS NULL OR channel OPERATOR(pg_catalog.=) $2) RETURNING channel IS NULL",
-            2, types);
+void ledger_apply(const char* const* del_contacts, const char* const* del_channels, int ndel, const LedgerInsert* ins,
+                  int nins) {
+    if (ndel == 0 && nins == 0) return;
+    Datum del_args[2];
+    Datum ins_args[6];
+    if (ndel > 0) {
+        del_args[0] = cstring_array(del_contacts, ndel);
+        del_args[1] = cstring_array(del_channels, ndel);
     }
-    Datum values[2];
-    char nulls[3];
-    const char* args[2] = {contact, channel};
-    bind_texts(args, 2, values, nulls);
-    int rc = SPI_execute_plan(start_plan, values, nulls, false, 0);
-    if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
-    bool lifted = SPI_processed > 0;
-    *contact_wide = false;
-    for (uint64 i = 0; i < SPI_processed; i++) {
-        bool isnull;
-        if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull))) *contact_wide = true;
+    if (nins > 0) {
+        const char** cols[5];
+        for (int c = 0; c < 5; c++) cols[c] = static_cast<const char**>(palloc(sizeof(char*) * nins));
+        Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * nins));
+        for (int i = 0; i < nins; i++) {
+            cols[0][i] = ins[i].contact;
+            cols[1][i] = ins[i].channel;
+            cols[2][i] = ins[i].source ? ins[i].source : "manual";
+            cols[3][i] = ins[i].keyword;
+            cols[4][i] = ins[i].rule;
+            ids[i] = Int64GetDatum(ins[i].event_id);
+        }
+        for (int c = 0; c < 5; c++) ins_args[c] = cstring_array(cols[c], nins);
+        int dims[1] = {nins};
+        int lbs[1] = {1};
+        ins_args[5] = PointerGetDatum(construct_md_array(ids, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
+    }
+    OwnerScope scope = enter_owner();
+    if (!stop_plan) {
+        static const Oid dtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+        start_plan = prepare(
+            "DELETE FROM optout.stops s USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u(c, ch) "
+            "WHERE s.contact OPERATOR(pg_catalog.=) u.c AND s.channel IS NOT DISTINCT FROM u.ch",
+            2, dtypes);
+        static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+        stop_plan = prepare(
+            "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
+            "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+            "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) "
+            "ON CONFLICT ON CONSTRAINT stops_contact_channel_key DO NOTHING",
+            6, itypes);
+    }
+    if (ndel > 0) {
+        int rc = SPI_execute_plan(start_plan, del_args, nullptr, false, 0);
+        if (rc != SPI_OK_DELETE) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
+    }
+    if (nins > 0) {
+        int rc = SPI_execute_plan(stop_plan, ins_args, nullptr, false, 0);
+        if (rc != SPI_OK_INSERT) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
     }
     leave_owner(scope);
-    return lifted;
 }
 
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword) {

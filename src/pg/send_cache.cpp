@@ -39,6 +39,7 @@ struct PendingEntry {
 
 HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
 HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
+HTAB* ledger_ints = nullptr;  // ... and its contacts that are integers, for integer keys
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
 HTAB* pending = nullptr;      // blocked sends to record at commit
 bool callbacks_registered = false;
@@ -46,6 +47,7 @@ bool callbacks_registered = false;
 void forget(void) {
     answers = nullptr;  // the memory goes with TopTransactionContext
     ledger_keys = nullptr;
+    ledger_ints = nullptr;
 }
 
 HTAB* make_table(const char* name, Size keysize, Size entrysize) {
@@ -58,8 +60,35 @@ HTAB* make_table(const char* name, Size keysize, Size entrysize) {
 }
 
 bool make_key(char* out, Size size, const char* a, const char* b) {
-    int n = snprintf(out, size, "%s\x1f%s", a, b ? b : "");
-    return n >= 0 && static_cast<Size>(n) < size;
+    size_t la = strlen(a), lb = b ? strlen(b) : 0;
+    if (la + lb + 2 > size) return false;
+    memcpy(out, a, la);
+    out[la] = '\x1f';
+    if (lb) memcpy(out + la + 1, b, lb);
+    out[la + 1 + lb] = '\0';
+    return true;
+}
+
+// The ledger's contact-wide stops whose contact is an integer.
+HTAB* load_ledger_ints(void) {
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = sizeof(int64);
+    ctl.entrysize = sizeof(int64);
+    ctl.hcxt = TopTransactionContext;
+    HTAB* ints = hash_create("optout ledger ints", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    HASH_SEQ_STATUS seq;
+    hash_seq_init(&seq, ledger_keys);
+    for (CacheEntry* e; (e = static_cast<CacheEntry*>(hash_seq_search(&seq))) != nullptr;) {
+        char* end = nullptr;
+        errno = 0;
+        long long v = strtoll(e->key, &end, 10);
+        if (errno != 0 || end == e->key || *end != '\x1f' || end[1] != '\0') continue;  // per channel, or not an integer
+        int64 key = v;
+        bool found;
+        hash_search(ints, &key, HASH_ENTER, &found);
+    }
+    return ints;
 }
 
 void flush_pending(void);
@@ -215,6 +244,20 @@ bool send_blocked(const char* contact, const char* channel) {
     e = static_cast<CacheEntry*>(hash_search(answers, key, HASH_ENTER, &found));
     e->stopped = stopped;
     return stopped;
+}
+
+bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid channel_type) {
+    // An integer key once the whole ledger is read (a bulk send): one lookup
+    // by value, no text. Per-channel stops need the text path.
+    if ((type == INT4OID || type == INT8OID || type == INT2OID) && contact_locks_escalated() && ledger_keys &&
+        !ledger_has_channels) {
+        if (!ledger_ints) ledger_ints = load_ledger_ints();
+        int64 key = type == INT8OID ? DatumGetInt64(contact) : type == INT4OID ? DatumGetInt32(contact) : DatumGetInt16(contact);
+        bool found;
+        hash_search(ledger_ints, &key, HASH_FIND, &found);
+        return found;
+    }
+    return send_blocked(datum_text(contact, type), channel ? datum_text(*channel, channel_type) : nullptr);
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
