@@ -172,7 +172,6 @@ CREATE FUNCTION optout._inbound_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 
 CREATE FUNCTION optout._outbound_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_outbound_trigger' LANGUAGE C;
 CREATE FUNCTION optout._contacts_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_contacts_trigger' LANGUAGE C;
 CREATE FUNCTION optout._delivery_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_delivery_trigger' LANGUAGE C;
-CREATE FUNCTION optout._outbound_after() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_outbound_after' LANGUAGE C;
 CREATE FUNCTION optout._flush() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_flush' LANGUAGE C;
 -- Called in the WHEN of optout's row triggers, as the role that inserts: does
 -- this message classify as a keyword; is this send blocked (it takes the
@@ -286,7 +285,8 @@ $$;
 -- of contact keys (text[]); $2 (text[], aligned with $1) is, for a groups
 -- table, each contact's Stopped group, and for an outbound table, each
 -- stop's channel (NULL: every channel). An outbound table's statement
--- returns (contact, failed) pairs: how many queued messages each stop failed.
+-- returns (contact, failed) pairs, by contact in byte order: how many queued
+-- messages each contact's stops failed.
 CREATE FUNCTION optout._action_sql(attachment integer, action text)
     RETURNS text[]
     LANGUAGE plpgsql STABLE
@@ -375,40 +375,17 @@ BEGIN
                                    ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
               INTO sets FROM jsonb_each(a.mark);
             RETURN ARRAY[format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
-                                'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1',
-                                t, sets, pairs, cond, a.contact_column, a.contact_column)];
+                                'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
+                                'ORDER BY f.%I::pg_catalog.text COLLATE "C"',
+                                t, sets, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
         END IF;
         RETURN ARRAY[format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
-                            'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1',
-                            t, pairs, cond, a.contact_column, a.contact_column)];
+                            'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
+                            'ORDER BY f.%I::pg_catalog.text COLLATE "C"',
+                            t, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
     ELSE
         RETURN '{}';
     END CASE;
-END
-$$;
-
--- The statement that marks the rows of one table (or partition) that the
--- rule 'mark' blocked: $1 is their tids. Run at the end of the statement
--- that inserted them.
-CREATE FUNCTION optout._mark_sql(attachment integer, rel regclass)
-    RETURNS text
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    sets text;
-BEGIN
-    SELECT string_agg(CASE WHEN e.value = 'null'::jsonb THEN format('%I = NULL', e.key)
-                           ELSE format('%I = %L', e.key, e.value #>> '{}') END, ', ' ORDER BY e.key)
-      INTO sets
-      FROM optout.attachments a, jsonb_each(a.mark) e
-     WHERE a.id = attachment;
-    IF sets IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN format('UPDATE ONLY %s SET %s WHERE ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])',
-                  (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
-                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel), sets);
 END
 $$;
 
@@ -489,7 +466,7 @@ END
 $$;
 
 -- The statement-level trigger that applies what the row triggers of a
--- statement collected (stops and starts, marks), on the table and on each
+-- statement collected (stops, starts, help requests), on the table and on each
 -- of its partitions (a statement may name a partition). Partitions made
 -- later get the row triggers but not this one: what their statements
 -- collect is applied before the transaction commits.
@@ -586,31 +563,15 @@ BEGIN
             attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
-    IF on_blocked = 'skip' THEN
-        -- A skipped row must never be stored: only a BEFORE trigger can drop it.
-        EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW %s '
-                       'EXECUTE FUNCTION optout._outbound_trigger(%L)',
-                       concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
-                       CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
-    ELSE
-        -- 'error' and 'mark': the WHEN checks every inserted row as it is
-        -- inserted, and only a blocked row fires the trigger (no BEFORE ROW
-        -- trigger, so COPY keeps its batched inserts). 'mark' marks the
-        -- blocked rows at the end of the statement. An UPDATE that moves a
-        -- row to another contact or channel is checked before it is made.
-        EXECUTE format('CREATE TRIGGER optout_outbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
-                       'EXECUTE FUNCTION optout._outbound_after(%L)',
-                       t, concat_ws(' AND ', w, format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
-                                                      coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'))),
-                       id);
-        EXECUTE format('CREATE TRIGGER optout_outbound_update BEFORE UPDATE OF %s ON %s FOR EACH ROW %s '
-                       'EXECUTE FUNCTION optout._outbound_trigger(%L)',
-                       concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
-                       CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
-        IF on_blocked = 'mark' THEN
-            PERFORM optout._flush_triggers(tbl);
-        END IF;
-    END IF;
+    -- The WHEN checks every row against the ledger as it is written (and
+    -- takes the contact's send lock); only a blocked row calls the trigger
+    -- function, which refuses, drops or marks it.
+    EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
+                   concat_ws(' AND ', w, format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
+                                                coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'))),
+                   id);
     RETURN id;
 END
 $$;
@@ -738,8 +699,7 @@ BEGIN
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
-                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_update', 'optout_contacts',
-                                 'optout_delivery_errors') LOOP
+                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_contacts', 'optout_delivery_errors') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trg, t);
     END LOOP;
     -- The statement-level triggers, on the table and on each of its partitions.
@@ -776,7 +736,7 @@ COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether its 
 REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, text),
     optout.record_delivery_error(text, text, text, text), optout.history(text),
     optout._inbound_trigger(), optout._outbound_trigger(), optout._contacts_trigger(), optout._delivery_trigger(),
-    optout._outbound_after(), optout._flush(), optout._flush_triggers(regclass), optout._mark_sql(integer, regclass),
+    optout._flush(), optout._flush_triggers(regclass),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
     optout._action_sql(integer, text), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),

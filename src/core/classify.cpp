@@ -89,6 +89,10 @@
 //       apostrophe-less forms (didnt, doesnt, isnt, ...), as the spec
 //       already lists dont/cant/wont.
 //   Reasonable never adds opt_in or help.
+//   Cost: the early exit of standard holds for (A) too, so when the first
+//   word begins no key, (b)-(d) and (A) are skipped and only the first
+//   kMaxPhraseWords + 1 words are read (for (B)); (B) tries its phrase
+//   tests only at words that can start a phrase (phrase_starter()).
 //  An unknown Mode value is read as Standard (the default mode).
 //  An empty KeywordSet (or a moved-from one) matches no keyword; reasonable
 //  mode still recognises the built-in request phrases (B).
@@ -108,6 +112,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 namespace optout {
@@ -152,6 +157,7 @@ struct Candidates {
     }
     // opt_out > help > opt_in; within an intent, the earlier rule.
     const Candidate* pick(const Impl& k) const noexcept {
+        if (n == 0) return nullptr;  // the common case: nothing matched
         for (Intent want : {Intent::OptOut, Intent::Help, Intent::OptIn})
             for (int i = 0; i < n; ++i)
                 if (k.entries[static_cast<std::size_t>(c[i].entry)].intent == want) return &c[i];
@@ -273,6 +279,56 @@ std::int32_t keyword_led(const Impl& k, Scratch& s) {
     return (s.reach[n] & 2u) ? s.first[n] : -1;
 }
 
+// (B): the first word of every phrase test in request_phrase() below, the
+// kStopVerbs aside. Keep the two in step.
+constexpr const char* kPhraseStarters[] = {"leave", "remove", "take", "opt", "don't", "dont",
+                                           "do",    "no",     "want", "wanna", "would", "need"};
+
+// The phrase starters (kPhraseStarters and kStopVerbs) by length: the set
+// of their first letters (bit c - 'a') and the starters themselves as
+// numbers, 8 bits a code unit, the first unit highest (distinct for distinct
+// ASCII words of one length). A starter must be ASCII, begin with a-z and be
+// shorter than kMaxLen (anything else does not compile: the constant
+// evaluation would shift or index out of range).
+struct StarterTable {
+    static constexpr std::size_t kMaxLen = 8;  // longer words start no phrase
+    static constexpr std::size_t kMaxPerLen = std::size(kPhraseStarters) + std::size(kStopVerbs);
+    std::uint32_t first[kMaxLen] = {};
+    std::uint64_t packed[kMaxLen][kMaxPerLen] = {};
+    std::size_t count[kMaxLen] = {};
+    constexpr void add(const char* lit) {
+        std::size_t len = 0;
+        std::uint64_t v = 0;
+        for (; lit[len] != 0; ++len) v = v << 8 | static_cast<unsigned char>(lit[len]);
+        first[len] |= std::uint32_t{1} << (lit[0] - 'a');
+        packed[len][count[len]++] = v;
+    }
+    constexpr StarterTable() {
+        for (const char* lit : kPhraseStarters) add(lit);
+        for (const char* lit : kStopVerbs) add(lit);
+    }
+};
+constexpr StarterTable kStarters{};
+
+// Whether word w is a phrase starter, i.e. whether any phrase test can
+// succeed at its position. Length and first letter reject nearly every word
+// of ordinary conversation in a few instructions.
+bool phrase_starter(const std::u16string& t, const Span& w) noexcept {
+    const std::size_t len = w.end - w.begin;
+    const char16_t* s = t.data() + w.begin;
+    const unsigned letter = static_cast<unsigned>(s[0]) - u'a';
+    if (len >= StarterTable::kMaxLen || letter >= 26) return false;
+    if (((kStarters.first[len] >> letter) & 1u) == 0) return false;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < len; ++i) {
+        if (s[i] >= 0x80) return false;
+        v = v << 8 | s[i];
+    }
+    for (std::size_t i = 0; i < kStarters.count[len]; ++i)
+        if (v == kStarters.packed[len][i]) return true;
+    return false;
+}
+
 // (B): a non-negated request phrase. Returns true and the canonical phrase.
 bool request_phrase(const std::u16string& t, const std::vector<Span>& words, std::string& phrase) {
     const std::size_t n = words.size();
@@ -291,6 +347,8 @@ bool request_phrase(const std::u16string& t, const std::vector<Span>& words, std
         return 0;
     };
     for (std::size_t p = 0; p < n; ++p) {
+        // Every test below starts with is(p, <a phrase starter>).
+        if (!phrase_starter(t, words[p])) continue;
         std::string found;
         const char* a = nullptr;
         const char* b = nullptr;
@@ -476,18 +534,25 @@ Match classify(std::string_view body, Mode mode, const KeywordSet& keywords, boo
     s.words.clear();
     Tokenizer tk(t, /*drop_quotes=*/true);
     Span w{0, 0};
-    bool go = tk.next(w);
-    if (go && mode == Mode::Standard) {
-        // Early exit: every rule (b)-(d) needs the first word to begin a key
-        // or a courtesy key.
+    const bool any_word = tk.next(w);
+    // Early exit: every rule (b)-(d), and reasonable (A), needs the first
+    // word to begin a key or a courtesy key (the quotes before the first
+    // word never drop it, and normalize()'s trimming keeps it whole).
+    bool keyed = any_word && k != nullptr;
+    if (keyed) {
         const std::int32_t node = k->walk(0, t.data() + w.begin, w.end - w.begin);
-        go = node >= 0 && (k->node(node).flags & Impl::kStdPrefix) != 0;
+        keyed = node >= 0 && (k->node(node).flags & Impl::kStdPrefix) != 0;
     }
-    if (go) {
+    if (keyed) {
         do s.words.push_back(w);
         while (tk.next(w));
+    } else if (mode == Mode::Reasonable && any_word) {
+        // Only (B) reads these words, and of a message longer than
+        // kMaxPhraseWords words only that it is longer.
+        do s.words.push_back(w);
+        while (s.words.size() <= kMaxPhraseWords && tk.next(w));
     }
-    if (go && k != nullptr) {
+    if (keyed) {
         // (b) normalised text equals a normalised keyword
         if (detail::collapse_trim(t, s.tmp, k->max_norm_len)) {
             const auto it = k->norm_index.find(s.tmp);
@@ -507,7 +572,7 @@ Match classify(std::string_view body, Mode mode, const KeywordSet& keywords, boo
     if (c != nullptr) {
         fill(m, *k, c->entry, c->rule);
     } else if (mode == Mode::Reasonable && !s.words.empty()) {
-        const std::int32_t led = k != nullptr ? keyword_led(*k, s) : -1;
+        const std::int32_t led = keyed ? keyword_led(*k, s) : -1;
         std::string phrase;
         if (led >= 0) {
             fill(m, *k, k->key_entry(led), Rule::Phrase);

@@ -56,7 +56,6 @@ struct RelInfo {
     Datum* mark_values;
     bool* mark_nulls;
     Datum stopped_value, active_value;
-    SPIPlanPtr mark_plan;  // outbound, 'mark': marks the blocked rows of this relation by tid
     RelInfo* next;
 };
 
@@ -129,8 +128,6 @@ void free_cache() {
         for (int p = 0; p < attachments[i].nstop_plans; p++) SPI_freeplan(attachments[i].stop_plans[p]);
         for (int p = 0; p < attachments[i].nstart_plans; p++) SPI_freeplan(attachments[i].start_plans[p]);
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
-        for (RelInfo* r = attachments[i].rels; r; r = r->next)
-            if (r->mark_plan) SPI_freeplan(r->mark_plan);
     }
     attachments = nullptr;
     nattachments = 0;
@@ -462,6 +459,15 @@ void run_lifting(SPIPlanPtr plan, const char* const* contacts, const char* const
 
 // Fails the queued messages of the stopped scopes on an outbound
 // attachment; records one 'blocked' event per contact that had any.
+// qsort's comparator of stop indexes: by contact (bytes), then by request order.
+const ChangeRequest* sort_reqs;
+const size_t* sort_scopes;
+int compare_scopes(const void* x, const void* y) {
+    int i = *static_cast<const int*>(x), j = *static_cast<const int*>(y);
+    int c = strcmp(sort_reqs[sort_scopes[i]].contact, sort_reqs[sort_scopes[j]].contact);
+    return c != 0 ? c : (i < j ? -1 : i > j);
+}
+
 void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes, int nscopes) {
     if (a->nstop_plans == 0 || nscopes == 0) return;
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
@@ -478,14 +484,21 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     optout_pg::EventRow* events =
         static_cast<optout_pg::EventRow*>(MemoryContextAllocZero(caller, sizeof(optout_pg::EventRow) * (rows ? rows : 1)));
     int nevents = 0;
+    // The rows come by contact in byte order: walk the stops in that order
+    // too, the first stop of each contact first.
+    int* order = static_cast<int*>(MemoryContextAlloc(caller, sizeof(int) * nscopes));
+    for (int i = 0; i < nscopes; i++) order[i] = i;
+    sort_reqs = reqs;
+    sort_scopes = scopes;
+    qsort(order, nscopes, sizeof(int), compare_scopes);
+    int next = 0;
     for (uint64 r = 0; r < rows; r++) {
         char* contact = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
         char* failed = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
         if (!contact) continue;
-        const ChangeRequest* stop = nullptr;  // the first stop of that contact
-        for (int i = 0; i < nscopes && !stop; i++)
-            if (strcmp(reqs[scopes[i]].contact, contact) == 0) stop = &reqs[scopes[i]];
-        if (!stop) continue;
+        while (next < nscopes && strcmp(reqs[scopes[order[next]]].contact, contact) < 0) next++;
+        if (next == nscopes || strcmp(reqs[scopes[order[next]]].contact, contact) != 0) continue;
+        const ChangeRequest* stop = &reqs[scopes[order[next]]];
         optout_pg::EventRow& e = events[nevents++];
         e.kind = "blocked";
         e.contact = stop->contact;
@@ -666,25 +679,17 @@ using optout_pg::EventInfo;
 // ---------------------------------------------------------------------------
 // What a statement's row triggers collect, applied by its statement-level
 // trigger (optout._flush): the stops, starts and help requests of keyword
-// messages, and the blocked rows to mark. Kept in TopTransactionContext. A
-// rolled-back subtransaction takes what it collected with it.
+// messages. Kept in TopTransactionContext. A rolled-back subtransaction
+// takes what it collected with it.
 namespace {
 
 struct PendingChange {
     ChangeRequest req;
     int level;  // transaction nesting level that collected it
 };
-struct PendingMark {
-    int attachment;
-    Oid relid;
-    ItemPointerData tid;
-    int level;
-};
 
 PendingChange* pending_changes = nullptr;
 int npending_changes = 0, cap_changes = 0;
-PendingMark* pending_marks = nullptr;
-int npending_marks = 0, cap_marks = 0;
 bool pending_callbacks = false;
 
 void flush_pending_work();
@@ -695,7 +700,7 @@ void pending_xact_callback(XactEvent event, void*) {
         case XACT_EVENT_PRE_PREPARE:
             // Rows inserted into a partition made after the attach, named
             // directly: no statement trigger there; apply before commit.
-            if (npending_changes > 0 || npending_marks > 0) {
+            if (npending_changes > 0) {
                 PushActiveSnapshot(GetTransactionSnapshot());  // no portal is active at pre-commit
                 flush_pending_work();
                 PopActiveSnapshot();
@@ -707,8 +712,7 @@ void pending_xact_callback(XactEvent event, void*) {
         case XACT_EVENT_PARALLEL_COMMIT:
         case XACT_EVENT_PARALLEL_ABORT:
             pending_changes = nullptr;
-            pending_marks = nullptr;
-            npending_changes = cap_changes = npending_marks = cap_marks = 0;
+            npending_changes = cap_changes = 0;
             break;
         default:
             break;
@@ -722,10 +726,6 @@ void pending_subxact_callback(SubXactEvent event, SubTransactionId, SubTransacti
     for (int i = 0; i < npending_changes; i++)
         if (pending_changes[i].level < level) pending_changes[k++] = pending_changes[i];
     npending_changes = k;
-    k = 0;
-    for (int i = 0; i < npending_marks; i++)
-        if (pending_marks[i].level < level) pending_marks[k++] = pending_marks[i];
-    npending_marks = k;
 }
 
 template <typename T>
@@ -770,66 +770,10 @@ void collect_change(const ChangeRequest& r) {
     i.arrived_on = xact_strdup(i.arrived_on);
 }
 
-void collect_mark(int attachment, Oid relid, ItemPointer tid) {
-    ensure_pending_callbacks();
-    pending_marks = grow(pending_marks, &cap_marks, npending_marks + 1);
-    PendingMark& m = pending_marks[npending_marks++];
-    m.attachment = attachment;
-    m.relid = relid;
-    m.tid = *tid;
-    m.level = GetCurrentTransactionNestLevel();
-}
-
-// Marks the blocked rows of one relation: one UPDATE by tid.
-void apply_marks(PendingMark* marks, int n) {
-    Attachment* a = find_attachment(marks[0].attachment);
-    if (!a) return;  // detached within the statement
-    Relation rel = RelationIdGetRelation(marks[0].relid);
-    if (!RelationIsValid(rel)) return;
-    RelInfo* r = rel_info(a, rel);
-    RelationClose(rel);
-    if (!r->mark_plan) {
-        Datum args[2] = {Int32GetDatum(a->id), ObjectIdGetDatum(r->relid)};
-        static Oid types[2] = {INT4OID, REGCLASSOID};
-        int level = optout_pg::pin_search_path();
-        optout_pg::OwnerScope scope = optout_pg::enter_owner();
-        int rc = SPI_execute_with_args("SELECT optout._mark_sql($1, $2)", 2, types, args, nullptr, true, 1);
-        char* sql = (rc == SPI_OK_SELECT && SPI_processed == 1)
-                        ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)
-                        : nullptr;
-        if (sql) {
-            static Oid tids[1] = {TIDARRAYOID};
-            r->mark_plan = prepare_one(sql, 1, tids, a->id);
-        }
-        optout_pg::leave_owner(scope);
-        optout_pg::unpin_search_path(level);
-        if (!r->mark_plan) return;
-    }
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    for (int i = 0; i < n; i++) elems[i] = PointerGetDatum(&marks[i].tid);
-    Datum arg = PointerGetDatum(construct_array(elems, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    (void)exec_plan(r->mark_plan, arg, (Datum)0);
-    SPI_finish();
-}
-
 void flush_pending_work() {
-    while (npending_marks > 0 || npending_changes > 0) {
-        if (npending_marks > 0) {
-            // Take them: what the statements below collect is theirs.
-            PendingMark* marks = pending_marks;
-            int n = npending_marks;
-            pending_marks = nullptr;
-            npending_marks = cap_marks = 0;
-            int start = 0;
-            for (int i = 1; i <= n; i++) {
-                if (i == n || marks[i].relid != marks[start].relid || marks[i].attachment != marks[start].attachment) {
-                    apply_marks(marks + start, i - start);
-                    start = i;
-                }
-            }
-        }
-        if (npending_changes > 0) {
+    while (npending_changes > 0) {
+        {
+            // Take them: what the statements they run collect is theirs.
             PendingChange* changes = pending_changes;
             int n = npending_changes;
             pending_changes = nullptr;
@@ -868,7 +812,6 @@ bool classify_row(Attachment* a, text* body_t) {
 extern "C" {
 PG_FUNCTION_INFO_V1(optout_inbound_when);
 PG_FUNCTION_INFO_V1(optout_outbound_when);
-PG_FUNCTION_INFO_V1(optout_outbound_after);
 PG_FUNCTION_INFO_V1(optout_flush);
 }
 
@@ -880,32 +823,24 @@ extern "C" Datum optout_inbound_when(PG_FUNCTION_ARGS) {
 }
 
 // optout._outbound_when(attachment, contact, channel) -> boolean: is this
-// send blocked (the WHEN of the outbound trigger). Takes the send lock.
+// send blocked (the WHEN of the outbound trigger: only a blocked row calls
+// the trigger function). Takes the contact's send lock.
 extern "C" Datum optout_outbound_when(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(1)) PG_RETURN_BOOL(false);  // documented: a row without a contact is not enforced
-    Oid ctype = get_fn_expr_argtype(fcinfo->flinfo, 1);
-    Oid chtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
-    if (!OidIsValid(ctype) || !OidIsValid(chtype)) elog(ERROR, "optout._outbound_when: argument types unknown");
-    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), ctype, PG_ARGISNULL(2) ? nullptr : &PG_GETARG_DATUM(2),
-                                                 chtype));
-}
-
-// AFTER INSERT FOR EACH ROW on an outbound table ('error' and 'mark'),
-// fired only for blocked rows (its WHEN): refuse the statement, or collect
-// the row to mark at the end of the statement.
-extern "C" Datum optout_outbound_after(PG_FUNCTION_ARGS) {
-    Attachment* a = trigger_attachment(fcinfo, "optout._outbound_after()");
-    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-    Relation rel = td->tg_relation;
-    RelInfo* r = rel_info(a, rel);
-    HeapTuple tup = td->tg_trigtuple;
-    char* contact = column_text(tup, rel, r->contact);
-    if (!contact) return PointerGetDatum(nullptr);
-    char* channel = column_text(tup, rel, r->channel);
-    if (a->on_blocked == kError) refuse(contact, channel, rel);
-    optout_pg::note_blocked(contact, channel, a->table_name, "mark");
-    collect_mark(a->id, RelationGetRelid(rel), &tup->t_self);
-    return PointerGetDatum(nullptr);
+    // The argument types of this call site, looked up once.
+    Oid* types = static_cast<Oid*>(fcinfo->flinfo->fn_extra);
+    if (!types) {
+        types = static_cast<Oid*>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 2));
+        types[0] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+        types[1] = get_fn_expr_argtype(fcinfo->flinfo, 2);
+        if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("optout._outbound_when() needs arguments of known types")));
+        fcinfo->flinfo->fn_extra = types;
+    }
+    Datum channel = PG_ARGISNULL(2) ? (Datum)0 : PG_GETARG_DATUM(2);
+    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), types[0], PG_ARGISNULL(2) ? nullptr : &channel,
+                                                 types[1]));
 }
 
 // AFTER INSERT FOR EACH STATEMENT: applies what the statement's row

@@ -249,6 +249,11 @@ TEST(RulePhraseRequest, ShortMessagesOnly) {
     const std::string filler = repeat("blah ", 47);  // 47 words
     expect_reasonable_only(filler + "leave me alone");  // 50 words
     EXPECT_CLASSIFY(filler + "x leave me alone", Mode::Reasonable, Intent::None, Rule::None);  // 51
+    EXPECT_CLASSIFY(repeat("blah ", 200) + "leave me alone", Mode::Reasonable, Intent::None,
+                    Rule::None);
+    // The limit is (B)'s alone: (A) reads a long keyword-led message whole.
+    expect_reasonable_only("stop " + repeat("texting ", 60) + "me", "stop");
+    expect_reasonable_only("ok stop " + repeat("texting ", 60) + "me", "stop");
 }
 
 TEST(RulePhrase, NeverOptInOrHelp) {

@@ -1,0 +1,81 @@
+-- Stops and starts applied once per statement: a statement with many
+-- keyword messages has the outcome of applying them one by one, in order.
+-- Also: what a statement collected is dropped with a rolled-back savepoint;
+-- 'mark' marks the row as it is written (RETURNING shows the mark).
+CREATE EXTENSION optout;
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+
+CREATE TABLE contacts (id integer PRIMARY KEY, status text NOT NULL DEFAULT 'A');
+CREATE TABLE members (contact_id integer REFERENCES contacts, group_id integer, PRIMARY KEY (contact_id, group_id));
+CREATE TABLE msgs (id bigserial PRIMARY KEY, contact_id integer, direction char(1), body text,
+                   status text NOT NULL DEFAULT 'Q');
+INSERT INTO contacts (id) SELECT generate_series(1, 6);
+INSERT INTO members SELECT c, g FROM generate_series(1, 6) c, generate_series(2, 3) g;
+SELECT optout.attach_contacts('contacts', 'id', 'status', 'S', 'A') > 0 AS contacts,
+       optout.attach_groups('members', 'contact_id', 'group_id', stopped_group => '1') > 0 AS groups,
+       optout.attach_inbound('msgs', 'body', 'contact_id', row_filter => '{"direction": "I"}') > 0 AS inbound,
+       optout.attach_outbound('msgs', 'contact_id', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}', row_filter => '{"direction": "O"}') > 0 AS outbound;
+INSERT INTO msgs (contact_id, direction, body) SELECT c, 'O', 'queued' FROM generate_series(1, 6) c;
+
+-- One statement: 1 stops; 2 stops then starts; 3 starts then stops (3 was
+-- stopped before); 4 stops twice; 5 asks for help; 6 says something else.
+SELECT optout.stop('3', reason => 'before the statement');
+INSERT INTO msgs (contact_id, direction, body) VALUES
+    (1, 'I', 'STOP'), (2, 'I', 'stop'), (3, 'I', 'START'), (4, 'I', 'Stop please'), (5, 'I', 'HELP'),
+    (2, 'I', 'START'), (3, 'I', 'STOP'), (4, 'I', 'STOP'), (6, 'I', 'thanks, see you');
+SELECT c.id, c.status, array_agg(m.group_id ORDER BY m.group_id) AS groups, optout.is_stopped(c.id::text) AS stopped
+  FROM contacts c LEFT JOIN members m ON m.contact_id = c.id GROUP BY c.id ORDER BY c.id;
+SELECT contact_id, status FROM msgs WHERE direction = 'O' ORDER BY id;
+SELECT kind, contact, keyword, detail FROM optout.events ORDER BY id;
+SELECT contact, source, keyword FROM optout.stops ORDER BY contact;
+
+-- A later AFTER trigger of the platform fails the statement inside a
+-- savepoint: the STOP it carried is not applied later by another statement.
+CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.body = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER zz_boom AFTER INSERT ON msgs FOR EACH ROW EXECUTE FUNCTION boom();
+BEGIN;
+SAVEPOINT s;
+INSERT INTO msgs (contact_id, direction, body) VALUES (6, 'I', 'STOP'), (6, 'I', 'boom');
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO msgs (contact_id, direction, body) VALUES (6, 'I', 'ok');
+COMMIT;
+SELECT optout.is_stopped('6') AS six_stopped, (SELECT status FROM contacts WHERE id = 6) AS six_status;
+DROP TRIGGER zz_boom ON msgs;
+
+-- 'mark' marks the row as it is written: RETURNING and the table show the
+-- mark; an unblocked row is untouched.
+INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'O', 'late'), (6, 'O', 'fine') RETURNING contact_id, status;
+SELECT contact_id, body, status FROM msgs WHERE body IN ('late', 'fine') ORDER BY id;
+-- Inside one transaction, a second statement sees the mark.
+BEGIN;
+INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'O', 'later');
+SELECT status FROM msgs WHERE body = 'later';
+COMMIT;
+
+-- Many contacts in one statement (past the 256 contact locks: one lock).
+INSERT INTO contacts (id) SELECT generate_series(100, 1099);
+INSERT INTO members SELECT c, 2 FROM generate_series(100, 1099) c;
+INSERT INTO msgs (contact_id, direction, body) SELECT c, 'O', 'queued' FROM generate_series(100, 1099) c;
+INSERT INTO msgs (contact_id, direction, body)
+SELECT c, 'I', CASE WHEN c % 2 = 0 THEN 'STOP' ELSE 'hello' END FROM generate_series(100, 1099) c;
+SELECT count(*) FILTER (WHERE status = 'S') AS stopped, count(*) FILTER (WHERE status = 'A') AS active
+  FROM contacts WHERE id >= 100;
+SELECT group_id, count(*) FROM members WHERE contact_id >= 100 GROUP BY group_id ORDER BY group_id;
+SELECT status, count(*) FROM msgs WHERE contact_id >= 100 AND direction = 'O' GROUP BY status ORDER BY status;
+SELECT count(*) AS ledger_rows FROM optout.stops WHERE contact::integer >= 100;
+SELECT kind, count(*) FROM optout.events WHERE contact::integer >= 100 GROUP BY kind ORDER BY kind;
+-- and a broadcast to them marks exactly the stopped half
+INSERT INTO msgs (contact_id, direction, body) SELECT c, 'O', 'broadcast' FROM generate_series(100, 1099) c;
+SELECT status, count(*) FROM msgs WHERE body = 'broadcast' GROUP BY status ORDER BY status;
+
+SELECT optout.detach('msgs') + optout.detach('contacts') + optout.detach('members') AS detached;
+SELECT count(*) AS optout_triggers_left FROM pg_trigger WHERE tgname LIKE 'optout%';
+DROP TABLE msgs, members, contacts;
+DROP FUNCTION boom();
+DROP EXTENSION optout;
