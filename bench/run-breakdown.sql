@@ -17,11 +17,13 @@
 --   i2 outbound only     attach_outbound (its WHEN never holds for inbound
 --                        rows): COPY inserts row by row
 --   i3 inbound, no kw    attach_inbound, a file with no keyword message:
---                        the AFTER trigger and the classifier on every row
---   i4 inbound           attach_inbound, the file of "inbound": + the stops
---                        (ledger, events, contact locks, NOTIFY), no action
+--                        the classifier on every row (the trigger's WHEN)
+--   i4 inbound           attach_inbound, the file of "inbound": + the stops,
+--                        applied at the end of the statement (ledger, events,
+--                        contact locks, NOTIFY), no action
 --   i5 inbound+outbound  + attach_outbound on the same table: + row-by-row
---                        inserts, + each stop's UPDATE of queued messages
+--                        inserts, + the UPDATE of the stopped contacts'
+--                        queued messages
 --   i6 + contacts+groups + attach_contacts, attach_groups: the "inbound" case
 \set ON_ERROR_STOP 1
 

@@ -54,9 +54,10 @@ INSERT INTO about VALUES
  'with none of the file''s contacts stopped; o5 the same with 10% stopped (the "outbound" case).'),
 ('breakdown-inbound', 9, 'breakdown: inbound', :rows,
  'The same for the inbound COPY: i1 no trigger; i2 `attach_outbound` only (its WHEN never holds for inbound rows: '
- 'row-by-row inserts); i3 `attach_inbound` only, over a file without keyword messages (the AFTER trigger and the '
- 'classifier on every row); i4 `attach_inbound` only, the "inbound" file (+ the stops: ledger, events, contact locks, '
- 'NOTIFY); i5 + `attach_outbound` on the same table (+ row-by-row inserts, + each stop''s UPDATE of queued messages); '
+ 'row-by-row inserts); i3 `attach_inbound` only, over a file without keyword messages (the classifier on every row, '
+ 'in the trigger''s WHEN); i4 `attach_inbound` only, the "inbound" file (+ the stops, applied at the end of the '
+ 'statement: ledger, events, contact locks, NOTIFY); i5 + `attach_outbound` on the same table (+ row-by-row inserts, '
+ '+ the UPDATE of the stopped contacts'' queued messages); '
  'i6 + `attach_contacts` and `attach_groups` (the "inbound" case).');
 
 SELECT '# Benchmarks';

@@ -74,6 +74,17 @@ SELECT kind, count(*) FROM optout.events WHERE contact::integer >= 100 GROUP BY 
 INSERT INTO msgs (contact_id, direction, body) SELECT c, 'O', 'broadcast' FROM generate_series(100, 1099) c;
 SELECT status, count(*) FROM msgs WHERE body = 'broadcast' GROUP BY status ORDER BY status;
 
+-- Without its statement trigger (a partition made while the event trigger
+-- that adds it was disabled), what a statement collected is applied just
+-- before commit, before the blocked sends are recorded.
+DROP TRIGGER optout_flush ON msgs;
+BEGIN;
+INSERT INTO msgs (contact_id, direction, body) VALUES (5, 'I', 'STOP');
+SELECT optout.is_stopped('5') AS five_stopped_before_commit;
+COMMIT;
+SELECT optout.is_stopped('5') AS five_stopped, (SELECT status FROM contacts WHERE id = 5) AS five_status;
+SELECT optout._flush_triggers('msgs');
+
 SELECT optout.detach('msgs') + optout.detach('contacts') + optout.detach('members') AS detached;
 SELECT count(*) AS optout_triggers_left FROM pg_trigger WHERE tgname LIKE 'optout%';
 DROP TABLE msgs, members, contacts;

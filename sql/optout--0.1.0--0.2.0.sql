@@ -468,8 +468,8 @@ $$;
 -- The statement-level trigger that applies what the row triggers of a
 -- statement collected (stops, starts, help requests), on the table and on each
 -- of its partitions (a statement may name a partition). Partitions made
--- later get the row triggers but not this one: what their statements
--- collect is applied before the transaction commits.
+-- later get it from optout._on_ddl_end; should that event trigger be
+-- disabled, what their statements collect is applied before commit.
 CREATE FUNCTION optout._flush_triggers(tbl regclass)
     RETURNS void
     LANGUAGE plpgsql
@@ -785,8 +785,7 @@ BEGIN
                               JOIN pg_trigger t ON t.tgrelid = anc.relid AND t.tgname = 'optout_flush'
                              WHERE anc.relid <> c.relid)
                 AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.relid AND t.tgname = 'optout_flush') LOOP
-        EXECUTE format('CREATE TRIGGER optout_flush AFTER INSERT ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION optout._flush()', r);
+        PERFORM optout._flush_triggers(r);
     END LOOP;
 END
 $$;

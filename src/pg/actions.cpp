@@ -679,8 +679,9 @@ using optout_pg::EventInfo;
 // ---------------------------------------------------------------------------
 // What a statement's row triggers collect, applied by its statement-level
 // trigger (optout._flush): the stops, starts and help requests of keyword
-// messages. Kept in TopTransactionContext. A rolled-back subtransaction
-// takes what it collected with it.
+// messages. Kept in a memory context of their own under
+// TopTransactionContext, freed once they are applied. A rolled-back
+// subtransaction takes what it collected with it.
 namespace {
 
 struct PendingChange {
@@ -690,66 +691,58 @@ struct PendingChange {
 
 PendingChange* pending_changes = nullptr;
 int npending_changes = 0, cap_changes = 0;
-bool pending_callbacks = false;
+MemoryContext pending_cxt = nullptr;
 
 void flush_pending_work();
 
-void pending_xact_callback(XactEvent event, void*) {
-    switch (event) {
-        case XACT_EVENT_PRE_COMMIT:
-        case XACT_EVENT_PRE_PREPARE:
-            // Rows inserted into a partition made after the attach, named
-            // directly: no statement trigger there; apply before commit.
-            if (npending_changes > 0) {
-                PushActiveSnapshot(GetTransactionSnapshot());  // no portal is active at pre-commit
-                flush_pending_work();
-                PopActiveSnapshot();
-            }
-            break;
-        case XACT_EVENT_COMMIT:
-        case XACT_EVENT_ABORT:
-        case XACT_EVENT_PREPARE:
-        case XACT_EVENT_PARALLEL_COMMIT:
-        case XACT_EVENT_PARALLEL_ABORT:
-            pending_changes = nullptr;
-            npending_changes = cap_changes = 0;
-            break;
-        default:
-            break;
-    }
+}  // namespace
+
+namespace optout_pg {
+
+// Called by the transaction callbacks (send_cache.cpp), before the blocked
+// sends are recorded: rows inserted into a partition made after the attach
+// and named directly (no statement trigger there) are applied before commit.
+void flush_collected_changes() {
+    if (npending_changes == 0) return;
+    PushActiveSnapshot(GetTransactionSnapshot());  // no portal is active at pre-commit
+    flush_pending_work();
+    PopActiveSnapshot();
 }
 
-void pending_subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-    if (event != SUBXACT_EVENT_ABORT_SUB) return;
-    int level = GetCurrentTransactionNestLevel();
+void forget_collected_changes() {
+    pending_changes = nullptr;
+    npending_changes = cap_changes = 0;
+    pending_cxt = nullptr;  // went with TopTransactionContext
+}
+
+void drop_collected_changes(int level) {
     int k = 0;
     for (int i = 0; i < npending_changes; i++)
         if (pending_changes[i].level < level) pending_changes[k++] = pending_changes[i];
     npending_changes = k;
 }
 
+}  // namespace optout_pg
+
+namespace {
+
 template <typename T>
 T* grow(T* arr, int* cap, int need) {
     if (need <= *cap) return arr;
     int ncap = *cap ? *cap * 2 : 64;
     while (ncap < need) ncap *= 2;
-    T* bigger = static_cast<T*>(MemoryContextAlloc(TopTransactionContext, sizeof(T) * ncap));
+    T* bigger = static_cast<T*>(MemoryContextAlloc(pending_cxt, sizeof(T) * ncap));
     if (arr) memcpy(bigger, arr, sizeof(T) * (*cap));
     *cap = ncap;
     return bigger;
 }
 
-void ensure_pending_callbacks() {
-    if (pending_callbacks) return;
-    RegisterXactCallback(pending_xact_callback, nullptr);
-    RegisterSubXactCallback(pending_subxact_callback, nullptr);
-    pending_callbacks = true;
-}
-
-char* xact_strdup(const char* s) { return s ? MemoryContextStrdup(TopTransactionContext, s) : nullptr; }
+char* xact_strdup(const char* s) { return s ? MemoryContextStrdup(pending_cxt, s) : nullptr; }
 
 void collect_change(const ChangeRequest& r) {
-    ensure_pending_callbacks();
+    optout_pg::ensure_xact_callbacks();
+    if (!pending_cxt)
+        pending_cxt = AllocSetContextCreate(TopTransactionContext, "optout pending changes", ALLOCSET_DEFAULT_SIZES);
     pending_changes = grow(pending_changes, &cap_changes, npending_changes + 1);
     PendingChange& p = pending_changes[npending_changes++];
     p.level = GetCurrentTransactionNestLevel();
@@ -772,16 +765,18 @@ void collect_change(const ChangeRequest& r) {
 
 void flush_pending_work() {
     while (npending_changes > 0) {
-        {
-            // Take them: what the statements they run collect is theirs.
-            PendingChange* changes = pending_changes;
-            int n = npending_changes;
-            pending_changes = nullptr;
-            npending_changes = cap_changes = 0;
-            ChangeRequest* reqs = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
-            for (int i = 0; i < n; i++) reqs[i] = changes[i].req;
-            optout_pg::apply_changes(reqs, n, nullptr);
-        }
+        // Take them, with their memory: what the statements they run collect
+        // goes to a new list.
+        PendingChange* changes = pending_changes;
+        int n = npending_changes;
+        MemoryContext cxt = pending_cxt;
+        pending_changes = nullptr;
+        npending_changes = cap_changes = 0;
+        pending_cxt = nullptr;
+        ChangeRequest* reqs = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
+        for (int i = 0; i < n; i++) reqs[i] = changes[i].req;
+        optout_pg::apply_changes(reqs, n, nullptr);
+        MemoryContextDelete(cxt);
     }
 }
 
@@ -922,7 +917,9 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
         if (same_contact && same_channel) return PointerGetDatum(tup);
     }
 
-    if (!optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
+    // The trigger's WHEN (optout._outbound_when) has found the row blocked,
+    // under the contact's send lock; a trigger without it asks here.
+    if (!td->tg_trigger->tgqual && !optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
 
     if (a->on_blocked == kError) refuse(contact, channel, rel);
 

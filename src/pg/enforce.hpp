@@ -43,6 +43,9 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule);
 // Forgets cached answers (after this backend changed the ledger).
 void send_cache_reset();
+// Registers the transaction callbacks of the send path and of the collected
+// stops (once per backend).
+void ensure_xact_callbacks();
 
 // --- the ledger and the event record (ledger.cpp); run as optout's owner ----
 struct EventRow {
@@ -103,6 +106,13 @@ struct ChangeRequest {
 // outcome is that of applying them one by one. results (may be null) gets,
 // for each, whether a stop was new or a start lifted a stop.
 void apply_changes(const ChangeRequest* reqs, int n, bool* results);
+// The stops, starts and help requests collected by the inbound trigger:
+// applied by the statement trigger, or before commit (flush); forgotten at
+// the end of the transaction; dropped with a rolled-back subtransaction of
+// this nesting level or deeper.
+void flush_collected_changes();
+void forget_collected_changes();
+void drop_collected_changes(int level);
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info);
 bool apply_start(const char* contact, const char* channel, const EventInfo& info);
 // True while optout itself lifts a stop (the sticky-status trigger lets that through).

@@ -18,7 +18,6 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "utils/array.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 }
@@ -98,6 +97,8 @@ void xact_callback(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
         case XACT_EVENT_PRE_PREPARE:
+            // Collected stops first: what they run may block sends too.
+            optout_pg::flush_collected_changes();
             flush_pending();
             break;
         case XACT_EVENT_COMMIT:
@@ -107,6 +108,7 @@ void xact_callback(XactEvent event, void*) {
         case XACT_EVENT_PARALLEL_ABORT:
             forget();
             pending = nullptr;
+            optout_pg::forget_collected_changes();
             break;
         default:
             break;
@@ -116,15 +118,14 @@ void xact_callback(XactEvent event, void*) {
 void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
     // A rolled-back subtransaction may have written the ledger: ask again.
     // (Its blocked sends stay counted: the rows were refused all the same.)
-    if (event == SUBXACT_EVENT_ABORT_SUB) forget();
+    // The stops its statements collected go with it.
+    if (event == SUBXACT_EVENT_ABORT_SUB) {
+        forget();
+        optout_pg::drop_collected_changes(GetCurrentTransactionNestLevel());
+    }
 }
 
-void ensure_callbacks(void) {
-    if (callbacks_registered) return;
-    RegisterXactCallback(xact_callback, nullptr);
-    RegisterSubXactCallback(subxact_callback, nullptr);
-    callbacks_registered = true;
-}
+
 
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
 HTAB* load_ledger_keys(void) {
@@ -152,65 +153,39 @@ HTAB* load_ledger_keys(void) {
     return keys;
 }
 
-Datum text_array(Datum* elems, bool* nulls, int n) {
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+int compare_entries(const void* x, const void* y) {
+    return strcmp((*static_cast<PendingEntry* const*>(x))->key, (*static_cast<PendingEntry* const*>(y))->key);
 }
 
-// One INSERT for every blocked send of the transaction, just before commit.
+// One write for every blocked send of the transaction, just before commit,
+// in a fixed order (contact, channel, table).
 void flush_pending(void) {
     if (!pending || hash_get_num_entries(pending) == 0) return;
     HTAB* batch = pending;
     pending = nullptr;
     long n = hash_get_num_entries(batch);
-    Datum* contacts = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* channels = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* tables = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* rules = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* counts = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    bool* no_nulls = static_cast<bool*>(palloc0(sizeof(bool) * n));
-    bool* channel_nulls = static_cast<bool*>(palloc0(sizeof(bool) * n));
+    PendingEntry** entries = static_cast<PendingEntry**>(palloc(sizeof(PendingEntry*) * n));
     HASH_SEQ_STATUS seq;
     hash_seq_init(&seq, batch);
     long i = 0;
-    for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr; i++) {
+    for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr;) entries[i++] = e;
+    qsort(entries, n, sizeof(PendingEntry*), compare_entries);
+    optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc0(sizeof(optout_pg::EventRow) * n));
+    for (i = 0; i < n; i++) {
         char* parts[4];
-        char* key = pstrdup(e->key);
+        char* key = pstrdup(entries[i]->key);
         for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
-        contacts[i] = CStringGetTextDatum(parts[0]);
-        channel_nulls[i] = parts[1][0] == '\x1e';
-        channels[i] = channel_nulls[i] ? (Datum)0 : CStringGetTextDatum(parts[1]);
-        tables[i] = CStringGetTextDatum(parts[2]);
-        rules[i] = CStringGetTextDatum(parts[3]);
-        counts[i] = Int64GetDatum(e->count);
+        optout_pg::EventRow& r = rows[i];
+        r.kind = "blocked";
+        r.contact = parts[0];
+        r.channel = parts[1][0] == '\x1e' ? nullptr : parts[1];
+        r.info.source = "send";
+        r.info.table_name = parts[2];
+        r.info.detail = psprintf("{\"rule\": \"%s\", \"count\": " INT64_FORMAT "}", parts[3], entries[i]->count);
     }
-    int dims[1] = {static_cast<int>(n)};
-    int lbs[1] = {1};
-    Datum values[6] = {
-        text_array(contacts, no_nulls, n),
-        text_array(channels, channel_nulls, n),
-        text_array(tables, no_nulls, n),
-        text_array(rules, no_nulls, n),
-        PointerGetDatum(construct_md_array(counts, no_nulls, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE)),
-        CStringGetTextDatum(GetUserNameFromId(GetUserId(), false)),
-    };
-    static const Oid types[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
     // At pre-commit no portal is active: give the statement a snapshot.
     PushActiveSnapshot(GetTransactionSnapshot());
-    optout_pg::OwnerScope scope = optout_pg::enter_owner();
-    int level = optout_pg::pin_search_path();
-    int rc = SPI_execute_with_args(
-        "INSERT INTO optout.events (kind, contact, channel, source, table_name, actor, detail) "
-        "SELECT 'blocked', u.contact, u.channel, 'send', u.tbl, $6::pg_catalog.name, "
-        "pg_catalog.jsonb_build_object('rule', u.rule, 'count', u.n) "
-        "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-        "pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(contact, channel, tbl, rule, n) "
-        "ORDER BY u.contact, u.channel, u.tbl",
-        6, const_cast<Oid*>(types), values, nullptr, false, 0);
-    optout_pg::unpin_search_path(level);
-    if (rc != SPI_OK_INSERT) elog(ERROR, "optout: recording blocked sends failed: %s", SPI_result_code_string(rc));
-    optout_pg::leave_owner(scope);
+    optout_pg::record_events(rows, static_cast<int>(n), nullptr);
     PopActiveSnapshot();
 }
 
@@ -218,10 +193,19 @@ void flush_pending(void) {
 
 namespace optout_pg {
 
+// One pair of transaction callbacks for the send path and the collected
+// stops, so that their order at commit is fixed.
+void ensure_xact_callbacks() {
+    if (callbacks_registered) return;
+    RegisterXactCallback(xact_callback, nullptr);
+    RegisterSubXactCallback(subxact_callback, nullptr);
+    callbacks_registered = true;
+}
+
 void send_cache_reset() { forget(); }
 
 bool send_blocked(const char* contact, const char* channel) {
-    ensure_callbacks();
+    ensure_xact_callbacks();
     lock_contact_for_send(contact);
     char key[kKeyLen];
     if (contact_locks_escalated()) {
@@ -261,7 +245,7 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
-    ensure_callbacks();
+    ensure_xact_callbacks();
     if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
     char key[kKeyLen + 64];
     int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
