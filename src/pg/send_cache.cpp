@@ -38,7 +38,14 @@ struct PendingEntry {
 
 HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
 HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
-HTAB* ledger_ints = nullptr;  // ... and its contacts that are integers, for integer keys
+// ... and its contact-wide stops whose contact is an integer: an open-addressing
+// set (a bulk send asks it once a row; dynahash costs several times more).
+struct IntSet {
+    int64* slots;
+    bool* used;
+    uint64 mask;
+};
+IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
 HTAB* pending = nullptr;      // blocked sends to record at commit
 bool callbacks_registered = false;
@@ -68,14 +75,24 @@ bool make_key(char* out, Size size, const char* a, const char* b) {
     return true;
 }
 
+inline uint64 int_slot(int64 v, uint64 mask) { return (static_cast<uint64>(v) * UINT64CONST(0x9E3779B97F4A7C15)) >> 20 & mask; }
+
+bool int_set_has(const IntSet* set, int64 v) {
+    for (uint64 i = int_slot(v, set->mask);; i = (i + 1) & set->mask) {
+        if (!set->used[i]) return false;
+        if (set->slots[i] == v) return true;
+    }
+}
+
 // The ledger's contact-wide stops whose contact is an integer.
-HTAB* load_ledger_ints(void) {
-    HASHCTL ctl;
-    memset(&ctl, 0, sizeof ctl);
-    ctl.keysize = sizeof(int64);
-    ctl.entrysize = sizeof(int64);
-    ctl.hcxt = TopTransactionContext;
-    HTAB* ints = hash_create("optout ledger ints", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+IntSet* load_ledger_ints(void) {
+    uint64 cap = 64;
+    while (cap < static_cast<uint64>(hash_get_num_entries(ledger_keys)) * 2 + 1) cap <<= 1;
+    IntSet* set = static_cast<IntSet*>(MemoryContextAlloc(TopTransactionContext, sizeof(IntSet)));
+    set->slots = static_cast<int64*>(MemoryContextAllocHuge(TopTransactionContext, sizeof(int64) * cap));
+    set->used = static_cast<bool*>(MemoryContextAllocHuge(TopTransactionContext, cap));
+    memset(set->used, 0, cap);
+    set->mask = cap - 1;
     HASH_SEQ_STATUS seq;
     hash_seq_init(&seq, ledger_keys);
     for (CacheEntry* e; (e = static_cast<CacheEntry*>(hash_seq_search(&seq))) != nullptr;) {
@@ -83,11 +100,12 @@ HTAB* load_ledger_ints(void) {
         errno = 0;
         long long v = strtoll(e->key, &end, 10);
         if (errno != 0 || end == e->key || *end != '\x1f' || end[1] != '\0') continue;  // per channel, or not an integer
-        int64 key = v;
-        bool found;
-        hash_search(ints, &key, HASH_ENTER, &found);
+        uint64 i = int_slot(v, set->mask);
+        while (set->used[i] && set->slots[i] != v) i = (i + 1) & set->mask;
+        set->used[i] = true;
+        set->slots[i] = v;
     }
-    return ints;
+    return set;
 }
 
 void flush_pending(void);
@@ -237,9 +255,7 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
         !ledger_has_channels) {
         if (!ledger_ints) ledger_ints = load_ledger_ints();
         int64 key = type == INT8OID ? DatumGetInt64(contact) : type == INT4OID ? DatumGetInt32(contact) : DatumGetInt16(contact);
-        bool found;
-        hash_search(ledger_ints, &key, HASH_FIND, &found);
-        return found;
+        return int_set_has(ledger_ints, key);
     }
     return send_blocked(datum_text(contact, type), channel ? datum_text(*channel, channel_type) : nullptr);
 }
