@@ -13,7 +13,13 @@
 #include "enforce.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
 #include "access/xact.h"
 #include "commands/async.h"
 #include "commands/copy.h"
@@ -375,7 +381,58 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
     leave_owner(scope);
 }
 
+}  // namespace optout_pg
+
+namespace {
+
+// Is the contact stopped for the channel? One probe of the ledger's unique
+// index on (contact, channel), read with the latest snapshot, without SPI or
+// the planner: the send path asks this for each new contact of a
+// transaction. (Like a foreign-key check, it reads optout's table directly,
+// whatever the caller's rights.)
+bool ledger_probe(const char* contact, const char* channel) {
+    Oid ns = optout_pg::optout_namespace();
+    Oid relid = get_relname_relid("stops", ns);
+    Oid indexid = get_relname_relid("stops_contact_channel_key", ns);
+    if (!OidIsValid(relid) || !OidIsValid(indexid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.stops\" or its key does not exist"),
+                        errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
+    Relation rel = table_open(relid, AccessShareLock);
+    Relation idx = index_open(indexid, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(contact));
+    key.sk_collation = idx->rd_indcollation[0];
+    Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+    IndexScanDesc scan = index_beginscan(rel, idx, snap, 1, 0);
+    index_rescan(scan, &key, 1, nullptr, 0);
+    TupleTableSlot* slot = table_slot_create(rel, nullptr);
+    text* want = channel ? cstring_to_text(channel) : nullptr;
+    bool stopped = false;
+    while (!stopped && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        bool isnull;
+        Datum ch = slot_getattr(slot, 2, &isnull);  // optout.stops.channel
+        if (isnull) {
+            stopped = true;  // contact-wide
+        } else if (want) {
+            text* have = DatumGetTextPP(ch);
+            stopped = VARSIZE_ANY_EXHDR(have) == VARSIZE_ANY_EXHDR(want) &&
+                      memcmp(VARDATA_ANY(have), VARDATA_ANY(want), VARSIZE_ANY_EXHDR(want)) == 0;
+        }
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    UnregisterSnapshot(snap);
+    index_close(idx, NoLock);
+    table_close(rel, NoLock);
+    return stopped;
+}
+
+}  // namespace
+
+namespace optout_pg {
+
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword) {
+    if (!since) return ledger_probe(contact, channel);
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
     if (!check_plan) {
