@@ -41,6 +41,8 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 // Counts a blocked send, recorded as one event per contact, channel and table
 // just before the transaction commits.
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule);
+// The same for an integer contact and channel (NULL: none), without text.
+void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip);
 // Forgets cached answers (after this backend changed the ledger).
 void send_cache_reset();
 // Registers the transaction callbacks of the send path and of the collected

@@ -36,6 +36,20 @@ struct PendingEntry {
     int64 count;
 };
 
+// The same for integer contacts and channels (a bulk send's blocked rows),
+// counted without formatting them; turned into PendingEntry at commit.
+struct IntPendingKey {
+    int64 contact;
+    int64 channel;
+    int32 attachment;
+    int32 flags;  // 1: no channel; 2: rule 'skip' (else 'mark')
+};
+struct IntPendingEntry {
+    IntPendingKey key;
+    int64 count;
+    char* table;  // in TopTransactionContext
+};
+
 HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
 HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
 // ... and its contact-wide stops whose contact is an integer: an open-addressing
@@ -48,6 +62,7 @@ struct IntSet {
 IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
 HTAB* pending = nullptr;      // blocked sends to record at commit
+HTAB* pending_ints = nullptr; // ... of integer contacts
 bool callbacks_registered = false;
 
 void forget(void) {
@@ -126,6 +141,7 @@ void xact_callback(XactEvent event, void*) {
         case XACT_EVENT_PARALLEL_ABORT:
             forget();
             pending = nullptr;
+            pending_ints = nullptr;
             optout_pg::forget_collected_changes();
             break;
         default:
@@ -177,7 +193,28 @@ int compare_entries(const void* x, const void* y) {
 
 // One write for every blocked send of the transaction, just before commit,
 // in a fixed order (contact, channel, table).
+void add_pending(const char* key, int64 count) {
+    if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
+    bool found;
+    PendingEntry* e = static_cast<PendingEntry*>(hash_search(pending, key, HASH_ENTER, &found));
+    e->count = found ? e->count + count : count;
+}
+
 void flush_pending(void) {
+    if (pending_ints) {
+        HTAB* ints = pending_ints;
+        pending_ints = nullptr;
+        HASH_SEQ_STATUS iseq;
+        hash_seq_init(&iseq, ints);
+        for (IntPendingEntry* e; (e = static_cast<IntPendingEntry*>(hash_seq_search(&iseq))) != nullptr;) {
+            char key[kKeyLen + 64];
+            char channel[24] = "\x1e";
+            if (!(e->key.flags & 1)) snprintf(channel, sizeof channel, INT64_FORMAT, e->key.channel);
+            int n = snprintf(key, sizeof key, INT64_FORMAT "\x1f%s\x1f%s\x1f%s", e->key.contact, channel, e->table,
+                             (e->key.flags & 2) ? "skip" : "mark");
+            if (n > 0 && static_cast<Size>(n) < sizeof key) add_pending(key, e->count);
+        }
+    }
     if (!pending || hash_get_num_entries(pending) == 0) return;
     HTAB* batch = pending;
     pending = nullptr;
@@ -262,7 +299,6 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
     ensure_xact_callbacks();
-    if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
     char key[kKeyLen + 64];
     int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
     if (n < 0 || static_cast<Size>(n) >= sizeof key) {
@@ -274,9 +310,33 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
         record_event("blocked", contact, channel, info);
         return;
     }
+    add_pending(key, 1);
+}
+
+void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
+    ensure_xact_callbacks();
+    if (!pending_ints) {
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(IntPendingKey);
+        ctl.entrysize = sizeof(IntPendingEntry);
+        ctl.hcxt = TopTransactionContext;
+        pending_ints = hash_create("optout blocked ints", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    }
+    IntPendingKey key;
+    memset(&key, 0, sizeof key);
+    key.contact = contact;
+    key.channel = channel ? *channel : 0;
+    key.attachment = attachment;
+    key.flags = (channel ? 0 : 1) | (skip ? 2 : 0);
     bool found;
-    PendingEntry* e = static_cast<PendingEntry*>(hash_search(pending, key, HASH_ENTER, &found));
-    e->count = found ? e->count + 1 : 1;
+    IntPendingEntry* e = static_cast<IntPendingEntry*>(hash_search(pending_ints, &key, HASH_ENTER, &found));
+    if (found) {
+        e->count++;
+    } else {
+        e->count = 1;
+        e->table = MemoryContextStrdup(TopTransactionContext, table);
+    }
 }
 
 }  // namespace optout_pg
