@@ -71,6 +71,12 @@ SELECT count(*) AS attachments_of_dropped FROM optout.attachments WHERE kind = '
 SELECT optout.detach('msgs') AS detached;
 SELECT optout.detach('people') AS not_attached;
 
+-- a stopped_group_query may be any query with $1 the contact key, a WITH
+-- query too
+SELECT optout.attach_groups('member', 'person', 'grp',
+                            stopped_group_query => 'WITH g AS (SELECT $1::bigint AS id) SELECT 1 FROM g') > 0 AS attached;
+SELECT optout.detach('member') AS detached;
+
 -- only the owner attaches
 CREATE ROLE optout_app;
 GRANT ALL ON msgs TO optout_app;

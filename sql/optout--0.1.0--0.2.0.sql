@@ -430,16 +430,18 @@ CREATE FUNCTION optout._attach_verify(attachment integer)
 AS $$
 DECLARE
     s text;
+    params text;
 BEGIN
-    FOREACH s IN ARRAY optout._action_sql(attachment, 'stop') || optout._action_sql(attachment, 'start')
-                       || (SELECT array_remove(ARRAY[a.stopped_group_query], NULL) FROM optout.attachments a
-                            WHERE a.id = attachment) LOOP
+    -- The statements take arrays of keys; a stopped_group_query one key.
+    FOR s, params IN
+        SELECT q, '(text[], text[])'
+          FROM unnest(optout._action_sql(attachment, 'stop') || optout._action_sql(attachment, 'start')) q
+        UNION ALL
+        SELECT a.stopped_group_query, '(text)' FROM optout.attachments a
+         WHERE a.id = attachment AND a.stopped_group_query IS NOT NULL
+    LOOP
         BEGIN
-            IF s ~ '^WITH|^UPDATE|^DELETE|^INSERT' THEN
-                EXECUTE format('PREPARE optout_attach_verify(text[], text[]) AS %s', s);
-            ELSE  -- a stopped_group_query: $1 is one contact key
-                EXECUTE format('PREPARE optout_attach_verify(text) AS %s', s);
-            END IF;
+            EXECUTE format('PREPARE optout_attach_verify%s AS %s', params, s);
             DEALLOCATE optout_attach_verify;
         EXCEPTION WHEN syntax_error_or_access_rule_violation THEN  -- class 42: unknown names, types
             RAISE EXCEPTION 'optout cannot prepare what this attachment runs: %', SQLERRM

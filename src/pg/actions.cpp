@@ -15,7 +15,6 @@
 
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "optout/changes.hpp"
@@ -171,16 +170,7 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
 int prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     if (n > kMaxPlans) elog(ERROR, "optout: attachment %d has too many statements", id);
-    for (int i = 0; i < n; i++) {
-        SPIPlanPtr plan = SPI_prepare_cursor(sqls[i], 2, types, CURSOR_OPT_CUSTOM_PLAN);
-        if (!plan)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                            errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
-                            errdetail("Statement: %s", sqls[i]),
-                            errhint("Check the attached table with optout.attached; detach and attach it again.")));
-        SPI_keepplan(plan);
-        plans[i] = plan;
-    }
+    for (int i = 0; i < n; i++) plans[i] = prepare_one(sqls[i], 2, types, id);
     return n;
 }
 
@@ -437,6 +427,13 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
     return groups;
 }
 
+// The strings at these indexes.
+const char** pick(const char* const* from, const int* which, int n) {
+    const char** out = static_cast<const char**>(palloc(sizeof(char*) * (n ? n : 1)));
+    for (int i = 0; i < n; i++) out[i] = from[which[i]];
+    return out;
+}
+
 // Runs one of an attachment's statements for these contacts ($2: their
 // groups or channels), as the current user.
 void run_for(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
@@ -457,8 +454,6 @@ void run_lifting(SPIPlanPtr plan, const char* const* contacts, const char* const
     PG_END_TRY();
 }
 
-// Fails the queued messages of the stopped scopes on an outbound
-// attachment; records one 'blocked' event per contact that had any.
 // qsort's comparator of stop indexes: by contact (bytes), then by request order.
 const ChangeRequest* sort_reqs;
 const size_t* sort_scopes;
@@ -468,6 +463,8 @@ int compare_scopes(const void* x, const void* y) {
     return c != 0 ? c : (i < j ? -1 : i > j);
 }
 
+// Fails the queued messages of the stopped scopes on an outbound
+// attachment; records one 'blocked' event per contact that had any.
 void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes, int nscopes) {
     if (a->nstop_plans == 0 || nscopes == 0) return;
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
@@ -537,7 +534,7 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     size_t* del = static_cast<size_t*>(palloc(sizeof(size_t) * (nledger ? nledger : 1)));
     size_t* ins = static_cast<size_t*>(palloc(sizeof(size_t) * n));
     size_t* scopes = static_cast<size_t*>(palloc(sizeof(size_t) * n));
-    int* plan_contact = static_cast<int*>(palloc(sizeof(int) * n));  // request index of each contact's first
+    const char** plan_contact = static_cast<const char**>(palloc(sizeof(char*) * n));
     bool* left_groups = static_cast<bool*>(palloc0(sizeof(bool) * n));
     int* final_state = static_cast<int*>(palloc0(sizeof(int) * n));
     static int ndel, nins, nscopes, ncontacts;  // static: they cross the guard
@@ -562,10 +559,9 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
         for (size_t d : plan.ledger_delete) del[ndel++] = d;
         for (size_t k : plan.ledger_insert) ins[nins++] = k;
         for (size_t k : plan.stopped_scopes) scopes[nscopes++] = k;
-        std::unordered_map<std::string_view, int> first;
-        for (int i = 0; i < n; i++) first.emplace(reqs[i].contact, i);
         for (const optout::ContactPlan& c : plan.contacts) {
-            plan_contact[ncontacts] = first[c.contact];
+            // A view of a request's whole contact string: NUL-terminated.
+            plan_contact[ncontacts] = c.contact.data();
             left_groups[ncontacts] = c.left_groups;
             final_state[ncontacts] = static_cast<int>(c.final_state);
             ncontacts++;
@@ -611,32 +607,43 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     send_cache_reset();
 
     // The platform's tables: every contact-wide stop leaves its groups; the
-    // last contact-wide action decides status and the Stopped group.
-    const char** left = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
-    const char** stopped = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
-    const char** started = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
-    int nleft = 0, nstopped = 0, nstarted = 0;
+    // last contact-wide action decides status and the Stopped group. The
+    // contacts with anything to do, and the three sets of them (as indexes).
+    const char** touched = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    int* left = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int* stopped = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int* started = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int ntouched = 0, nleft = 0, nstopped = 0, nstarted = 0;
     for (int i = 0; i < n_contacts; i++) {
-        const char* c = reqs[plan_contact[i]].contact;
-        if (left_groups[i]) left[nleft++] = c;
-        if (final_state[i] == static_cast<int>(optout::FinalState::Stopped)) stopped[nstopped++] = c;
-        if (final_state[i] == static_cast<int>(optout::FinalState::Started)) started[nstarted++] = c;
+        bool is_stopped = final_state[i] == static_cast<int>(optout::FinalState::Stopped);
+        bool is_started = final_state[i] == static_cast<int>(optout::FinalState::Started);
+        if (!left_groups[i] && !is_stopped && !is_started) continue;
+        if (left_groups[i]) left[nleft++] = ntouched;
+        if (is_stopped) stopped[nstopped++] = ntouched;
+        if (is_started) started[nstarted++] = ntouched;
+        touched[ntouched++] = plan_contact[i];
     }
     ensure_cache();
     for (int i = 0; i < nattachments; i++) {
         Attachment* a = &attachments[i];
         switch (a->kind) {
             case kContacts:
-                if (a->nstop_plans > 0) run_for(a->stop_plans[0], stopped, nullptr, nstopped);
-                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], started, nullptr, nstarted);
+                if (a->nstop_plans > 0) run_for(a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
                 break;
-            case kGroups:
+            case kGroups: {
+                // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
+                const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
                 if (a->nstop_plans > 1) {
-                    run_for(a->stop_plans[0], left, stopped_groups(a, left, nleft), nleft);
-                    run_for(a->stop_plans[1], stopped, stopped_groups(a, stopped, nstopped), nstopped);
+                    run_for(a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                    run_for(a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
+                            nstopped);
                 }
-                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], started, stopped_groups(a, started, nstarted), nstarted);
+                if (a->nstart_plans > 0)
+                    run_lifting(a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
+                                nstarted);
                 break;
+            }
             case kOutbound:
                 fail_queued(a, reqs, scopes, n_scopes);
                 break;
@@ -780,7 +787,7 @@ void flush_pending_work() {
     }
 }
 
-// The attachment a WHEN function names (cached per call site).
+// The attachment a WHEN function names (its first argument).
 Attachment* when_attachment(FunctionCallInfo fcinfo) {
     int id = PG_GETARG_INT32(0);
     Attachment* a = find_attachment(id);
@@ -897,12 +904,6 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
 
 namespace {
 
-bool is_integer_type(Oid t) { return t == INT2OID || t == INT4OID || t == INT8OID; }
-
-int64 integer_value(Datum d, Oid t) {
-    return t == INT8OID ? DatumGetInt64(d) : t == INT4OID ? DatumGetInt32(d) : DatumGetInt16(d);
-}
-
 // What a BEFORE trigger returns for a blocked row: nothing ('skip'), the row
 // with the mark values ('mark'), or the row as it is.
 Datum mark_row(const Attachment* a, const RelInfo* r, Relation rel, HeapTuple tup) {
@@ -926,14 +927,14 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 
     // A blocked row of a bulk send with integer keys: counted and marked
     // without turning the keys into text (its WHEN found it blocked).
-    if (!is_update && td->tg_trigger->tgqual && a->on_blocked != kError && is_integer_type(r->contact_type) &&
-        (!r->channel || is_integer_type(r->channel_type))) {
+    if (!is_update && td->tg_trigger->tgqual && a->on_blocked != kError && optout_pg::is_integer_type(r->contact_type) &&
+        (!r->channel || optout_pg::is_integer_type(r->channel_type))) {
         bool cnull, chnull = true;
         Datum c = heap_getattr(tup, r->contact, RelationGetDescr(rel), &cnull);
         Datum ch = r->channel ? heap_getattr(tup, r->channel, RelationGetDescr(rel), &chnull) : (Datum)0;
         if (cnull) return PointerGetDatum(tup);
-        int64 channel_value = chnull ? 0 : integer_value(ch, r->channel_type);
-        optout_pg::note_blocked_int(integer_value(c, r->contact_type), chnull ? nullptr : &channel_value, a->id,
+        int64 channel_value = chnull ? 0 : optout_pg::integer_value(ch, r->channel_type);
+        optout_pg::note_blocked_int(optout_pg::integer_value(c, r->contact_type), chnull ? nullptr : &channel_value, a->id,
                                     a->table_name, a->on_blocked == kSkip);
         return mark_row(a, r, rel, tup);
     }

@@ -32,6 +32,12 @@ void lock_contact_for_change(const char* contact);
 // Has this transaction's send path escalated to the database-wide lock?
 bool contact_locks_escalated();
 
+// Integer contact and channel keys are handled by value on the bulk paths.
+inline bool is_integer_type(Oid type) { return type == INT2OID || type == INT4OID || type == INT8OID; }
+inline int64 integer_value(Datum value, Oid type) {
+    return type == INT8OID ? DatumGetInt64(value) : type == INT4OID ? DatumGetInt32(value) : DatumGetInt16(value);
+}
+
 // --- the send path (send_cache.cpp) ------------------------------------------
 // Takes the contact's send lock and says whether the contact is stopped for
 // the channel; cached for the transaction (see send_cache.cpp for why that is sound).

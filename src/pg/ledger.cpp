@@ -18,15 +18,15 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "executor/tuptable.h"
-#include "utils/fmgroids.h"
 #include "access/xact.h"
 #include "commands/async.h"
 #include "commands/copy.h"
+#include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "utils/array.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/snapmgr.h"
 }
@@ -34,8 +34,8 @@ extern "C" {
 namespace {
 
 SPIPlanPtr event_plan = nullptr;
-SPIPlanPtr stop_plan = nullptr;
-SPIPlanPtr start_plan = nullptr;
+SPIPlanPtr ledger_insert_plan = nullptr;
+SPIPlanPtr ledger_delete_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr load_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
@@ -184,6 +184,20 @@ void copy_field(StringInfo buf, const char* s, bool last) {
     appendStringInfoChar(buf, last ? '\n' : '\t');
 }
 
+// The columns of optout.events a batch writes, and a row's values in that order.
+constexpr int kEventColumns = 14;
+const char* const kEventColumnNames[kEventColumns] = {"kind",     "contact", "channel",    "source", "body",
+                                                      "keyword",  "language", "rule",      "provider", "code",
+                                                      "table_name", "reason", "actor",     "detail"};
+void event_values(const optout_pg::EventRow& row, const char* actor, const char* out[kEventColumns]) {
+    const optout_pg::EventInfo& info = row.info;
+    const char* v[kEventColumns] = {row.kind,      row.contact,   row.channel,     info.source ? info.source : "manual",
+                                    info.body,     info.keyword,  info.language,   info.rule,
+                                    info.provider, info.code,     info.table_name, info.reason,
+                                    actor,         info.detail};
+    memcpy(out, v, sizeof v);
+}
+
 void copy_events(const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
     if (ids) {
         // Their ids first, from the sequence, in order.
@@ -202,18 +216,13 @@ void copy_events(const optout_pg::EventRow* rows, int n, const char* actor, int6
     initStringInfo(&copy_data);
     copy_pos = 0;
     for (int i = 0; i < n; i++) {
-        const optout_pg::EventInfo& info = rows[i].info;
         if (ids) appendStringInfo(&copy_data, INT64_FORMAT "\t", ids[i]);
-        const char* v[14] = {rows[i].kind,  rows[i].contact, rows[i].channel, info.source ? info.source : "manual",
-                             info.body,     info.keyword,    info.language,   info.rule,
-                             info.provider, info.code,       info.table_name, info.reason,
-                             actor,         info.detail};
-        for (int c = 0; c < 14; c++) copy_field(&copy_data, v[c], c == 13);
+        const char* v[kEventColumns];
+        event_values(rows[i], actor, v);
+        for (int c = 0; c < kEventColumns; c++) copy_field(&copy_data, v[c], c == kEventColumns - 1);
     }
-    static const char* const names[15] = {"id",       "kind", "contact", "channel",    "source", "body",  "keyword", "language",
-                                          "rule",     "provider", "code", "table_name", "reason", "actor", "detail"};
-    List* attnames = NIL;
-    for (int c = ids ? 0 : 1; c < 15; c++) attnames = lappend(attnames, makeString(pstrdup(names[c])));
+    List* attnames = ids ? list_make1(makeString(pstrdup("id"))) : NIL;
+    for (int c = 0; c < kEventColumns; c++) attnames = lappend(attnames, makeString(pstrdup(kEventColumnNames[c])));
     // The strings are in the database's encoding, whatever the client's.
     List* options = list_make1(makeDefElem(pstrdup("encoding"), (Node*)makeString(pstrdup(GetDatabaseEncodingName())), -1));
     Oid relid = get_relname_relid("events", optout_pg::optout_namespace());
@@ -249,39 +258,34 @@ void record_events(const EventRow* rows, int n, int64* ids) {
         leave_owner(scope);
         return;
     }
-    constexpr int kCols = 13;
-    const char** cols[kCols];
-    for (int c = 0; c < kCols; c++) cols[c] = static_cast<const char**>(palloc(sizeof(char*) * n));
+    // One array a column (the actor's is the same name n times).
+    const char** cols[kEventColumns];
+    for (int c = 0; c < kEventColumns; c++) cols[c] = static_cast<const char**>(palloc(sizeof(char*) * n));
     for (int i = 0; i < n; i++) {
-        const EventInfo& info = rows[i].info;
-        const char* v[kCols] = {rows[i].kind,   rows[i].contact, rows[i].channel, info.source ? info.source : "manual",
-                                info.body,      info.keyword,    info.language,   info.rule,
-                                info.provider,  info.code,       info.table_name, info.reason,
-                                info.detail};
-        for (int c = 0; c < kCols; c++) cols[c][i] = v[c];
+        const char* v[kEventColumns];
+        event_values(rows[i], actor, v);
+        for (int c = 0; c < kEventColumns; c++) cols[c][i] = v[c];
     }
-    Datum values[kCols + 1];
-    for (int c = 0; c < kCols; c++) values[c] = cstring_array(cols[c], n);
-    values[kCols] = CStringGetTextDatum(actor);
+    Datum values[kEventColumns];
+    for (int c = 0; c < kEventColumns; c++) values[c] = cstring_array(cols[c], n);
     OwnerScope scope = enter_owner();
     if (!event_plan) {
-        Oid types[kCols + 1];
-        for (int c = 0; c < kCols; c++) types[c] = TEXTARRAYOID;
-        types[kCols] = TEXTOID;
+        Oid types[kEventColumns];
+        for (int c = 0; c < kEventColumns; c++) types[c] = TEXTARRAYOID;
         // The rows come out in array order, and each takes its id (the
         // column default) in that order, so RETURNING lists them in order.
         event_plan = prepare(
             "INSERT INTO optout.events (kind, contact, channel, source, body, keyword, language, rule, provider, "
             "code, table_name, reason, actor, detail) "
             "SELECT u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, u.provider, "
-            "u.code, u.table_name, u.reason, $14::pg_catalog.name, u.detail::pg_catalog.jsonb "
+            "u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.detail::pg_catalog.jsonb "
             "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
             "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
             "pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-            "pg_catalog.unnest($12), pg_catalog.unnest($13)) WITH ORDINALITY "
+            "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY "
             "AS u(kind, contact, channel, source, body, keyword, language, rule, provider, code, table_name, "
-            "reason, detail, n) ORDER BY u.n RETURNING id",
-            kCols + 1, types);
+            "reason, actor, detail, n) ORDER BY u.n RETURNING id",
+            kEventColumns, types);
     }
     int rc = SPI_execute_plan(event_plan, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != static_cast<uint64>(n))
@@ -356,14 +360,14 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
         ins_args[5] = PointerGetDatum(construct_md_array(ids, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
     }
     OwnerScope scope = enter_owner();
-    if (!stop_plan) {
+    if (!ledger_insert_plan) {
         static const Oid dtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
-        start_plan = prepare(
+        ledger_delete_plan = prepare(
             "DELETE FROM optout.stops s USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u(c, ch) "
             "WHERE s.contact OPERATOR(pg_catalog.=) u.c AND s.channel IS NOT DISTINCT FROM u.ch",
             2, dtypes);
         static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-        stop_plan = prepare(
+        ledger_insert_plan = prepare(
             "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
             "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
             "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) "
@@ -371,11 +375,11 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
             6, itypes);
     }
     if (ndel > 0) {
-        int rc = SPI_execute_plan(start_plan, del_args, nullptr, false, 0);
+        int rc = SPI_execute_plan(ledger_delete_plan, del_args, nullptr, false, 0);
         if (rc != SPI_OK_DELETE) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
     }
     if (nins > 0) {
-        int rc = SPI_execute_plan(stop_plan, ins_args, nullptr, false, 0);
+        int rc = SPI_execute_plan(ledger_insert_plan, ins_args, nullptr, false, 0);
         if (rc != SPI_OK_INSERT) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));
     }
     leave_owner(scope);

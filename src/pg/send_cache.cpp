@@ -71,13 +71,14 @@ void forget(void) {
     ledger_ints = nullptr;
 }
 
-HTAB* make_table(const char* name, Size keysize, Size entrysize) {
+// A hash table for the transaction; keys are strings, or (HASH_BLOBS) bytes.
+HTAB* make_table(const char* name, Size keysize, Size entrysize, int key_kind = HASH_STRINGS) {
     HASHCTL ctl;
     memset(&ctl, 0, sizeof ctl);
     ctl.keysize = keysize;
     ctl.entrysize = entrysize;
     ctl.hcxt = TopTransactionContext;
-    return hash_create(name, 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+    return hash_create(name, 1024, &ctl, HASH_ELEM | key_kind | HASH_CONTEXT);
 }
 
 bool make_key(char* out, Size size, const char* a, const char* b) {
@@ -159,8 +160,6 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
     }
 }
 
-
-
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
 HTAB* load_ledger_keys(void) {
     HTAB* keys = make_table("optout ledger", kKeyLen, sizeof(CacheEntry));
@@ -191,8 +190,6 @@ int compare_entries(const void* x, const void* y) {
     return strcmp((*static_cast<PendingEntry* const*>(x))->key, (*static_cast<PendingEntry* const*>(y))->key);
 }
 
-// One write for every blocked send of the transaction, just before commit,
-// in a fixed order (contact, channel, table).
 void add_pending(const char* key, int64 count) {
     if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
     bool found;
@@ -200,22 +197,56 @@ void add_pending(const char* key, int64 count) {
     e->count = found ? e->count + count : count;
 }
 
+// The record of `count` blocked sends of a contact, channel and table.
+optout_pg::EventRow blocked_row(const char* contact, const char* channel, const char* table, const char* rule,
+                                int64 count) {
+    optout_pg::EventRow r{};
+    r.kind = "blocked";
+    r.contact = contact;
+    r.channel = channel;
+    r.info.source = "send";
+    r.info.table_name = table;
+    r.info.detail = psprintf("{\"rule\": \"%s\", \"count\": " INT64_FORMAT "}", rule, count);
+    return r;
+}
+
+// Counts `count` blocked sends of a contact, channel and table; one whose
+// key is too long to aggregate is recorded at once.
+void add_blocked(const char* contact, const char* channel, const char* table, const char* rule, int64 count) {
+    char key[kKeyLen + 64];
+    int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
+    if (n < 0 || static_cast<Size>(n) >= sizeof key) {
+        optout_pg::EventRow row = blocked_row(contact, channel, table, rule, count);
+        optout_pg::record_events(&row, 1, nullptr);
+        return;
+    }
+    add_pending(key, count);
+}
+
+// One write for every blocked send of the transaction, just before commit,
+// in a fixed order (contact, channel, table).
 void flush_pending(void) {
+    if (!pending_ints && (!pending || hash_get_num_entries(pending) == 0)) return;
+    // At pre-commit no portal is active: give the statements a snapshot.
+    PushActiveSnapshot(GetTransactionSnapshot());
     if (pending_ints) {
         HTAB* ints = pending_ints;
         pending_ints = nullptr;
         HASH_SEQ_STATUS iseq;
         hash_seq_init(&iseq, ints);
         for (IntPendingEntry* e; (e = static_cast<IntPendingEntry*>(hash_seq_search(&iseq))) != nullptr;) {
-            char key[kKeyLen + 64];
-            char channel[24] = "\x1e";
-            if (!(e->key.flags & 1)) snprintf(channel, sizeof channel, INT64_FORMAT, e->key.channel);
-            int n = snprintf(key, sizeof key, INT64_FORMAT "\x1f%s\x1f%s\x1f%s", e->key.contact, channel, e->table,
-                             (e->key.flags & 2) ? "skip" : "mark");
-            if (n > 0 && static_cast<Size>(n) < sizeof key) add_pending(key, e->count);
+            char contact[24];
+            char channel[24];
+            snprintf(contact, sizeof contact, INT64_FORMAT, e->key.contact);
+            snprintf(channel, sizeof channel, INT64_FORMAT, e->key.channel);
+            add_blocked(contact, (e->key.flags & 1) ? nullptr : channel, e->table, (e->key.flags & 2) ? "skip" : "mark",
+                        e->count);
         }
     }
-    if (!pending || hash_get_num_entries(pending) == 0) return;
+    if (!pending || hash_get_num_entries(pending) == 0) {
+        PopActiveSnapshot();
+        return;
+    }
     HTAB* batch = pending;
     pending = nullptr;
     long n = hash_get_num_entries(batch);
@@ -225,21 +256,13 @@ void flush_pending(void) {
     long i = 0;
     for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr;) entries[i++] = e;
     qsort(entries, n, sizeof(PendingEntry*), compare_entries);
-    optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc0(sizeof(optout_pg::EventRow) * n));
+    optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc(sizeof(optout_pg::EventRow) * n));
     for (i = 0; i < n; i++) {
         char* parts[4];
         char* key = pstrdup(entries[i]->key);
         for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
-        optout_pg::EventRow& r = rows[i];
-        r.kind = "blocked";
-        r.contact = parts[0];
-        r.channel = parts[1][0] == '\x1e' ? nullptr : parts[1];
-        r.info.source = "send";
-        r.info.table_name = parts[2];
-        r.info.detail = psprintf("{\"rule\": \"%s\", \"count\": " INT64_FORMAT "}", parts[3], entries[i]->count);
+        rows[i] = blocked_row(parts[0], parts[1][0] == '\x1e' ? nullptr : parts[1], parts[2], parts[3], entries[i]->count);
     }
-    // At pre-commit no portal is active: give the statement a snapshot.
-    PushActiveSnapshot(GetTransactionSnapshot());
     optout_pg::record_events(rows, static_cast<int>(n), nullptr);
     PopActiveSnapshot();
 }
@@ -288,41 +311,22 @@ bool send_blocked(const char* contact, const char* channel) {
 bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid channel_type) {
     // An integer key once the whole ledger is read (a bulk send): one lookup
     // by value, no text. Per-channel stops need the text path.
-    if ((type == INT4OID || type == INT8OID || type == INT2OID) && contact_locks_escalated() && ledger_keys &&
-        !ledger_has_channels) {
+    if (is_integer_type(type) && contact_locks_escalated() && ledger_keys && !ledger_has_channels) {
         if (!ledger_ints) ledger_ints = load_ledger_ints();
-        int64 key = type == INT8OID ? DatumGetInt64(contact) : type == INT4OID ? DatumGetInt32(contact) : DatumGetInt16(contact);
-        return int_set_has(ledger_ints, key);
+        return int_set_has(ledger_ints, integer_value(contact, type));
     }
     return send_blocked(datum_text(contact, type), channel ? datum_text(*channel, channel_type) : nullptr);
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
     ensure_xact_callbacks();
-    char key[kKeyLen + 64];
-    int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
-    if (n < 0 || static_cast<Size>(n) >= sizeof key) {
-        // Too long to aggregate: record it on its own.
-        EventInfo info;
-        info.source = "send";
-        info.table_name = table;
-        info.detail = psprintf("{\"rule\": \"%s\", \"count\": 1}", rule);
-        record_event("blocked", contact, channel, info);
-        return;
-    }
-    add_pending(key, 1);
+    add_blocked(contact, channel, table, rule, 1);
 }
 
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
     ensure_xact_callbacks();
-    if (!pending_ints) {
-        HASHCTL ctl;
-        memset(&ctl, 0, sizeof ctl);
-        ctl.keysize = sizeof(IntPendingKey);
-        ctl.entrysize = sizeof(IntPendingEntry);
-        ctl.hcxt = TopTransactionContext;
-        pending_ints = hash_create("optout blocked ints", 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-    }
+    if (!pending_ints)
+        pending_ints = make_table("optout blocked ints", sizeof(IntPendingKey), sizeof(IntPendingEntry), HASH_BLOBS);
     IntPendingKey key;
     memset(&key, 0, sizeof key);
     key.contact = contact;
