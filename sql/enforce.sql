@@ -72,6 +72,14 @@ INSERT INTO app.messages (contact_id, channel_id, direction, text)
 SELECT 1 + (i % 20), 10, 'O', 'bulk' FROM generate_series(1, 10000) i;
 SELECT contact_id = 1 AS to_stopped, status, count(*) FROM app.messages WHERE text = 'bulk'
  GROUP BY 1, 2 ORDER BY 1, 2;
+-- Past 256 contacts a bulk send takes one database-wide lock and counts its
+-- blocked rows by value: contact 9000's rows before and after that point
+-- (ten of them) are one record, with one count.
+SELECT optout.stop('9000') AS stopped_9000, max(id) AS last_event FROM optout.events \gset
+INSERT INTO app.messages (contact_id, channel_id, direction, text)
+SELECT CASE WHEN i % 100 = 0 THEN 9000 ELSE 100 + i END, 10, 'O', 'escalated' FROM generate_series(1, 1000) i;
+SELECT contact, channel, table_name, detail FROM optout.events WHERE kind = 'blocked' AND id > :last_event;
+SELECT count(*) FILTER (WHERE status = 'failed') AS marked, count(*) AS rows FROM app.messages WHERE text = 'escalated';
 
 -- Promise 4: "thanks" does not lift the stop; a stray status update does not either.
 INSERT INTO app.messages (contact_id, channel_id, direction, text, status) VALUES (1, 10, 'I', 'thanks', 'handled');

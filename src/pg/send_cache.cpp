@@ -186,10 +186,6 @@ HTAB* load_ledger_keys(void) {
     return keys;
 }
 
-int compare_entries(const void* x, const void* y) {
-    return strcmp((*static_cast<PendingEntry* const*>(x))->key, (*static_cast<PendingEntry* const*>(y))->key);
-}
-
 void add_pending(const char* key, int64 count) {
     if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
     bool found;
@@ -223,47 +219,78 @@ void add_blocked(const char* contact, const char* channel, const char* table, co
     add_pending(key, count);
 }
 
+// A blocked-send record as it is put together at commit.
+struct BlockedCount {
+    const char* contact;
+    const char* channel;  // nullptr: the row had no channel
+    const char* table;
+    const char* rule;
+    int64 count;
+};
+
+int compare_counts(const void* x, const void* y) {
+    const BlockedCount* a = static_cast<const BlockedCount*>(x);
+    const BlockedCount* b = static_cast<const BlockedCount*>(y);
+    int c = strcmp(a->contact, b->contact);
+    if (c != 0) return c;
+    if (!a->channel || !b->channel) {
+        c = (a->channel != nullptr) - (b->channel != nullptr);
+    } else {
+        c = strcmp(a->channel, b->channel);
+    }
+    if (c != 0) return c;
+    c = strcmp(a->table, b->table);
+    return c != 0 ? c : strcmp(a->rule, b->rule);
+}
+
 // One write for every blocked send of the transaction, just before commit,
-// in a fixed order (contact, channel, table).
+// in a fixed order (contact, channel, table, rule). Blocked sends counted as
+// text (before a bulk send escalated) and by value (after) are merged: one
+// record per contact, channel and table.
 void flush_pending(void) {
-    if (!pending_ints && (!pending || hash_get_num_entries(pending) == 0)) return;
-    // At pre-commit no portal is active: give the statements a snapshot.
-    PushActiveSnapshot(GetTransactionSnapshot());
-    if (pending_ints) {
-        HTAB* ints = pending_ints;
-        pending_ints = nullptr;
-        HASH_SEQ_STATUS iseq;
-        hash_seq_init(&iseq, ints);
-        for (IntPendingEntry* e; (e = static_cast<IntPendingEntry*>(hash_seq_search(&iseq))) != nullptr;) {
-            char contact[24];
-            char channel[24];
-            snprintf(contact, sizeof contact, INT64_FORMAT, e->key.contact);
-            snprintf(channel, sizeof channel, INT64_FORMAT, e->key.channel);
-            add_blocked(contact, (e->key.flags & 1) ? nullptr : channel, e->table, (e->key.flags & 2) ? "skip" : "mark",
-                        e->count);
+    long ntext = pending ? hash_get_num_entries(pending) : 0;
+    long nint = pending_ints ? hash_get_num_entries(pending_ints) : 0;
+    HTAB* texts = pending;
+    HTAB* ints = pending_ints;
+    pending = nullptr;
+    pending_ints = nullptr;
+    if (ntext + nint == 0) return;
+    BlockedCount* all = static_cast<BlockedCount*>(palloc(sizeof(BlockedCount) * (ntext + nint)));
+    long n = 0;
+    HASH_SEQ_STATUS seq;
+    if (ntext > 0) {
+        hash_seq_init(&seq, texts);
+        for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr;) {
+            char* key = pstrdup(e->key);
+            char* parts[4];
+            for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
+            all[n++] = BlockedCount{parts[0], parts[1][0] == '\x1e' ? nullptr : parts[1], parts[2], parts[3], e->count};
         }
     }
-    if (!pending || hash_get_num_entries(pending) == 0) {
-        PopActiveSnapshot();
-        return;
+    if (nint > 0) {
+        constexpr int kDigits = 24;
+        char* digits = static_cast<char*>(palloc(static_cast<Size>(nint) * 2 * kDigits));
+        hash_seq_init(&seq, ints);
+        for (IntPendingEntry* e; (e = static_cast<IntPendingEntry*>(hash_seq_search(&seq))) != nullptr; digits += 2 * kDigits) {
+            snprintf(digits, kDigits, INT64_FORMAT, e->key.contact);
+            snprintf(digits + kDigits, kDigits, INT64_FORMAT, e->key.channel);
+            all[n++] = BlockedCount{digits, (e->key.flags & 1) ? nullptr : digits + kDigits, e->table,
+                                    (e->key.flags & 2) ? "skip" : "mark", e->count};
+        }
     }
-    HTAB* batch = pending;
-    pending = nullptr;
-    long n = hash_get_num_entries(batch);
-    PendingEntry** entries = static_cast<PendingEntry**>(palloc(sizeof(PendingEntry*) * n));
-    HASH_SEQ_STATUS seq;
-    hash_seq_init(&seq, batch);
-    long i = 0;
-    for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr;) entries[i++] = e;
-    qsort(entries, n, sizeof(PendingEntry*), compare_entries);
-    optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc(sizeof(optout_pg::EventRow) * n));
-    for (i = 0; i < n; i++) {
-        char* parts[4];
-        char* key = pstrdup(entries[i]->key);
-        for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
-        rows[i] = blocked_row(parts[0], parts[1][0] == '\x1e' ? nullptr : parts[1], parts[2], parts[3], entries[i]->count);
+    qsort(all, n, sizeof(BlockedCount), compare_counts);
+    long m = 0;
+    for (long i = 0; i < n; i++) {
+        if (m > 0 && compare_counts(&all[m - 1], &all[i]) == 0)
+            all[m - 1].count += all[i].count;
+        else
+            all[m++] = all[i];
     }
-    optout_pg::record_events(rows, static_cast<int>(n), nullptr);
+    optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc(sizeof(optout_pg::EventRow) * m));
+    for (long i = 0; i < m; i++) rows[i] = blocked_row(all[i].contact, all[i].channel, all[i].table, all[i].rule, all[i].count);
+    // At pre-commit no portal is active: give the statements a snapshot.
+    PushActiveSnapshot(GetTransactionSnapshot());
+    optout_pg::record_events(rows, static_cast<int>(m), nullptr);
     PopActiveSnapshot();
 }
 
