@@ -80,6 +80,19 @@ INSERT INTO app.messages (contact_id, channel_id, direction, text)
 SELECT CASE WHEN i % 100 = 0 THEN 9000 ELSE 100 + i END, 10, 'O', 'escalated' FROM generate_series(1, 1000) i;
 SELECT contact, channel, table_name, detail FROM optout.events WHERE kind = 'blocked' AND id > :last_event;
 SELECT count(*) FILTER (WHERE status = 'failed') AS marked, count(*) AS rows FROM app.messages WHERE text = 'escalated';
+-- With a large ledger (60,000 stops) the escalated send looks contacts up
+-- one by one, and reads the whole ledger only after 12,000 of them: the
+-- stopped contacts met before escalation (20000), while looking up (21000 to
+-- 32000) and after the ledger is read (33000) are all marked.
+BEGIN;
+INSERT INTO optout.stops (contact, source) SELECT 'other ' || i, 'manual' FROM generate_series(1, 60000) i;
+SELECT count(*) FILTER (WHERE optout.stop((20000 + 1000 * k)::text)) AS stopped FROM generate_series(0, 13) k;
+ANALYZE optout.stops;
+INSERT INTO app.messages (contact_id, channel_id, direction, text)
+SELECT 20000 + i, 10, 'O', 'large ledger' FROM generate_series(0, 13999) i;
+SELECT array_agg(contact_id ORDER BY contact_id) AS marked FROM app.messages WHERE text = 'large ledger' AND status = 'failed';
+ROLLBACK;
+VACUUM ANALYZE optout.stops;
 
 -- Promise 4: "thanks" does not lift the stop; a stray status update does not either.
 INSERT INTO app.messages (contact_id, channel_id, direction, text, status) VALUES (1, 10, 'I', 'thanks', 'handled');

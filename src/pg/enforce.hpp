@@ -82,6 +82,8 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
 // A text[] datum of these strings (NULL pointers are NULL elements).
 Datum cstring_array(const char* const* items, int n);
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword);
+// About how many rows the ledger holds (from its size on disk; no scan).
+double ledger_rows_estimate();
 void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info,
                    int64 event_id);
 // Looks up a provider error code. Returns whether it is known; *stops says
