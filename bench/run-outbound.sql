@@ -85,6 +85,26 @@ SELECT * FROM bench.medians('broadcast');
 SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.3)
 UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached');
 
+-- large_ledger (a reference, no target): sends on a ledger of :rows stops
+-- (other contacts, added here): 300 rows, past the 256 contacts at which a
+-- send escalates to one database-wide lock, versus 250 rows, below it. The
+-- escalated send looks its contacts up one by one instead of reading the
+-- whole ledger (which a ledger this large would cost about a second).
+CALL bench.build('large_ledger: ' || :rows || ' more stops', format($q$
+    INSERT INTO optout.stops (contact, source) SELECT 'other ' || i, 'manual' FROM generate_series(1, %s) AS i
+    $q$, :rows));
+VACUUM ANALYZE optout.stops;
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+SELECT 'large_ledger', v, o, ARRAY['TRUNCATE bench.out_a, optout.events'],
+       format($q$INSERT INTO bench.out_a (id, contact_id, channel_id, direction, status, text, created_on)
+                 SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20%% off today only. Reply STOP to opt out.', now()
+                   FROM bench.broadcast_contacts c WHERE c.id <= %s$q$, n)
+  FROM (VALUES ('escalated', 1, 300), ('below', 2, 250)) AS x (v, o, n);
+SELECT s FROM bench.schedule('large_ledger', 3 * :runs) s \gexec
+SELECT * FROM bench.medians('large_ledger');
+SELECT * FROM bench.target('large_ledger', 'INSERT of 300 rows (escalated) vs 250 rows (not), on a ledger of ' || to_char(:rows, 'FM999,999,999') || ' stops (reference)',
+                           'escalated', 'below');
+
 \o /dev/null
 SELECT optout.detach('bench.out_a');
 \o
