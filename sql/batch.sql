@@ -85,6 +85,28 @@ COMMIT;
 SELECT optout.is_stopped('5') AS five_stopped, (SELECT status FROM contacts WHERE id = 5) AS five_status;
 SELECT optout._flush_triggers('msgs');
 
+-- Provider opt-out errors are collected the same way: the stops of a
+-- statement's receipts are applied at its end, together (7 twice, 9 once;
+-- 30006 for 8 is not an opt-out), and a send later in the same transaction
+-- is marked.
+CREATE TABLE receipts (contact_id integer, code text);
+SELECT optout.attach_delivery_errors('receipts', 'contact_id', code_column => 'code', provider => 'twilio') > 0 AS receipts;
+SELECT tgname, tgtype FROM pg_trigger WHERE tgrelid = 'receipts'::regclass ORDER BY tgname;
+INSERT INTO contacts (id) VALUES (7), (8), (9);
+INSERT INTO members VALUES (7, 2), (8, 2), (9, 2);
+SELECT max(id) AS last_event FROM optout.events \gset
+BEGIN;
+INSERT INTO receipts VALUES (7, '21610'), (8, '30006'), (9, '21610'), (7, '21610');
+SELECT c.id, c.status, array_agg(m.group_id ORDER BY m.group_id) AS groups, optout.is_stopped(c.id::text) AS stopped
+  FROM contacts c LEFT JOIN members m ON m.contact_id = c.id WHERE c.id BETWEEN 7 AND 9 GROUP BY c.id ORDER BY c.id;
+INSERT INTO msgs (contact_id, direction, body) VALUES (7, 'O', 'after the receipts'), (8, 'O', 'after the receipts')
+RETURNING contact_id, status;
+COMMIT;
+SELECT kind, contact, source, provider, code, detail FROM optout.events
+ WHERE id > :last_event AND kind <> 'blocked' ORDER BY id;
+SELECT optout.detach('receipts') AS receipts_detached;
+DROP TABLE receipts;
+
 SELECT optout.detach('msgs') + optout.detach('contacts') + optout.detach('members') AS detached;
 SELECT count(*) AS optout_triggers_left FROM pg_trigger WHERE tgname LIKE 'optout%';
 DROP TABLE msgs, members, contacts;

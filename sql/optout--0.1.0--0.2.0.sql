@@ -682,6 +682,8 @@ BEGIN
     RETURNING a.id INTO id;
     EXECUTE format('CREATE TRIGGER optout_delivery_errors AFTER INSERT ON %s FOR EACH ROW %s EXECUTE FUNCTION optout._delivery_trigger(%L)',
                    t, CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+    -- The stops a statement's rows cause are applied at its end, together.
+    PERFORM optout._flush_triggers(tbl);
     RETURN id;
 END
 $$;

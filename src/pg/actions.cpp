@@ -686,7 +686,7 @@ using optout_pg::EventInfo;
 // ---------------------------------------------------------------------------
 // What a statement's row triggers collect, applied by its statement-level
 // trigger (optout._flush): the stops, starts and help requests of keyword
-// messages. Kept in a memory context of their own under
+// messages, and the stops of provider opt-out errors. Kept in a memory context of their own under
 // TopTransactionContext, freed once they are applied. A rolled-back
 // subtransaction takes what it collected with it.
 namespace {
@@ -1028,7 +1028,9 @@ extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
         optout_pg::record_event("provider_error", contact, channel, info);
         info.detail = nullptr;
     }
-    if (stops) optout_pg::apply_stop(contact, a->channel_scope ? channel : nullptr, info);
+    // Applied at the end of the statement with the statement's other stops
+    // (a bulk load of receipts stops its contacts together).
+    if (stops) collect_change(ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
 
