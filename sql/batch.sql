@@ -107,6 +107,25 @@ SELECT kind, contact, source, provider, code, detail FROM optout.events
 SELECT optout.detach('receipts') AS receipts_detached;
 DROP TABLE receipts;
 
+-- Events are written without SQL, but a trigger a DBA puts on optout.events
+-- still fires (such a table is written by an INSERT), for one event and for
+-- a batch; a CHECK constraint added to it is enforced.
+CREATE TABLE event_log (kind text, contact text);
+CREATE FUNCTION log_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO event_log VALUES (NEW.kind, NEW.contact); RETURN NEW; END $$;
+CREATE TRIGGER log_event AFTER INSERT ON optout.events FOR EACH ROW EXECUTE FUNCTION log_event();
+SELECT optout.stop('7') AS again;
+INSERT INTO msgs (contact_id, direction, body) VALUES (8, 'I', 'STOP'), (9, 'I', 'START');
+SELECT * FROM event_log;
+DROP TRIGGER log_event ON optout.events;
+ALTER TABLE optout.events ADD CONSTRAINT no_contact_42 CHECK (contact <> '42');
+\set VERBOSITY terse
+SELECT optout.stop('42');
+\set VERBOSITY default
+ALTER TABLE optout.events DROP CONSTRAINT no_contact_42;
+DROP TABLE event_log;
+DROP FUNCTION log_event();
+
 SELECT optout.detach('msgs') + optout.detach('contacts') + optout.detach('members') AS detached;
 SELECT count(*) AS optout_triggers_left FROM pg_trigger WHERE tgname LIKE 'optout%';
 DROP TABLE msgs, members, contacts;
