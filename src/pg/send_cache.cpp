@@ -38,7 +38,9 @@ struct PendingEntry {
 };
 
 // The same for integer contacts and channels (a bulk send's blocked rows),
-// counted without formatting them; turned into PendingEntry at commit.
+// counted by value without formatting them, in an open-addressing table (a
+// bulk send counts every blocked row: a dynahash probe missed the cache
+// several times over); turned into text at commit.
 struct IntPendingKey {
     int64 contact;
     int64 channel;
@@ -47,8 +49,18 @@ struct IntPendingKey {
 };
 struct IntPendingEntry {
     IntPendingKey key;
-    int64 count;
-    char* table;  // in TopTransactionContext
+    int64 count;        // 0: a free slot
+    const char* table;  // in TopTransactionContext
+};
+struct IntCounts {
+    IntPendingEntry* slots;
+    uint64 mask;
+    uint64 used;
+};
+// The table name of each attachment that blocked a row, copied once.
+struct TableOf {
+    int32 attachment;
+    const char* name;
 };
 
 HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
@@ -63,7 +75,9 @@ struct IntSet {
 IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
 HTAB* pending = nullptr;      // blocked sends to record at commit
-HTAB* pending_ints = nullptr; // ... of integer contacts
+IntCounts* pending_ints = nullptr;  // ... of integer contacts
+TableOf* table_names = nullptr;
+int ntable_names = 0;
 bool callbacks_registered = false;
 // Once escalated, how many more contacts to look up one by one before reading
 // the whole ledger instead (-1: not decided yet in this transaction). A
@@ -163,6 +177,8 @@ void xact_callback(XactEvent event, void*) {
             forget();
             pending = nullptr;
             pending_ints = nullptr;
+            table_names = nullptr;
+            ntable_names = 0;
             optout_pg::forget_collected_changes();
             break;
         default:
@@ -269,9 +285,9 @@ int compare_counts(const void* x, const void* y) {
 // record per contact, channel and table.
 void flush_pending(void) {
     long ntext = pending ? hash_get_num_entries(pending) : 0;
-    long nint = pending_ints ? hash_get_num_entries(pending_ints) : 0;
+    long nint = pending_ints ? static_cast<long>(pending_ints->used) : 0;
     HTAB* texts = pending;
-    HTAB* ints = pending_ints;
+    IntCounts* ints = pending_ints;
     pending = nullptr;
     pending_ints = nullptr;
     if (ntext + nint == 0) return;
@@ -290,12 +306,14 @@ void flush_pending(void) {
     if (nint > 0) {
         constexpr int kDigits = 24;
         char* digits = static_cast<char*>(palloc(static_cast<Size>(nint) * 2 * kDigits));
-        hash_seq_init(&seq, ints);
-        for (IntPendingEntry* e; (e = static_cast<IntPendingEntry*>(hash_seq_search(&seq))) != nullptr; digits += 2 * kDigits) {
+        for (uint64 i = 0; i <= ints->mask; i++) {
+            const IntPendingEntry* e = &ints->slots[i];
+            if (e->count == 0) continue;
             snprintf(digits, kDigits, INT64_FORMAT, e->key.contact);
             snprintf(digits + kDigits, kDigits, INT64_FORMAT, e->key.channel);
             all[n++] = BlockedCount{digits, (e->key.flags & 1) ? nullptr : digits + kDigits, e->table,
                                     (e->key.flags & 2) ? "skip" : "mark", e->count};
+            digits += 2 * kDigits;
         }
     }
     qsort(all, n, sizeof(BlockedCount), compare_counts);
@@ -312,6 +330,47 @@ void flush_pending(void) {
     PushActiveSnapshot(GetTransactionSnapshot());
     optout_pg::record_events(rows, static_cast<int>(m), nullptr);
     PopActiveSnapshot();
+}
+
+uint64 count_hash(const IntPendingKey& k) {
+    uint64 h = static_cast<uint64>(k.contact) * UINT64CONST(0x9E3779B97F4A7C15);
+    h ^= static_cast<uint64>(k.channel) * UINT64CONST(0xC2B2AE3D27D4EB4F);
+    h ^= (static_cast<uint64>(static_cast<uint32>(k.attachment)) << 2 | static_cast<uint32>(k.flags)) *
+         UINT64CONST(0x165667B19E3779F9);
+    return h ^ (h >> 32);
+}
+
+// The slot of a key: its own, or the free one where it goes.
+IntPendingEntry* count_slot(IntCounts* t, const IntPendingKey& k) {
+    for (uint64 i = count_hash(k) & t->mask;; i = (i + 1) & t->mask) {
+        IntPendingEntry* e = &t->slots[i];
+        if (e->count == 0 || memcmp(&e->key, &k, sizeof k) == 0) return e;
+    }
+}
+
+// A table twice the size (1,024 slots to begin with) holding what t held.
+IntCounts* grow_counts(IntCounts* t) {
+    uint64 cap = t ? (t->mask + 1) * 2 : 1024;
+    IntCounts* n = static_cast<IntCounts*>(MemoryContextAlloc(TopTransactionContext, sizeof(IntCounts)));
+    n->slots = static_cast<IntPendingEntry*>(MemoryContextAllocExtended(
+        TopTransactionContext, sizeof(IntPendingEntry) * cap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO));
+    n->mask = cap - 1;
+    n->used = t ? t->used : 0;
+    for (uint64 i = 0; t && i <= t->mask; i++)
+        if (t->slots[i].count != 0) *count_slot(n, t->slots[i].key) = t->slots[i];
+    if (t) pfree(t->slots);
+    return n;
+}
+
+// The name of an attachment's table, copied once a transaction.
+const char* table_of(int32 attachment, const char* table) {
+    for (int i = 0; i < ntable_names; i++)
+        if (table_names[i].attachment == attachment) return table_names[i].name;
+    Size size = sizeof(TableOf) * (ntable_names + 1);
+    table_names = static_cast<TableOf*>(table_names ? repalloc(table_names, size)
+                                                    : MemoryContextAlloc(TopTransactionContext, size));
+    table_names[ntable_names] = TableOf{attachment, MemoryContextStrdup(TopTransactionContext, table)};
+    return table_names[ntable_names++].name;
 }
 
 }  // namespace
@@ -374,22 +433,20 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
 
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
     ensure_xact_callbacks();
-    if (!pending_ints)
-        pending_ints = make_table("optout blocked ints", sizeof(IntPendingKey), sizeof(IntPendingEntry), HASH_BLOBS);
+    if (!pending_ints || (pending_ints->used + 1) * 2 > pending_ints->mask + 1) pending_ints = grow_counts(pending_ints);
     IntPendingKey key;
     memset(&key, 0, sizeof key);
     key.contact = contact;
     key.channel = channel ? *channel : 0;
     key.attachment = attachment;
     key.flags = (channel ? 0 : 1) | (skip ? 2 : 0);
-    bool found;
-    IntPendingEntry* e = static_cast<IntPendingEntry*>(hash_search(pending_ints, &key, HASH_ENTER, &found));
-    if (found) {
-        e->count++;
-    } else {
-        e->count = 1;
-        e->table = MemoryContextStrdup(TopTransactionContext, table);
+    IntPendingEntry* e = count_slot(pending_ints, key);
+    if (e->count == 0) {
+        e->key = key;
+        e->table = table_of(attachment, table);
+        pending_ints->used++;
     }
+    e->count++;
 }
 
 }  // namespace optout_pg
