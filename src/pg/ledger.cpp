@@ -176,14 +176,14 @@ void event_values(const optout_pg::EventRow& row, const char* actor, const char*
 // and NOT NULL constraints are checked, as an INSERT would. Several times
 // cheaper a row than INSERT ... SELECT, and there is no text to parse back
 // as with CopyFrom(). Only for a plain table without triggers (the table as
-// installed): a table a DBA has given triggers goes through the INSERT, which
-// fires them.
+// installed): a table a DBA has given triggers (or forced row security) goes
+// through the INSERT, which fires them (or applies its policies).
 constexpr int kBatch = 1000;
 
 bool direct_writable(Relation rel) {
     TupleConstr* constr = RelationGetDescr(rel)->constr;
     return rel->rd_rel->relkind == RELKIND_RELATION && rel->trigdesc == nullptr &&
-           !(constr && constr->has_generated_stored);
+           !(constr && constr->has_generated_stored) && !rel->rd_rel->relforcerowsecurity;
 }
 
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
