@@ -787,8 +787,8 @@ BEGIN
               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type IN ('table', 'table column')
                 AND EXISTS (SELECT 1 FROM pg_partition_ancestors(c.relid) anc
                               JOIN pg_trigger t ON t.tgrelid = anc.relid AND t.tgname = 'optout_flush'
-                             WHERE anc.relid <> c.relid)
-                AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.relid AND t.tgname = 'optout_flush') LOOP
+                             WHERE anc.relid <> c.relid) LOOP
+        -- (_flush_triggers skips the tables that have it already.)
         PERFORM optout._flush_triggers(r);
     END LOOP;
 END

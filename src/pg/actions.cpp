@@ -181,10 +181,7 @@ void load_cache() {
     }
     free_cache();
     if (!cache_cxt) cache_cxt = AllocSetContextCreate(CacheMemoryContext, "optout attachments", ALLOCSET_DEFAULT_SIZES);
-    attachments_relid = get_relname_relid("attachments", optout_pg::optout_namespace());
-    if (!OidIsValid(attachments_relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.attachments\" does not exist"),
-                        errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
+    attachments_relid = optout_pg::optout_table("attachments");
     cache_valid = true;  // an invalidation during the load clears it again
 
     // Names in the statements resolve the same way as when they were checked
@@ -686,9 +683,9 @@ using optout_pg::EventInfo;
 // ---------------------------------------------------------------------------
 // What a statement's row triggers collect, applied by its statement-level
 // trigger (optout._flush): the stops, starts and help requests of keyword
-// messages, and the stops of provider opt-out errors. Kept in a memory context of their own under
-// TopTransactionContext, freed once they are applied. A rolled-back
-// subtransaction takes what it collected with it.
+// messages, and the stops of provider opt-out errors. Kept in a memory
+// context of their own under TopTransactionContext, freed once they are
+// applied. A rolled-back subtransaction takes what it collected with it.
 namespace {
 
 struct PendingChange {

@@ -33,6 +33,9 @@ void unpin_search_path(int level);
 
 // The schema optout's OID; errors if the extension's schema is missing.
 Oid optout_namespace();
+// The OID of table optout.<name>; errors (with the hint to update the
+// extension) if it is missing.
+Oid optout_table(const char* name);
 
 // Text of a PostgreSQL text datum as UTF-8 (converted from the database
 // encoding when that is not UTF-8). The bytes live in palloc'd memory or in

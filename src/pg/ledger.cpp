@@ -107,10 +107,7 @@ Oid optout_owner() {
         CacheRegisterRelcacheCallback(owner_inval, (Datum)0);
         owner_callback = true;
     }
-    Oid relid = get_relname_relid("stops", optout_namespace());
-    if (!OidIsValid(relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.stops\" does not exist"),
-                        errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
+    Oid relid = optout_table("stops");
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "optout: cache lookup failed for relation %u", relid);
     owner_oid = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
@@ -303,11 +300,7 @@ void record_events(const EventRow* rows, int n, int64* ids) {
     // Who did it: the role that fired the trigger or called the function.
     const char* actor = GetUserNameFromId(GetUserId(), false);
     OwnerScope scope = enter_owner();
-    Oid relid = get_relname_relid("events", optout_namespace());
-    if (!OidIsValid(relid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.events\" does not exist"),
-                        errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
-    Relation rel = table_open(relid, RowExclusiveLock);
+    Relation rel = table_open(optout_table("events"), RowExclusiveLock);
     if (direct_writable(rel)) {
         write_events(rel, rows, n, actor, ids);
         table_close(rel, NoLock);

@@ -59,6 +59,14 @@ Oid optout_namespace() {
     return nsp;
 }
 
+Oid optout_table(const char* name) {
+    Oid relid = get_relname_relid(name, optout_namespace());
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.%s\" does not exist", name),
+                        errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
+    return relid;
+}
+
 Utf8 text_to_utf8(text* t) {
     const char* data = VARDATA_ANY(t);
     int size = VARSIZE_ANY_EXHDR(t);
