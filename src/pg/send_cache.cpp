@@ -105,14 +105,14 @@ bool read_whole_ledger(void) {
     return lookups_left <= 0;
 }
 
-// A hash table for the transaction; keys are strings, or (HASH_BLOBS) bytes.
-HTAB* make_table(const char* name, Size keysize, Size entrysize, int key_kind = HASH_STRINGS) {
+// A hash table for the transaction, with string keys.
+HTAB* make_table(const char* name, Size keysize, Size entrysize) {
     HASHCTL ctl;
     memset(&ctl, 0, sizeof ctl);
     ctl.keysize = keysize;
     ctl.entrysize = entrysize;
     ctl.hcxt = TopTransactionContext;
-    return hash_create(name, 1024, &ctl, HASH_ELEM | key_kind | HASH_CONTEXT);
+    return hash_create(name, 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 }
 
 bool make_key(char* out, Size size, const char* a, const char* b) {
