@@ -90,10 +90,20 @@ struct Attachment {
     RelInfo* rels;
 };
 
+// The cache is valid only when it was fully built and no invalidation that
+// may concern it arrived since it started to build (loaded_at ==
+// invalidations). An error or a cancel at any point of a load leaves it
+// invalid: the next call builds it again, or raises the same error.
 MemoryContext cache_cxt = nullptr;
 Attachment* attachments = nullptr;
 int nattachments = 0;
-bool cache_valid = false;
+uint64 invalidations = 0;
+uint64 loaded_at = UINT64_MAX;
+bool loading = false;  // a load is under way (or was cut short by an error)
+// While apply_changes walks the attachments, the statements it runs may fire
+// optout's triggers again: the cache is not rebuilt under it (that would free
+// what it walks); a stale cache is rebuilt at the next call after.
+int cache_pins = 0;
 Oid contact_type = InvalidOid;  // the contact key type of the first attachment
 Oid attachments_relid = InvalidOid;
 bool callback_registered = false;
@@ -103,20 +113,21 @@ int lifting = 0;
 optout::Match inbound_match;
 bool inbound_stopall = false;
 
+// Counts the invalidations that may concern the cache: any, while a load is
+// under way (its tables are not all known yet).
 void relcache_callback(Datum, Oid relid) {
-    if (!cache_valid) return;
-    if (relid == InvalidOid || relid == attachments_relid) {
-        cache_valid = false;
+    if (loading || relid == InvalidOid || relid == attachments_relid) {
+        invalidations++;
         return;
     }
     for (int i = 0; i < nattachments; i++) {
         if (attachments[i].relid == relid) {
-            cache_valid = false;
+            invalidations++;
             return;
         }
         for (RelInfo* r = attachments[i].rels; r; r = r->next)
             if (r->relid == relid) {
-                cache_valid = false;
+                invalidations++;
                 return;
             }
     }
@@ -167,11 +178,14 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
     return plan;
 }
 
-int prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int id) {
+// Prepares the statements into plans[], counting each in *count once kept.
+void prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int* count, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     if (n > kMaxPlans) elog(ERROR, "optout: attachment %d has too many statements", id);
-    for (int i = 0; i < n; i++) plans[i] = prepare_one(sqls[i], 2, types, id);
-    return n;
+    for (int i = 0; i < n; i++) {
+        plans[i] = prepare_one(sqls[i], 2, types, id);
+        *count = i + 1;
+    }
 }
 
 void load_cache() {
@@ -179,14 +193,14 @@ void load_cache() {
         CacheRegisterRelcacheCallback(relcache_callback, (Datum)0);
         callback_registered = true;
     }
+    loading = true;
+    uint64 started = invalidations;
     free_cache();
     if (!cache_cxt) cache_cxt = AllocSetContextCreate(CacheMemoryContext, "optout attachments", ALLOCSET_DEFAULT_SIZES);
     attachments_relid = optout_pg::optout_table("attachments");
-    cache_valid = true;  // an invalidation during the load clears it again
 
-    // Names in the statements resolve the same way as when they were checked
-    // at attach time, whatever the session's search_path.
-    int guc_level = optout_pg::pin_search_path();
+    // As the owner, with search_path pinned: names in the statements resolve
+    // the same way as when they were checked at attach time.
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     int rc = SPI_execute(
         "SELECT a.id, a.tbl::pg_catalog.oid, a.kind, a.contact_column::pg_catalog.text, "
@@ -207,7 +221,11 @@ void load_cache() {
     uint64 n = SPI_processed;
     contact_type = InvalidOid;
     Attachment* arr = static_cast<Attachment*>(MemoryContextAllocZero(cache_cxt, sizeof(Attachment) * (n ? n : 1)));
+    // Visible at once (every reader checks loaded_at first), so that
+    // free_cache() frees the plans of a load cut short too.
+    attachments = arr;
     for (uint64 i = 0; i < n; i++) {
+        nattachments = static_cast<int>(i) + 1;
         HeapTuple tup = SPI_tuptable->vals[i];
         TupleDesc desc = SPI_tuptable->tupdesc;
         Attachment* a = &arr[i];
@@ -245,8 +263,8 @@ void load_cache() {
         char** start_sql;
         int nstop = text_array(tup, desc, 21, &stop_sql);
         int nstart = text_array(tup, desc, 22, &start_sql);
-        a->nstop_plans = prepare_plans(stop_sql, nstop, a->stop_plans, a->id);
-        a->nstart_plans = prepare_plans(start_sql, nstart, a->start_plans, a->id);
+        prepare_plans(stop_sql, nstop, a->stop_plans, &a->nstop_plans, a->id);
+        prepare_plans(start_sql, nstart, a->start_plans, &a->nstart_plans, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
@@ -254,15 +272,15 @@ void load_cache() {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
         }
+        optout_pg::fault_point("cache_load");
     }
     optout_pg::leave_owner(scope);
-    optout_pg::unpin_search_path(guc_level);
-    attachments = arr;
-    nattachments = static_cast<int>(n);
+    loading = false;
+    loaded_at = invalidations == started ? started : UINT64_MAX;
 }
 
 void ensure_cache() {
-    if (!cache_valid || !attachments_relid) load_cache();
+    if ((loaded_at != invalidations || !attachments_relid) && cache_pins == 0) load_cache();
 }
 
 Attachment* find_attachment(int id) {
@@ -412,6 +430,9 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
         return groups;
     }
     MemoryContext caller = CurrentMemoryContext;
+    // As the current user, with search_path pinned (documented: the query
+    // names its tables with their schema).
+    int guc_level = optout_pg::pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     for (int i = 0; i < n; i++) {
         Datum arg = CStringGetTextDatum(contacts[i]);
@@ -421,6 +442,7 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
         groups[i] = g ? MemoryContextStrdup(caller, g) : nullptr;
     }
     SPI_finish();
+    optout_pg::unpin_search_path(guc_level);
     return groups;
 }
 
@@ -516,8 +538,11 @@ namespace optout_pg {
 void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     if (n <= 0) return;
     // Locks first: then no other transaction changes these contacts' stops.
+    const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
+    int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help) lock_contact_for_change(reqs[i].contact);
+        if (reqs[i].type != ChangeType::Help) lock_keys[nlock++] = reqs[i].contact;
+    lock_contacts_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
@@ -586,6 +611,7 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     }
     int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
     record_events(events, nevents, ids);
+    fault_point("apply_events");
 
     // The ledger.
     const char** dc = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
@@ -621,8 +647,14 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
         touched[ntouched++] = plan_contact[i];
     }
     ensure_cache();
+    // The statements below fire triggers, optout's among them: the cache is
+    // pinned while they run (an error unpins it on the way out).
+    cache_pins++;
+    PG_TRY();
+    {
     for (int i = 0; i < nattachments; i++) {
         Attachment* a = &attachments[i];
+        if (i == 1) fault_point("apply_platform");
         switch (a->kind) {
             case kContacts:
                 if (a->nstop_plans > 0) run_for(a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
@@ -648,6 +680,10 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
                 break;
         }
     }
+    }
+    PG_FINALLY();
+    { cache_pins--; }
+    PG_END_TRY();
 
     // Listeners hear of every stop recorded and every stop lifted.
     for (int i = 0; i < n; i++) {
@@ -939,14 +975,9 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
     char* contact = column_text(tup, rel, r->contact);
     if (!contact) return PointerGetDatum(tup);
     char* channel = column_text(tup, rel, r->channel);
-    if (is_update) {
-        // Only an UPDATE that re-targets the row (another contact or channel) is checked.
-        char* old_contact = column_text(td->tg_trigtuple, rel, r->contact);
-        char* old_channel = column_text(td->tg_trigtuple, rel, r->channel);
-        bool same_contact = old_contact && strcmp(old_contact, contact) == 0;
-        bool same_channel = (!old_channel && !channel) || (old_channel && channel && strcmp(old_channel, channel) == 0);
-        if (same_contact && same_channel) return PointerGetDatum(tup);
-    }
+    // An UPDATE gets here as an INSERT does: it set the contact or channel
+    // column (changed or not: optout_outbound), or it made the row sendable
+    // again (optout_outbound_requeue), and the WHEN found the contact stopped.
 
     // The trigger's WHEN (optout._outbound_when) has found the row blocked,
     // under the contact's send lock; a trigger without it asks here.
