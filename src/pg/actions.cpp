@@ -6,10 +6,10 @@
 // attachment runs on the platform's tables is generated once, by
 // optout._action_sql() (which quotes every name), and prepared once per
 // backend with SPI_prepare + SPI_keepplan: no SQL text is built or parsed per
-// row. Statements on the platform's tables run as the role that fired the
-// trigger or called the function, so the platform's own triggers fire and its
-// privileges apply; the ledger and the event record are written as optout's
-// owner (ledger.cpp).
+// row. Statements on the platform's tables run as the table's owner (as a
+// foreign-key check does), so the platform's own triggers fire with its own
+// rights, whoever caused the stop; the ledger and the event record are
+// written as optout's owner (ledger.cpp).
 #include "enforce.hpp"
 #include "guard.hpp"
 
@@ -88,6 +88,7 @@ struct Attachment {
     SPIPlanPtr stop_plans[kMaxPlans];
     SPIPlanPtr start_plans[kMaxPlans];
     RelInfo* rels;
+    Oid owner;  // of the table: its statements run as this role
 };
 
 // The cache is valid only when it was fully built and no invalidation that
@@ -213,7 +214,7 @@ void load_cache() {
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "optout._action_sql(a.id, 'stop'), optout._action_sql(a.id, 'start'), "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
-        "a.stopped_group, a.stopped_group_query "
+        "a.stopped_group, a.stopped_group_query, c.relowner "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY a.id",
         true, 0);
@@ -268,6 +269,7 @@ void load_cache() {
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
+        a->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
@@ -353,13 +355,34 @@ RelInfo* rel_info(Attachment* a, Relation rel) {
     return r;
 }
 
-// Runs a prepared statement of an attachment with ($1, $2) as the current
-// user, on the latest committed state, SPI connected. Returns its rows.
-uint64 exec_plan(SPIPlanPtr plan, Datum arg1, Datum arg2) {
+// Statements on a platform's table run as the table's owner, the switch
+// PostgreSQL's foreign-key checks make: whoever caused the stop (the role
+// that wrote the message, a support role calling optout.stop(), a superuser
+// running a backfill), the table's own triggers run with its owner's
+// rights, never with the caller's. The session's search_path stays (the
+// platform's triggers may rely on it; optout's statements name everything).
+// An error on the way is undone by (sub)transaction abort.
+struct TableOwnerScope {
+    Oid saved_user;
+    int saved_context;
+};
+TableOwnerScope enter_table_owner(const Attachment* a) {
+    TableOwnerScope s;
+    GetUserIdAndSecContext(&s.saved_user, &s.saved_context);
+    SetUserIdAndSecContext(a->owner, s.saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    return s;
+}
+void leave_table_owner(const TableOwnerScope& s) { SetUserIdAndSecContext(s.saved_user, s.saved_context); }
+
+// Runs a prepared statement of an attachment with ($1, $2) as the table's
+// owner, on the latest committed state, SPI connected. Returns its rows.
+uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     Datum values[2] = {arg1, arg2};
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();
+    TableOwnerScope owner = enter_table_owner(a);
     int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
 }
@@ -430,13 +453,15 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
         return groups;
     }
     MemoryContext caller = CurrentMemoryContext;
-    // As the current user, with search_path pinned (documented: the query
+    // As the table's owner, with search_path pinned (documented: the query
     // names its tables with their schema).
     int guc_level = optout_pg::pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     for (int i = 0; i < n; i++) {
         Datum arg = CStringGetTextDatum(contacts[i]);
+        TableOwnerScope owner = enter_table_owner(a);
         int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        leave_table_owner(owner);
         if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
         char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
         groups[i] = g ? MemoryContextStrdup(caller, g) : nullptr;
@@ -454,20 +479,20 @@ const char** pick(const char* const* from, const int* which, int n) {
 }
 
 // Runs one of an attachment's statements for these contacts ($2: their
-// groups or channels), as the current user.
-void run_for(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+// groups or channels), as the table's owner.
+void run_for(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
     if (n == 0) return;
     Datum arg1 = optout_pg::cstring_array(contacts, n);
     Datum arg2 = second ? optout_pg::cstring_array(second, n) : (Datum)0;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    (void)exec_plan(plan, arg1, arg2);
+    (void)exec_plan(a, plan, arg1, arg2);
     SPI_finish();
 }
 
-void run_lifting(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
     lifting++;
     PG_TRY();
-    { run_for(plan, contacts, second, n); }
+    { run_for(a, plan, contacts, second, n); }
     PG_FINALLY();
     { lifting--; }
     PG_END_TRY();
@@ -496,7 +521,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     Datum arg2 = optout_pg::cstring_array(channels, nscopes);
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    uint64 rows = exec_plan(a->stop_plans[0], arg1, arg2);
+    uint64 rows = exec_plan(a, a->stop_plans[0], arg1, arg2);
     optout_pg::EventRow* events =
         static_cast<optout_pg::EventRow*>(MemoryContextAllocZero(caller, sizeof(optout_pg::EventRow) * (rows ? rows : 1)));
     int nevents = 0;
@@ -657,19 +682,20 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
         if (i == 1) fault_point("apply_platform");
         switch (a->kind) {
             case kContacts:
-                if (a->nstop_plans > 0) run_for(a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
-                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
+                if (a->nstop_plans > 0) run_for(a, a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->nstart_plans > 0)
+                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
                 break;
             case kGroups: {
                 // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
                 const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
                 if (a->nstop_plans > 1) {
-                    run_for(a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                    run_for(a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
+                    run_for(a, a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                    run_for(a, a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
                             nstopped);
                 }
                 if (a->nstart_plans > 0)
-                    run_lifting(a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
+                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
                                 nstarted);
                 break;
             }
