@@ -1120,7 +1120,7 @@ DECLARE
     rec record;
     scope_channel text;
     n integer;
-    last_notice timestamptz := clock_timestamp();
+    last_notice timestamptz := pg_catalog.clock_timestamp();  -- before the path is pinned: qualified
     o optout.attachments;
     ot text;
     cnt bigint;

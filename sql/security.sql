@@ -79,6 +79,13 @@ SELECT contact_id, body, status FROM sec_msgs WHERE direction = 'out' ORDER BY b
 SELECT p.proname, p.prosecdef AS definer, p.proconfig
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'optout' AND p.prosecdef ORDER BY p.proname;
+-- Every function in SQL or PL/pgSQL pins its search_path too (the backfill
+-- procedure, which must COMMIT, pins it in each transaction instead).
+SELECT p.oid::regprocedure AS not_pinned
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+ WHERE n.nspname = 'optout' AND l.lanname IN ('sql', 'plpgsql')
+   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+ ORDER BY 1;
 SELECT p.oid::regprocedure AS public_may_execute
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'optout' AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text;
