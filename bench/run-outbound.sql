@@ -85,6 +85,33 @@ SELECT * FROM bench.medians('broadcast');
 SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.3)
 UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached');
 
+-- update: the status UPDATE a platform makes as it sends (queued -> wired)
+-- over the broadcast's :broadcast rows, attached vs unattached. It changes
+-- nothing sendable, so optout's UPDATE checks (optout_outbound fires only for
+-- an UPDATE of the contact or channel column, optout_outbound_requeue only
+-- when a row becomes queued again) cost no more than their WHEN. The floor:
+-- bench.out_p with a BEFORE UPDATE trigger whose WHEN never holds (any BEFORE
+-- UPDATE row trigger makes PostgreSQL fetch each old row for it).
+CREATE TRIGGER never BEFORE UPDATE ON bench.out_p FOR EACH ROW WHEN (NEW.direction = 'X')
+    EXECUTE FUNCTION bench.block_stopped();
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+SELECT 'update', v, o,
+       ARRAY[format('TRUNCATE %s, optout.events', t),
+             format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
+                       SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20%% off today only. Reply STOP to opt out.', now()
+                         FROM bench.broadcast_contacts c$q$, t),
+             format('VACUUM ANALYZE %s', t)],
+       format($q$UPDATE %s SET status = 'W', sent_on = now() WHERE status = 'Q'$q$, t)
+  FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('trigger floor', 3, 'bench.out_p')) AS x (v, o, t);
+SELECT s FROM bench.schedule('update', 3 * :runs) s \gexec
+SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'W') AS attached_wired,
+       (SELECT count(*) FROM bench.out_b WHERE status = 'W') AS unattached_wired;
+SELECT * FROM bench.medians('update');
+SELECT * FROM bench.target('update', 'UPDATE queued -> wired, nothing made sendable, attached vs unattached (reference)',
+                           'attached', 'unattached')
+UNION ALL SELECT * FROM bench.target('update', 'the same, attached vs a BEFORE UPDATE trigger that never fires (reference)',
+                                     'attached', 'trigger floor');
+
 -- large_ledger (a reference, no target): sends on a ledger of :rows stops
 -- (other contacts, added here): 300 rows, past the 256 contacts at which a
 -- send escalates to one database-wide lock, versus 250 rows, below it. The

@@ -37,6 +37,13 @@ INSERT INTO about VALUES
 ('broadcast', 4, 'broadcast', :broadcast,
  format('A bulk broadcast, `INSERT INTO … SELECT` one message to each of %s contacts (10%% stopped) from a contacts '
         'table, into the three tables of "outbound".', to_char(:broadcast, 'FM999,999,999'))),
+('update', 4.2, 'update', :broadcast,
+ format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
+        'WHERE status = ''Q''`) over the %s rows of the broadcast, in `bench.out_a` (attached: its UPDATE triggers are '
+        'there, `optout_outbound` for an UPDATE of the contact or channel column and `optout_outbound_requeue` for one '
+        'that makes a row queued again, and neither applies) versus `bench.out_b`, unattached, and versus `bench.out_p` '
+        'with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any BEFORE UPDATE row trigger: PostgreSQL '
+        'fetches each old row for it). A reference, no target: what optout costs an UPDATE that changes nothing sendable.', to_char(:broadcast, 'FM999,999,999'))),
 ('large_ledger', 4.5, 'large ledger', NULL,
  format('Sends on a large ledger: %s stops of other contacts are added to `optout.stops`, then an `INSERT … SELECT` '
         'of 300 rows to 300 contacts (10%% stopped) into `bench.out_a`, past the 256 contacts at which a send escalates '

@@ -16,7 +16,8 @@
 #              times smaller, runs 3 times as many)
 #   STOPS      STOPs timed per data size in "latency" (default 200)
 #   WORKLOADS  a subset of: classify inbound outbound (with the INSERT ...
-#              SELECT broadcast and the large-ledger sends) partitioned
+#              SELECT broadcast, the status UPDATE and the large-ledger
+#              sends) partitioned
 #              latency backfill (default: all),
 #              and breakdown (not in the default: where the time of the
 #              attached COPYs goes, a piece at a time; bench/run-breakdown.sql)

@@ -56,10 +56,23 @@ SELECT optout.attach_inbound('msgs', 'body', 'contact') > 0 AS attached;
 SELECT optout.attach_inbound('msgs', 'body', 'contact');
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'msgs'::regclass AND NOT tgisinternal;
 
--- a table changed after attaching: a clear error at its next message
+-- a column an attachment uses cannot be renamed or dropped under it
 ALTER TABLE msgs RENAME COLUMN body TO message;
+ALTER TABLE msgs DROP COLUMN contact CASCADE;
+SELECT attname FROM pg_attribute WHERE attrelid = 'msgs'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+-- ... a column it does not use can
+ALTER TABLE msgs ADD COLUMN note text;
+ALTER TABLE msgs RENAME COLUMN note TO remark;
+ALTER TABLE msgs DROP COLUMN remark;
+-- a table changed behind optout's back (its event trigger bypassed): a clear
+-- error at its next message, and enforcement again once it is put back
+SET session_replication_role = replica;
+ALTER TABLE msgs RENAME COLUMN body TO message;
+RESET session_replication_role;
 INSERT INTO msgs (contact, message) VALUES (1, 'STOP');
+SET session_replication_role = replica;
 ALTER TABLE msgs RENAME COLUMN message TO body;
+RESET session_replication_role;
 INSERT INTO msgs (contact, body) VALUES (1, 'STOP');
 SELECT optout.is_stopped('1') AS stopped;
 

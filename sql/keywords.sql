@@ -91,4 +91,12 @@ DROP ROLE optout_reader;
 -- The trigger function refuses to run outside a trigger.
 SELECT optout._config_changed();
 
+-- Writers of optout.keywords are serialised by a lock in optout's own key
+-- space (field 4 = 0x4F72), never by a key an application could also use.
+BEGIN;
+INSERT INTO optout.keywords (keyword, intent, language) VALUES ('genug', 'opt_out', 'de');
+SELECT classid, objid = x'6F70746F'::int AS optout_space, objsubid = x'4F72'::int AS keywords_key, mode
+  FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+ROLLBACK;
+
 DROP EXTENSION optout;

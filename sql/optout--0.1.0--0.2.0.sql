@@ -376,12 +376,12 @@ BEGIN
               INTO sets FROM jsonb_each(a.mark);
             RETURN ARRAY[format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
                                 'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
-                                'ORDER BY f.%I::pg_catalog.text COLLATE "C"',
+                                'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
                                 t, sets, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
         END IF;
         RETURN ARRAY[format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
                             'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
-                            'ORDER BY f.%I::pg_catalog.text COLLATE "C"',
+                            'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
                             t, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
     ELSE
         RETURN '{}';
@@ -536,6 +536,8 @@ AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'outbound', contact_column, channel_column);
     w text;
+    bw text;
+    sendable text;
     k text;
     v jsonb;
     id integer;
@@ -567,13 +569,24 @@ BEGIN
     PERFORM optout._attach_verify(id);
     -- The WHEN checks every row against the ledger as it is written (and
     -- takes the contact's send lock); only a blocked row calls the trigger
-    -- function, which refuses, drops or marks it.
+    -- function, which refuses, drops or marks it. Every way a row becomes
+    -- sendable is checked: an INSERT (COPY included); an UPDATE that sets
+    -- the contact or channel column, changed or not; and an UPDATE that makes
+    -- a row match row_filter and queued when it did not before (a resend).
+    bw := format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
+                 coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'));
     EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
                    'EXECUTE FUNCTION optout._outbound_trigger(%L)',
                    concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
-                   concat_ws(' AND ', w, format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
-                                                coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'))),
-                   id);
+                   concat_ws(' AND ', w, bw), id);
+    sendable := concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'NEW.'), optout._filter_sql(tbl, queued, 'NEW.'));
+    IF sendable IS NOT NULL AND sendable <> '' THEN
+        EXECUTE format('CREATE TRIGGER optout_outbound_requeue BEFORE UPDATE ON %s FOR EACH ROW '
+                       'WHEN (%s AND (%s) IS NOT TRUE AND %s) EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                       t, sendable,
+                       concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'OLD.'), optout._filter_sql(tbl, queued, 'OLD.')),
+                       bw, id);
+    END IF;
     RETURN id;
 END
 $$;
@@ -703,7 +716,8 @@ BEGIN
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
-                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_contacts', 'optout_delivery_errors') LOOP
+                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
+                                 'optout_delivery_errors') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trg, t);
     END LOOP;
     -- The statement-level triggers, on the table and on each of its partitions.
@@ -754,9 +768,13 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
   FROM PUBLIC;
 GRANT SELECT ON optout.attached TO PUBLIC;
 
+-- The event triggers fire for every role's DDL (a migration run as the
+-- application role included): they run as optout's owner, with a pinned
+-- search_path, and touch only optout's own rows and optout's own triggers.
+
 -- A dropped table takes its attachments with it.
 CREATE FUNCTION optout._on_sql_drop() RETURNS event_trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -772,13 +790,40 @@ CREATE EVENT TRIGGER optout_sql_drop ON sql_drop
 
 -- A partition created or attached later under an attached table gets the
 -- statement-level trigger too (its row triggers are cloned by PostgreSQL).
+-- A column an attachment names cannot be dropped or renamed under it: the
+-- ALTER TABLE is refused (as PostgreSQL refuses to drop a column a view uses).
 CREATE FUNCTION optout._on_ddl_end() RETURNS event_trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r regclass;
+    bad record;
 BEGIN
+    SELECT a.id, a.kind, a.tbl, u.col INTO bad
+      FROM optout.attachments a
+     CROSS JOIN LATERAL (
+            SELECT x.col FROM unnest(ARRAY[a.contact_column, a.channel_column, a.body_column, a.status_column,
+                                           a.touch_column, a.group_column, a.code_column, a.provider_column,
+                                           a.event_column]) x(col)
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.row_filter, '{}'))::name
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.mark, '{}'))::name
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.queued, '{}'))::name) u
+     WHERE u.col IS NOT NULL
+       AND a.tbl::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                           WHERE d.classid = 'pg_class'::regclass)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = u.col
+                          AND t.attnum > 0 AND NOT t.attisdropped)
+     ORDER BY a.id
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % is used by optout (attachment %, %)', bad.col, bad.tbl, bad.id, bad.kind
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'optout enforces on this table through that column; without it, it could not.',
+                  HINT = format('Detach the table first (SELECT optout.detach(%L);), change it, then attach it again.',
+                                bad.tbl::text);
+    END IF;
+
     -- CREATE TABLE ... PARTITION OF names the partition; ALTER TABLE ...
     -- ATTACH PARTITION names the parent: look at each one's partitions too.
     FOR r IN SELECT DISTINCT c.relid::regclass

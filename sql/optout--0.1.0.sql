@@ -65,6 +65,12 @@ COMMENT ON COLUMN optout.keywords.is_default IS 'Shipped with optout; defaults c
 
 CREATE INDEX keywords_key_idx ON optout.keywords (optout.keyword_key(keyword));
 
+-- Serialises the writers of optout.keywords: a lock of optout's own key
+-- space, held to the end of the transaction.
+CREATE FUNCTION optout._lock_keywords() RETURNS void
+    AS 'MODULE_PATHNAME', 'optout_lock_keywords'
+    LANGUAGE C VOLATILE;
+
 -- Row checks: a usable keyword, one intent per key, defaults kept.
 CREATE FUNCTION optout._keywords_check() RETURNS trigger
     LANGUAGE plpgsql
@@ -104,7 +110,7 @@ BEGIN
 
     -- Writers of this table are serialised, so two sessions cannot add the
     -- same key with different intents at once.
-    PERFORM pg_advisory_xact_lock('optout.keywords'::regclass::oid::integer, 0);
+    PERFORM optout._lock_keywords();
 
     -- pg_restore (and a re-run of the defaults) inserts default rows that
     -- CREATE EXTENSION already made: merge the user's settings into them.

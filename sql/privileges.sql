@@ -60,8 +60,34 @@ SELECT kind, body FROM optout.history('1') ORDER BY id;
 SELECT count(*) FROM optout.events;
 RESET ROLE;
 
+-- Whoever causes a stop, the statements on the platform's tables run as
+-- their owner (as a foreign-key check does): a trigger the application put
+-- on its own table never runs with a superuser's or a support role's
+-- rights. A support role needs EXECUTE on optout.stop, and no right on the
+-- platform's tables.
+SET ROLE optout_app;
+CREATE TABLE platform.seen (by_user name, during text);
+CREATE FUNCTION platform.note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO platform.seen VALUES (current_user, TG_TABLE_NAME || ' ' || TG_OP); RETURN NEW; END $$;
+CREATE TRIGGER note BEFORE UPDATE ON platform.contacts FOR EACH ROW EXECUTE FUNCTION platform.note();
+CREATE TRIGGER note BEFORE UPDATE ON platform.outbox FOR EACH ROW EXECUTE FUNCTION platform.note();
+INSERT INTO platform.outbox (contact, body) VALUES (3, 'queued for 3');
+RESET ROLE;
+SELECT optout.stop('3') AS superuser_stopped;
+CREATE ROLE optout_support;
+GRANT EXECUTE ON FUNCTION optout.stop(text, text, text) TO optout_support;
+SET ROLE optout_support;
+SELECT optout.stop('2') AS support_stopped;
+RESET ROLE;
+SELECT by_user, during, count(*) FROM platform.seen GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT id, status FROM platform.contacts ORDER BY id;
+SELECT contact, body, status FROM platform.outbox WHERE contact = 3;
+SELECT contact, CASE WHEN actor = session_user THEN '(the superuser)' ELSE actor END AS actor
+  FROM optout.events WHERE kind = 'stop' AND contact IN ('2', '3') ORDER BY contact;
+
 SELECT optout.detach('platform.inbox') + optout.detach('platform.outbox') + optout.detach('platform.contacts') AS detached;
 DROP SCHEMA platform CASCADE;
 DROP OWNED BY optout_officer;
-DROP ROLE optout_app, optout_officer;
+DROP OWNED BY optout_support;
+DROP ROLE optout_app, optout_officer, optout_support;
 DROP EXTENSION optout;

@@ -6,10 +6,10 @@
 // attachment runs on the platform's tables is generated once, by
 // optout._action_sql() (which quotes every name), and prepared once per
 // backend with SPI_prepare + SPI_keepplan: no SQL text is built or parsed per
-// row. Statements on the platform's tables run as the role that fired the
-// trigger or called the function, so the platform's own triggers fire and its
-// privileges apply; the ledger and the event record are written as optout's
-// owner (ledger.cpp).
+// row. Statements on the platform's tables run as the table's owner (as a
+// foreign-key check does), so the platform's own triggers fire with its own
+// rights, whoever caused the stop; the ledger and the event record are
+// written as optout's owner (ledger.cpp).
 #include "enforce.hpp"
 #include "guard.hpp"
 
@@ -88,12 +88,23 @@ struct Attachment {
     SPIPlanPtr stop_plans[kMaxPlans];
     SPIPlanPtr start_plans[kMaxPlans];
     RelInfo* rels;
+    Oid owner;  // of the table: its statements run as this role
 };
 
+// The cache is valid only when it was fully built and no invalidation that
+// may concern it arrived since it started to build (loaded_at ==
+// invalidations). An error or a cancel at any point of a load leaves it
+// invalid: the next call builds it again, or raises the same error.
 MemoryContext cache_cxt = nullptr;
 Attachment* attachments = nullptr;
 int nattachments = 0;
-bool cache_valid = false;
+uint64 invalidations = 0;
+uint64 loaded_at = UINT64_MAX;
+bool loading = false;  // a load is under way (or was cut short by an error)
+// While apply_changes walks the attachments, the statements it runs may fire
+// optout's triggers again: the cache is not rebuilt under it (that would free
+// what it walks); a stale cache is rebuilt at the next call after.
+int cache_pins = 0;
 Oid contact_type = InvalidOid;  // the contact key type of the first attachment
 Oid attachments_relid = InvalidOid;
 bool callback_registered = false;
@@ -103,20 +114,21 @@ int lifting = 0;
 optout::Match inbound_match;
 bool inbound_stopall = false;
 
+// Counts the invalidations that may concern the cache: any, while a load is
+// under way (its tables are not all known yet).
 void relcache_callback(Datum, Oid relid) {
-    if (!cache_valid) return;
-    if (relid == InvalidOid || relid == attachments_relid) {
-        cache_valid = false;
+    if (loading || relid == InvalidOid || relid == attachments_relid) {
+        invalidations++;
         return;
     }
     for (int i = 0; i < nattachments; i++) {
         if (attachments[i].relid == relid) {
-            cache_valid = false;
+            invalidations++;
             return;
         }
         for (RelInfo* r = attachments[i].rels; r; r = r->next)
             if (r->relid == relid) {
-                cache_valid = false;
+                invalidations++;
                 return;
             }
     }
@@ -167,11 +179,14 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
     return plan;
 }
 
-int prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int id) {
+// Prepares the statements into plans[], counting each in *count once kept.
+void prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int* count, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     if (n > kMaxPlans) elog(ERROR, "optout: attachment %d has too many statements", id);
-    for (int i = 0; i < n; i++) plans[i] = prepare_one(sqls[i], 2, types, id);
-    return n;
+    for (int i = 0; i < n; i++) {
+        plans[i] = prepare_one(sqls[i], 2, types, id);
+        *count = i + 1;
+    }
 }
 
 void load_cache() {
@@ -179,14 +194,14 @@ void load_cache() {
         CacheRegisterRelcacheCallback(relcache_callback, (Datum)0);
         callback_registered = true;
     }
+    loading = true;
+    uint64 started = invalidations;
     free_cache();
     if (!cache_cxt) cache_cxt = AllocSetContextCreate(CacheMemoryContext, "optout attachments", ALLOCSET_DEFAULT_SIZES);
     attachments_relid = optout_pg::optout_table("attachments");
-    cache_valid = true;  // an invalidation during the load clears it again
 
-    // Names in the statements resolve the same way as when they were checked
-    // at attach time, whatever the session's search_path.
-    int guc_level = optout_pg::pin_search_path();
+    // As the owner, with search_path pinned: names in the statements resolve
+    // the same way as when they were checked at attach time.
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     int rc = SPI_execute(
         "SELECT a.id, a.tbl::pg_catalog.oid, a.kind, a.contact_column::pg_catalog.text, "
@@ -199,7 +214,7 @@ void load_cache() {
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "optout._action_sql(a.id, 'stop'), optout._action_sql(a.id, 'start'), "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
-        "a.stopped_group, a.stopped_group_query "
+        "a.stopped_group, a.stopped_group_query, c.relowner "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY a.id",
         true, 0);
@@ -207,7 +222,11 @@ void load_cache() {
     uint64 n = SPI_processed;
     contact_type = InvalidOid;
     Attachment* arr = static_cast<Attachment*>(MemoryContextAllocZero(cache_cxt, sizeof(Attachment) * (n ? n : 1)));
+    // Visible at once (every reader checks loaded_at first), so that
+    // free_cache() frees the plans of a load cut short too.
+    attachments = arr;
     for (uint64 i = 0; i < n; i++) {
+        nattachments = static_cast<int>(i) + 1;
         HeapTuple tup = SPI_tuptable->vals[i];
         TupleDesc desc = SPI_tuptable->tupdesc;
         Attachment* a = &arr[i];
@@ -245,24 +264,25 @@ void load_cache() {
         char** start_sql;
         int nstop = text_array(tup, desc, 21, &stop_sql);
         int nstart = text_array(tup, desc, 22, &start_sql);
-        a->nstop_plans = prepare_plans(stop_sql, nstop, a->stop_plans, a->id);
-        a->nstart_plans = prepare_plans(start_sql, nstart, a->start_plans, a->id);
+        prepare_plans(stop_sql, nstop, a->stop_plans, &a->nstop_plans, a->id);
+        prepare_plans(start_sql, nstart, a->start_plans, &a->nstart_plans, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
+        a->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
         }
+        optout_pg::fault_point("cache_load");
     }
     optout_pg::leave_owner(scope);
-    optout_pg::unpin_search_path(guc_level);
-    attachments = arr;
-    nattachments = static_cast<int>(n);
+    loading = false;
+    loaded_at = invalidations == started ? started : UINT64_MAX;
 }
 
 void ensure_cache() {
-    if (!cache_valid || !attachments_relid) load_cache();
+    if ((loaded_at != invalidations || !attachments_relid) && cache_pins == 0) load_cache();
 }
 
 Attachment* find_attachment(int id) {
@@ -335,13 +355,34 @@ RelInfo* rel_info(Attachment* a, Relation rel) {
     return r;
 }
 
-// Runs a prepared statement of an attachment with ($1, $2) as the current
-// user, on the latest committed state, SPI connected. Returns its rows.
-uint64 exec_plan(SPIPlanPtr plan, Datum arg1, Datum arg2) {
+// Statements on a platform's table run as the table's owner, the switch
+// PostgreSQL's foreign-key checks make: whoever caused the stop (the role
+// that wrote the message, a support role calling optout.stop(), a superuser
+// running a backfill), the table's own triggers run with its owner's
+// rights, never with the caller's. The session's search_path stays (the
+// platform's triggers may rely on it; optout's statements name everything).
+// An error on the way is undone by (sub)transaction abort.
+struct TableOwnerScope {
+    Oid saved_user;
+    int saved_context;
+};
+TableOwnerScope enter_table_owner(const Attachment* a) {
+    TableOwnerScope s;
+    GetUserIdAndSecContext(&s.saved_user, &s.saved_context);
+    SetUserIdAndSecContext(a->owner, s.saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    return s;
+}
+void leave_table_owner(const TableOwnerScope& s) { SetUserIdAndSecContext(s.saved_user, s.saved_context); }
+
+// Runs a prepared statement of an attachment with ($1, $2) as the table's
+// owner, on the latest committed state, SPI connected. Returns its rows.
+uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     Datum values[2] = {arg1, arg2};
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();
+    TableOwnerScope owner = enter_table_owner(a);
     int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
 }
@@ -412,15 +453,21 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
         return groups;
     }
     MemoryContext caller = CurrentMemoryContext;
+    // As the table's owner, with search_path pinned (documented: the query
+    // names its tables with their schema).
+    int guc_level = optout_pg::pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     for (int i = 0; i < n; i++) {
         Datum arg = CStringGetTextDatum(contacts[i]);
+        TableOwnerScope owner = enter_table_owner(a);
         int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        leave_table_owner(owner);
         if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
         char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
         groups[i] = g ? MemoryContextStrdup(caller, g) : nullptr;
     }
     SPI_finish();
+    optout_pg::unpin_search_path(guc_level);
     return groups;
 }
 
@@ -432,20 +479,20 @@ const char** pick(const char* const* from, const int* which, int n) {
 }
 
 // Runs one of an attachment's statements for these contacts ($2: their
-// groups or channels), as the current user.
-void run_for(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+// groups or channels), as the table's owner.
+void run_for(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
     if (n == 0) return;
     Datum arg1 = optout_pg::cstring_array(contacts, n);
     Datum arg2 = second ? optout_pg::cstring_array(second, n) : (Datum)0;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    (void)exec_plan(plan, arg1, arg2);
+    (void)exec_plan(a, plan, arg1, arg2);
     SPI_finish();
 }
 
-void run_lifting(SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
     lifting++;
     PG_TRY();
-    { run_for(plan, contacts, second, n); }
+    { run_for(a, plan, contacts, second, n); }
     PG_FINALLY();
     { lifting--; }
     PG_END_TRY();
@@ -474,7 +521,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     Datum arg2 = optout_pg::cstring_array(channels, nscopes);
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    uint64 rows = exec_plan(a->stop_plans[0], arg1, arg2);
+    uint64 rows = exec_plan(a, a->stop_plans[0], arg1, arg2);
     optout_pg::EventRow* events =
         static_cast<optout_pg::EventRow*>(MemoryContextAllocZero(caller, sizeof(optout_pg::EventRow) * (rows ? rows : 1)));
     int nevents = 0;
@@ -516,8 +563,11 @@ namespace optout_pg {
 void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     if (n <= 0) return;
     // Locks first: then no other transaction changes these contacts' stops.
+    const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
+    int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help) lock_contact_for_change(reqs[i].contact);
+        if (reqs[i].type != ChangeType::Help) lock_keys[nlock++] = reqs[i].contact;
+    lock_contacts_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
@@ -586,6 +636,7 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     }
     int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
     record_events(events, nevents, ids);
+    fault_point("apply_events");
 
     // The ledger.
     const char** dc = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
@@ -621,23 +672,30 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
         touched[ntouched++] = plan_contact[i];
     }
     ensure_cache();
+    // The statements below fire triggers, optout's among them: the cache is
+    // pinned while they run (an error unpins it on the way out).
+    cache_pins++;
+    PG_TRY();
+    {
     for (int i = 0; i < nattachments; i++) {
         Attachment* a = &attachments[i];
+        if (i == 1) fault_point("apply_platform");
         switch (a->kind) {
             case kContacts:
-                if (a->nstop_plans > 0) run_for(a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
-                if (a->nstart_plans > 0) run_lifting(a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
+                if (a->nstop_plans > 0) run_for(a, a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->nstart_plans > 0)
+                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
                 break;
             case kGroups: {
                 // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
                 const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
                 if (a->nstop_plans > 1) {
-                    run_for(a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                    run_for(a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
+                    run_for(a, a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                    run_for(a, a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
                             nstopped);
                 }
                 if (a->nstart_plans > 0)
-                    run_lifting(a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
+                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
                                 nstarted);
                 break;
             }
@@ -648,6 +706,10 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
                 break;
         }
     }
+    }
+    PG_FINALLY();
+    { cache_pins--; }
+    PG_END_TRY();
 
     // Listeners hear of every stop recorded and every stop lifted.
     for (int i = 0; i < n; i++) {
@@ -939,14 +1001,9 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
     char* contact = column_text(tup, rel, r->contact);
     if (!contact) return PointerGetDatum(tup);
     char* channel = column_text(tup, rel, r->channel);
-    if (is_update) {
-        // Only an UPDATE that re-targets the row (another contact or channel) is checked.
-        char* old_contact = column_text(td->tg_trigtuple, rel, r->contact);
-        char* old_channel = column_text(td->tg_trigtuple, rel, r->channel);
-        bool same_contact = old_contact && strcmp(old_contact, contact) == 0;
-        bool same_channel = (!old_channel && !channel) || (old_channel && channel && strcmp(old_channel, channel) == 0);
-        if (same_contact && same_channel) return PointerGetDatum(tup);
-    }
+    // An UPDATE gets here as an INSERT does: it set the contact or channel
+    // column (changed or not: optout_outbound), or it made the row sendable
+    // again (optout_outbound_requeue), and the WHEN found the contact stopped.
 
     // The trigger's WHEN (optout._outbound_when) has found the row blocked,
     // under the contact's send lock; a trigger without it asks here.

@@ -28,7 +28,9 @@ struct EventInfo {
 
 // --- locks (see locks.cpp for the protocol) --------------------------------
 void lock_contact_for_send(const char* contact);
-void lock_contact_for_change(const char* contact);
+// EXCLUSIVE on each contact's lock, in a fixed order, without waiting while
+// holding one (see locks.cpp).
+void lock_contacts_for_change(const char* const* contacts, int n);
 // Has this transaction's send path escalated to the database-wide lock?
 bool contact_locks_escalated();
 
@@ -91,12 +93,14 @@ void notify_change(const char* kind, const char* contact, const char* channel, c
 bool delivery_code_lookup(const char* provider, const char* code, bool* stops);
 Oid optout_owner();
 
-// SPI as the owner of optout's tables: enter_owner() switches the user and
-// connects SPI; leave_owner() finishes SPI and switches back. On error the
-// transaction abort restores the user.
+// SPI as the owner of optout's tables: enter_owner() switches the user, pins
+// search_path to pg_catalog, pg_temp and connects SPI; leave_owner() undoes
+// all three. On error the (sub)transaction abort restores user and path.
+// Every statement optout runs with the owner's rights runs inside one.
 struct OwnerScope {
     Oid saved_user;
     int saved_context;
+    int guc_level;
 };
 OwnerScope enter_owner();
 void leave_owner(const OwnerScope& scope);

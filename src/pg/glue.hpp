@@ -31,6 +31,10 @@ optout::Mode mode_from_oid(const EnumOids& oids, Oid label);
 int pin_search_path();
 void unpin_search_path(int level);
 
+// The test hook optout.fault_injection: errors (or cancels) when the setting
+// names this point; costs a load and a test otherwise.
+void fault_point(const char* point);
+
 // The schema optout's OID; errors if the extension's schema is missing.
 Oid optout_namespace();
 // The OID of table optout.<name>; errors (with the hint to update the

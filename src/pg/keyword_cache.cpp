@@ -59,6 +59,7 @@ void load() {
         true, 0);
     optout_pg::unpin_search_path(level);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading optout.keywords failed: %s", SPI_result_code_string(rc));
+    optout_pg::fault_point("keywords_load");
     uint64 n = SPI_processed;
     MemoryContext old = MemoryContextSwitchTo(caller);
     Row* rows = static_cast<Row*>(palloc0(sizeof(Row) * (n ? n : 1)));

@@ -44,10 +44,9 @@ SPIPlanPtr code_plan = nullptr;
 
 // Planned at every execution (CURSOR_OPT_CUSTOM_PLAN): a generic plan made
 // while the ledger was empty would keep scanning it whole once it has grown.
+// Called in an owner scope, so parsed (and re-parsed) with the pinned path.
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
-    int level = optout_pg::pin_search_path();
     SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, const_cast<Oid*>(types), CURSOR_OPT_CUSTOM_PLAN);
-    optout_pg::unpin_search_path(level);
     if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
     if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");
     return plan;
@@ -76,16 +75,21 @@ using optout_pg::leave_owner;
 
 namespace optout_pg {
 
+// The switch a SECURITY DEFINER function with SET search_path makes: the
+// owner's identity and a pinned search_path, together. Both are undone on
+// the way out, and by (sub)transaction abort on error.
 OwnerScope enter_owner() {
     OwnerScope s;
     GetUserIdAndSecContext(&s.saved_user, &s.saved_context);
     Oid owner = optout_pg::optout_owner();
     SetUserIdAndSecContext(owner, s.saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    s.guc_level = pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     return s;
 }
 void leave_owner(const OwnerScope& s) {
     SPI_finish();
+    unpin_search_path(s.guc_level);
     SetUserIdAndSecContext(s.saved_user, s.saved_context);
 }
 
@@ -409,12 +413,17 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
         ins_args[5] = PointerGetDatum(construct_md_array(ids, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
     }
     OwnerScope scope = enter_owner();
-    if (!ledger_insert_plan) {
+    // Each plan is kept only once it is prepared: an error leaves it unset.
+    if (!ledger_delete_plan) {
         static const Oid dtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+        // (No IS NOT DISTINCT FROM: it finds its "=" by name.)
         ledger_delete_plan = prepare(
             "DELETE FROM optout.stops s USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u(c, ch) "
-            "WHERE s.contact OPERATOR(pg_catalog.=) u.c AND s.channel IS NOT DISTINCT FROM u.ch",
+            "WHERE s.contact OPERATOR(pg_catalog.=) u.c "
+            "AND (s.channel OPERATOR(pg_catalog.=) u.ch OR (s.channel IS NULL AND u.ch IS NULL))",
             2, dtypes);
+    }
+    if (!ledger_insert_plan) {
         static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
         ledger_insert_plan = prepare(
             "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
@@ -423,6 +432,7 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
             "ON CONFLICT ON CONSTRAINT stops_contact_channel_key DO NOTHING",
             6, itypes);
     }
+    optout_pg::fault_point("apply_ledger");
     if (ndel > 0) {
         int rc = SPI_execute_plan(ledger_delete_plan, del_args, nullptr, false, 0);
         if (rc != SPI_OK_DELETE) elog(ERROR, "optout: writing the ledger failed: %s", SPI_result_code_string(rc));

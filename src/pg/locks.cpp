@@ -16,9 +16,17 @@
 // new ones until it commits; an escalated stop does the same with every send
 // and stop. Ordinary sends and stops do not block each other on that key.
 //
+// A stop or start of several contacts (a statement's batch) takes their locks
+// in a fixed order (by key) and never waits while holding one it took in
+// that call: when a key is busy, it lets go of the others, waits for that
+// one, and tries again. So two batches of stops, or a batch of stops and a
+// transaction sending to the same contacts in another order, do not
+// deadlock on these locks.
+//
 // The locks are advisory locks in a key space of their own (field 4 of the
 // tag), so they never collide with the application's pg_advisory_lock keys;
-// pg_locks shows them as advisory locks with objsubid 0x4F70 / 0x4F71.
+// pg_locks shows them as advisory locks with objsubid 0x4F70 / 0x4F71 (and
+// 0x4F72 for the writers of optout.keywords).
 #include "enforce.hpp"
 
 extern "C" {
@@ -31,6 +39,7 @@ namespace {
 
 constexpr uint16 kContactKey = 0x4F70;
 constexpr uint16 kDatabaseKey = 0x4F71;
+constexpr uint16 kKeywordsKey = 0x4F72;  // writers of optout.keywords
 constexpr int kMaxContactLocks = 256;
 
 // What this transaction holds. The database-wide key is taken in one of four
@@ -79,11 +88,48 @@ void lock_database(LOCKMODE mode, bool* held) {
     *held = true;
 }
 
+uint32 contact_key(const char* contact) {
+    return hash_bytes(reinterpret_cast<const unsigned char*>(contact), static_cast<int>(strlen(contact)));
+}
+
 bool lock_contact(const char* contact, LOCKMODE mode) {
     LOCKTAG tag;
-    make_tag(&tag, hash_bytes(reinterpret_cast<const unsigned char*>(contact), static_cast<int>(strlen(contact))),
-             kContactKey);
+    make_tag(&tag, contact_key(contact), kContactKey);
     return LockAcquire(&tag, mode, false, false) == LOCKACQUIRE_OK;
+}
+
+int compare_keys(const void* x, const void* y) {
+    uint32 a = *static_cast<const uint32*>(x), b = *static_cast<const uint32*>(y);
+    return a < b ? -1 : a > b;
+}
+
+// Takes EXCLUSIVE on every key (sorted, distinct) without holding any of
+// them while it waits. Returns how many it took that were not held before.
+int lock_keys_exclusive(const uint32* keys, int n) {
+    LockAcquireResult* got = static_cast<LockAcquireResult*>(palloc(sizeof(LockAcquireResult) * n));
+    for (;;) {
+        int i = 0;
+        LOCKTAG tag;
+        for (; i < n; i++) {
+            make_tag(&tag, keys[i], kContactKey);
+            got[i] = LockAcquire(&tag, ExclusiveLock, false, true);
+            if (got[i] == LOCKACQUIRE_NOT_AVAIL) break;
+        }
+        if (i == n) break;
+        for (int j = 0; j < i; j++) {
+            LOCKTAG held;
+            make_tag(&held, keys[j], kContactKey);
+            LockRelease(&held, ExclusiveLock, false);
+        }
+        // Wait for the busy one, holding nothing this call took; then again.
+        (void)LockAcquire(&tag, ExclusiveLock, false, false);
+        LockRelease(&tag, ExclusiveLock, false);
+        CHECK_FOR_INTERRUPTS();
+    }
+    int fresh = 0;
+    for (int i = 0; i < n; i++) fresh += got[i] == LOCKACQUIRE_OK;
+    pfree(got);
+    return fresh;
 }
 
 }  // namespace
@@ -103,15 +149,34 @@ void lock_contact_for_send(const char* contact) {
 
 bool contact_locks_escalated() { return db_share || db_exclusive; }
 
-void lock_contact_for_change(const char* contact) {
+void lock_contacts_for_change(const char* const* contacts, int n) {
     ensure_callback();
-    if (db_exclusive) return;
-    if (contact_locks_taken >= kMaxContactLocks) {
+    if (db_exclusive || n <= 0) return;
+    uint32* keys = static_cast<uint32*>(palloc(sizeof(uint32) * n));
+    for (int i = 0; i < n; i++) keys[i] = contact_key(contacts[i]);
+    qsort(keys, n, sizeof(uint32), compare_keys);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (m == 0 || keys[m - 1] != keys[i]) keys[m++] = keys[i];
+    if (contact_locks_taken + m > kMaxContactLocks) {
         lock_database(ExclusiveLock, &db_exclusive);
-        return;
+    } else {
+        contact_locks_taken += lock_keys_exclusive(keys, m);
+        lock_database(RowExclusiveLock, &db_row_exclusive);
     }
-    if (lock_contact(contact, ExclusiveLock)) contact_locks_taken++;
-    lock_database(RowExclusiveLock, &db_row_exclusive);
+    pfree(keys);
 }
 
 }  // namespace optout_pg
+
+// optout._lock_keywords(): serialises the writers of optout.keywords (its row
+// trigger), in optout's key space, until the transaction ends.
+extern "C" {
+PG_FUNCTION_INFO_V1(optout_lock_keywords);
+}
+extern "C" Datum optout_lock_keywords(PG_FUNCTION_ARGS) {
+    LOCKTAG tag;
+    make_tag(&tag, 0, kKeywordsKey);
+    (void)LockAcquire(&tag, ExclusiveLock, false, false);
+    PG_RETURN_VOID();
+}

@@ -11,6 +11,10 @@ void _PG_init(void);
 namespace {
 
 int match_mode_setting = static_cast<int>(optout::Mode::Standard);
+// optout.fault_injection: a test hook (superuser only, hidden). "POINT" raises
+// an error at that point of optout's work, "POINT:cancel" acts as if the
+// statement were cancelled there. Empty: no fault (the default).
+char* fault_setting = nullptr;
 
 const struct config_enum_entry match_mode_options[] = {
     {"exact", static_cast<int>(optout::Mode::Exact), false},
@@ -30,6 +34,11 @@ void _PG_init(void) {
         "opt-out requests.",
         &match_mode_setting, static_cast<int>(optout::Mode::Standard), match_mode_options,
         PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "optout.fault_injection", "Test hook: fail optout's work at a named point.",
+        "POINT raises an error there, POINT:cancel cancels the statement there. Points: cache_load, "
+        "keywords_load, apply_events, apply_ledger, apply_platform, send_ledger_read.",
+        &fault_setting, "", PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("optout");
 }
 
@@ -40,6 +49,19 @@ optout::Mode default_mode() { return static_cast<optout::Mode>(match_mode_settin
 void report_failure(const GuardFailure& failure) {
     ereport(ERROR, (errcode(failure.sqlstate), errmsg("optout: %s", failure.message)));
     pg_unreachable();
+}
+
+void fault_point(const char* point) {
+    if (!fault_setting || fault_setting[0] == '\0') return;
+    size_t len = strlen(point);
+    if (strncmp(fault_setting, point, len) != 0) return;
+    if (fault_setting[len] == '\0')
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("optout: fault injected at %s", point)));
+    if (strcmp(fault_setting + len, ":cancel") == 0) {
+        QueryCancelPending = true;
+        InterruptPending = true;
+        CHECK_FOR_INTERRUPTS();
+    }
 }
 
 int pin_search_path() {

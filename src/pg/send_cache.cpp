@@ -201,9 +201,8 @@ HTAB* load_ledger_keys(void) {
     HTAB* keys = make_table("optout ledger", kKeyLen, sizeof(CacheEntry));
     ledger_has_channels = false;
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
-    int level = optout_pg::pin_search_path();
+    optout_pg::fault_point("send_ledger_read");
     SPIPlanPtr plan = SPI_prepare("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr);
-    optout_pg::unpin_search_path(level);
     if (!plan) elog(ERROR, "optout: reading the ledger failed");
     int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
