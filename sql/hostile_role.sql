@@ -128,8 +128,10 @@ SELECT c.relname AS app_may_write
    AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege('regress_optout_app', c.oid, 'USAGE, UPDATE')
             ELSE has_table_privilege('regress_optout_app', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') END
  ORDER BY 1;
+-- (trigger functions aside: they run only as the triggers optout creates)
 SELECT p.oid::regprocedure AS app_may_execute
   FROM pg_proc p WHERE p.pronamespace = 'optout'::regnamespace AND has_function_privilege('regress_optout_app', p.oid, 'EXECUTE')
+   AND p.prorettype <> 'trigger'::regtype
  ORDER BY p.oid::regprocedure::text;
 
 -- ---------------------------------------------------------------------------
