@@ -753,7 +753,6 @@ COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether its 
 -- Privileges: the application needs none of these to send and receive.
 REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, text),
     optout.record_delivery_error(text, text, text, text), optout.history(text),
-    optout._inbound_trigger(), optout._outbound_trigger(), optout._contacts_trigger(), optout._delivery_trigger(),
     optout._flush(), optout._flush_triggers(regclass),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
@@ -767,6 +766,9 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout.detach(regclass)
   FROM PUBLIC;
 GRANT SELECT ON optout.attached TO PUBLIC;
+-- The row trigger functions stay executable by PUBLIC: PostgreSQL requires
+-- EXECUTE of whoever creates a partition of an attached table (it clones the
+-- row triggers). Each acts only for its attachment's table and partitions.
 
 -- The event triggers fire for every role's DDL (a migration run as the
 -- application role included): they run as optout's owner, with a pinned
@@ -946,6 +948,7 @@ SELECT e.contact, e.channel, e.provider, e.code, count(*) AS errors,
   FROM optout.events e
   JOIN optout.stops s ON s.contact = e.contact AND (s.channel IS NULL OR s.channel = e.channel)
  WHERE e.kind = 'provider_error' AND e.id > coalesce(s.event_id, 0)
+   AND (e.detail ->> 'stops')::boolean IS NOT FALSE   -- opt-out errors only
  GROUP BY e.contact, e.channel, e.provider, e.code;
 COMMENT ON VIEW optout.errors_after_stop IS
     'Contacts that keep producing provider opt-out errors after their stop: a sign that something sends around the block';

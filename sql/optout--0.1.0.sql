@@ -72,8 +72,9 @@ CREATE FUNCTION optout._lock_keywords() RETURNS void
     LANGUAGE C VOLATILE;
 
 -- Row checks: a usable keyword, one intent per key, defaults kept.
+-- (SECURITY DEFINER: it takes the writers' lock, which no one else may.)
 CREATE FUNCTION optout._keywords_check() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -199,4 +200,5 @@ SELECT pg_catalog.pg_extension_config_dump('optout.keywords', '');
 REVOKE ALL ON TABLE optout.keywords FROM PUBLIC;
 GRANT SELECT ON TABLE optout.keywords TO PUBLIC;
 REVOKE ALL ON FUNCTION optout._keywords_check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION optout._lock_keywords() FROM PUBLIC;
 REVOKE ALL ON FUNCTION optout._config_changed() FROM PUBLIC;

@@ -93,6 +93,11 @@ SELECT optout.prune_events(interval '1 day');
 RESET ROLE;
 DROP ROLE optout_nobody;
 
+-- errors_after_stop lists only errors that mean "opted out": an unreachable
+-- handset (30006) for a stopped contact is not a sign that something sends
+-- around the block.
+SELECT optout.record_delivery_error(contact, NULL, 'twilio', '30006') FROM optout.stops ORDER BY contact LIMIT 1;
+SELECT contact, channel, provider, code, errors FROM optout.errors_after_stop;
 SELECT optout.detach('msg') + optout.detach('receipts') AS detached;
 DROP TABLE msg, receipts;
 DROP EXTENSION optout;

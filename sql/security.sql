@@ -100,6 +100,19 @@ SELECT c.relname AS public_may_write
         OR has_table_privilege('public', c.oid, 'DELETE'))
  ORDER BY 1;
 
+-- 4. Anyone may execute optout's row trigger functions (creating a partition
+--    of an attached table needs it), but one acts only for its attachment's
+--    table and partitions: a trigger the attacker puts on its own table,
+--    naming an attachment, cannot stop or start anyone.
+SELECT id AS errors_attachment FROM optout.attached WHERE tbl = 'sec_events'::regclass \gset
+SET ROLE optout_attacker;
+CREATE TABLE public.forged (contact_id integer, code text);
+CREATE TRIGGER forged AFTER INSERT ON public.forged FOR EACH ROW
+    EXECUTE FUNCTION optout._delivery_trigger(:'errors_attachment');
+INSERT INTO public.forged VALUES (1, '21610');
+DROP TABLE public.forged;
+RESET ROLE;
+
 SELECT optout.detach('sec_contacts') + optout.detach('sec_members') + optout.detach('sec_events') AS detached;
 DROP TABLE sec_contacts, sec_members, sec_msgs, sec_events, public.hijacks;
 DROP EXTENSION optout;

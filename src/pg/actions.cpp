@@ -21,6 +21,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "utils/array.h"
 #include "utils/datum.h"
@@ -319,10 +320,32 @@ Datum input_value(Relation rel, AttrNumber att, const char* value) {
     return d;
 }
 
+// A trigger function acts only for its attachment's table and that table's
+// partitions: anyone may execute the trigger functions (PostgreSQL requires
+// it of whoever creates a partition, whose row triggers it clones), so a
+// trigger another role creates on its own table, naming an attachment, must
+// not be able to stop or start anyone. Checked once per relation (cached).
+void check_attached_relation(const Attachment* a, Relation rel) {
+    Oid relid = RelationGetRelid(rel);
+    if (relid == a->relid) return;
+    if (rel->rd_rel->relispartition) {
+        List* ancestors = get_partition_ancestors(relid);
+        bool found = list_member_oid(ancestors, a->relid);
+        list_free(ancestors);
+        if (found) return;
+    }
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("optout attachment %d is not attached to table \"%s\"", a->id, RelationGetRelationName(rel)),
+                    errdetail("Attachment %d is on %s; only its triggers there (and on its partitions) act for it.",
+                              a->id, a->table_name),
+                    errhint("Attach the table with optout.attach_*() instead of creating optout's triggers by hand.")));
+}
+
 RelInfo* rel_info(Attachment* a, Relation rel) {
     Oid relid = RelationGetRelid(rel);
     for (RelInfo* r = a->rels; r; r = r->next)
         if (r->relid == relid) return r;
+    check_attached_relation(a, rel);
     RelInfo* r = static_cast<RelInfo*>(MemoryContextAllocZero(cache_cxt, sizeof(RelInfo)));
     r->relid = relid;
     TupleDesc desc = RelationGetDescr(rel);
