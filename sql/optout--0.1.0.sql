@@ -100,6 +100,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A keyword is matched by its letters and digits; punctuation and emoji alone cannot be matched.';
     END IF;
+    -- The classifier's limit: 100 UTF-16 code units of letters and digits
+    -- (a character beyond U+FFFF counts twice).
+    IF length(k) + length(regexp_replace(k, '[\u0001-\uFFFF]', '', 'g')) > 100 THEN
+        RAISE EXCEPTION 'keyword "%" is too long', left(NEW.keyword, 40) || '...'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A keyword may have at most 100 letters and digits.';
+    END IF;
 
     IF TG_OP = 'UPDATE' AND OLD.is_default
        AND (NEW.keyword IS DISTINCT FROM OLD.keyword OR NEW.intent IS DISTINCT FROM OLD.intent
