@@ -140,7 +140,7 @@ GRANT SELECT ON optout.delivery_error_codes, optout.attachments TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Functions of the ledger (C; they write the ledger as optout's owner, and
--- the platform's tables as the caller).
+-- the platform's tables as each table's owner).
 
 CREATE FUNCTION optout.stop(contact text, channel text DEFAULT NULL, reason text DEFAULT NULL)
     RETURNS boolean AS 'MODULE_PATHNAME', 'optout_stop' LANGUAGE C VOLATILE;
@@ -846,7 +846,7 @@ CREATE EVENT TRIGGER optout_ddl_end ON ddl_command_end
     EXECUTE FUNCTION optout._on_ddl_end();
 
 -- ---------------------------------------------------------------------------
--- RapidPro in one call (see README, "Using optout with RapidPro").
+-- RapidPro in one call (see docs/reference.md, "RapidPro").
 CREATE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public')
     RETURNS SETOF optout.attached
     LANGUAGE plpgsql
