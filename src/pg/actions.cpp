@@ -4,9 +4,9 @@
 // optout.attachments is read once per backend into a cache (rebuilt after a
 // committed change to it, or to an attached table's definition). The SQL each
 // attachment runs on the platform's tables is generated once, by
-// optout._action_sql() (which quotes every name), and prepared once per
-// backend with SPI_prepare + SPI_keepplan: no SQL text is built or parsed per
-// row. Statements on the platform's tables run as the table's owner (as a
+// optout._action_sql() (which quotes every name and names each statement),
+// and prepared once per backend with SPI_prepare + SPI_keepplan: no SQL text
+// is built or parsed per row. Statements on the platform's tables run as the table's owner (as a
 // foreign-key check does), so the platform's own triggers fire with its own
 // rights, whoever caused the stop; the ledger and the event record are
 // written as optout's owner (ledger.cpp).
@@ -43,7 +43,29 @@ namespace {
 
 enum Kind { kInbound, kOutbound, kContacts, kGroups, kDeliveryErrors };
 enum OnBlocked { kError, kSkip, kMark };
-constexpr int kMaxPlans = 4;
+
+// The statements an attachment runs on its table, prepared from
+// optout._action_sql() by name (NULL: the attachment has none of that name).
+struct ActionPlans {
+    SPIPlanPtr contacts_stop;         // contacts: status becomes stopped_value
+    SPIPlanPtr contacts_start;        // contacts: status back to active_value
+    SPIPlanPtr groups_leave;          // groups: leave every group but the Stopped group
+    SPIPlanPtr groups_join_stopped;   // groups: join the Stopped group
+    SPIPlanPtr groups_start;          // groups: leave the Stopped group
+    SPIPlanPtr outbound_fail_queued;  // outbound: fail the queued messages
+};
+struct ActionName {
+    const char* name;
+    SPIPlanPtr ActionPlans::*plan;
+};
+constexpr ActionName kActionNames[] = {
+    {"contacts.stop", &ActionPlans::contacts_stop},
+    {"contacts.start", &ActionPlans::contacts_start},
+    {"groups.leave", &ActionPlans::groups_leave},
+    {"groups.join_stopped", &ActionPlans::groups_join_stopped},
+    {"groups.start", &ActionPlans::groups_start},
+    {"outbound.fail_queued", &ActionPlans::outbound_fail_queued},
+};
 
 // Column numbers and converted values for one relation (an attached table or
 // one of its partitions: their column numbers may differ).
@@ -85,9 +107,7 @@ struct Attachment {
     char* stopped_group;
     char* stopped_group_query;
     SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
-    int nstop_plans, nstart_plans;
-    SPIPlanPtr stop_plans[kMaxPlans];
-    SPIPlanPtr start_plans[kMaxPlans];
+    ActionPlans plans;
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
 };
@@ -137,8 +157,8 @@ void relcache_callback(Datum, Oid relid) {
 
 void free_cache() {
     for (int i = 0; i < nattachments; i++) {
-        for (int p = 0; p < attachments[i].nstop_plans; p++) SPI_freeplan(attachments[i].stop_plans[p]);
-        for (int p = 0; p < attachments[i].nstart_plans; p++) SPI_freeplan(attachments[i].start_plans[p]);
+        for (const ActionName& action : kActionNames)
+            if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
     }
     attachments = nullptr;
@@ -180,13 +200,18 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
     return plan;
 }
 
-// Prepares the statements into plans[], counting each in *count once kept.
-void prepare_plans(char** sqls, int n, SPIPlanPtr* plans, int* count, int id) {
+// Prepares each named statement into its field of plans (set once kept, so
+// that free_cache() frees what a load cut short had prepared).
+void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-    if (n > kMaxPlans) elog(ERROR, "optout: attachment %d has too many statements", id);
     for (int i = 0; i < n; i++) {
-        plans[i] = prepare_one(sqls[i], 2, types, id);
-        *count = i + 1;
+        SPIPlanPtr ActionPlans::*field = nullptr;
+        for (const ActionName& action : kActionNames)
+            if (names[i] && strcmp(names[i], action.name) == 0) field = action.plan;
+        if (!field || plans->*field)
+            elog(ERROR, "optout: attachment %d has an unknown or repeated statement \"%s\"", id,
+                 names[i] ? names[i] : "");
+        plans->*field = prepare_one(sqls[i], 2, types, id);
     }
 }
 
@@ -213,11 +238,14 @@ void load_cache() {
         "a.status_column::pg_catalog.text, a.stopped_value, a.active_value, a.code_column::pg_catalog.text, "
         "a.provider, a.provider_column::pg_catalog.text, a.event_column::pg_catalog.text, a.stop_events, "
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
-        "optout._action_sql(a.id, 'stop'), optout._action_sql(a.id, 'start'), "
+        "s.names, s.sqls, "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
         "a.stopped_group, a.stopped_group_query, c.relowner "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY a.id",
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
+        "pg_catalog.array_agg(s.sql ORDER BY s.i) AS sqls FROM optout._action_sql(a.id) WITH ORDINALITY s(name, sql, i)) s "
+        "ORDER BY a.id",
         true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading optout.attachments failed");
     uint64 n = SPI_processed;
@@ -261,12 +289,12 @@ void load_cache() {
         a->event_col = cache_strdup(tup, desc, 18);
         a->nstop_events = text_array(tup, desc, 19, &a->stop_events);
         a->table_name = cache_strdup(tup, desc, 20);
-        char** stop_sql;
-        char** start_sql;
-        int nstop = text_array(tup, desc, 21, &stop_sql);
-        int nstart = text_array(tup, desc, 22, &start_sql);
-        prepare_plans(stop_sql, nstop, a->stop_plans, &a->nstop_plans, a->id);
-        prepare_plans(start_sql, nstart, a->start_plans, &a->nstart_plans, a->id);
+        char** names;
+        char** sqls;
+        int nnames = text_array(tup, desc, 21, &names);
+        int nsqls = text_array(tup, desc, 22, &sqls);
+        if (nnames != nsqls) elog(ERROR, "optout: attachment %d: statements and names differ", a->id);
+        prepare_plans(names, sqls, nnames, &a->plans, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
@@ -533,7 +561,7 @@ int compare_scopes(const void* x, const void* y) {
 // Fails the queued messages of the stopped scopes on an outbound
 // attachment; records one 'blocked' event per contact that had any.
 void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes, int nscopes) {
-    if (a->nstop_plans == 0 || nscopes == 0) return;
+    if (!a->plans.outbound_fail_queued || nscopes == 0) return;
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
     const char** channels = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
     for (int i = 0; i < nscopes; i++) {
@@ -544,7 +572,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     Datum arg2 = optout_pg::cstring_array(channels, nscopes);
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    uint64 rows = exec_plan(a, a->stop_plans[0], arg1, arg2);
+    uint64 rows = exec_plan(a, a->plans.outbound_fail_queued, arg1, arg2);
     optout_pg::EventRow* events =
         static_cast<optout_pg::EventRow*>(MemoryContextAllocZero(caller, sizeof(optout_pg::EventRow) * (rows ? rows : 1)));
     int nevents = 0;
@@ -705,21 +733,22 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
         if (i == 1) fault_point("apply_platform");
         switch (a->kind) {
             case kContacts:
-                if (a->nstop_plans > 0) run_for(a, a->stop_plans[0], pick(touched, stopped, nstopped), nullptr, nstopped);
-                if (a->nstart_plans > 0)
-                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), nullptr, nstarted);
+                if (a->plans.contacts_stop)
+                    run_for(a, a->plans.contacts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->plans.contacts_start)
+                    run_lifting(a, a->plans.contacts_start, pick(touched, started, nstarted), nullptr, nstarted);
                 break;
             case kGroups: {
                 // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
                 const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
-                if (a->nstop_plans > 1) {
-                    run_for(a, a->stop_plans[0], pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                    run_for(a, a->stop_plans[1], pick(touched, stopped, nstopped), pick(groups, stopped, nstopped),
-                            nstopped);
-                }
-                if (a->nstart_plans > 0)
-                    run_lifting(a, a->start_plans[0], pick(touched, started, nstarted), pick(groups, started, nstarted),
-                                nstarted);
+                if (a->plans.groups_leave)
+                    run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                if (a->plans.groups_join_stopped)
+                    run_for(a, a->plans.groups_join_stopped, pick(touched, stopped, nstopped),
+                            pick(groups, stopped, nstopped), nstopped);
+                if (a->plans.groups_start)
+                    run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
+                                pick(groups, started, nstarted), nstarted);
                 break;
             }
             case kOutbound:
