@@ -280,15 +280,21 @@ BEGIN
 END
 $$;
 
--- The statements an attachment runs when contacts are stopped ('stop') or
--- their stops are lifted ('start'), once for a whole batch: $1 is the array
--- of contact keys (text[]); $2 (text[], aligned with $1) is, for a groups
--- table, each contact's Stopped group, and for an outbound table, each
--- stop's channel (NULL: every channel). An outbound table's statement
+-- The statements an attachment runs when contacts are stopped or their
+-- stops are lifted, once for a whole batch, each by its name:
+--   contacts.stop         the contacts' status becomes stopped_value
+--   contacts.start        ... and back to active_value
+--   groups.leave          the contacts leave every group but their Stopped group
+--   groups.join_stopped   ... and join their Stopped group
+--   groups.start          ... and leave it
+--   outbound.fail_queued  their queued messages are failed (deleted or marked)
+-- $1 is the array of contact keys (text[]); $2 (text[], aligned with $1) is,
+-- for a groups table, each contact's Stopped group, and for an outbound
+-- table, each stop's channel (NULL: every channel). outbound.fail_queued
 -- returns (contact, failed) pairs, by contact in byte order: how many queued
 -- messages each contact's stops failed.
-CREATE FUNCTION optout._action_sql(attachment integer, action text)
-    RETURNS text[]
+CREATE FUNCTION optout._action_sql(attachment integer)
+    RETURNS TABLE (name text, sql text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -305,7 +311,7 @@ DECLARE
 BEGIN
     SELECT * INTO a FROM optout.attachments WHERE id = attachment;
     IF NOT FOUND THEN
-        RETURN '{}';
+        RETURN;
     END IF;
     SELECT format('%I.%I', n.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
@@ -313,19 +319,17 @@ BEGIN
     ctype := optout._qualified_type(a.tbl, a.contact_column);
     CASE a.kind
     WHEN 'contacts' THEN
-        IF action = 'stop' THEN
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
+        RETURN QUERY VALUES
+            ('contacts.stop', format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
                                 'AND (%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE',
                                 t, a.status_column, a.stopped_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
-                                a.contact_column, ctype, a.status_column, a.stopped_value)];
-        ELSE
-            RETURN ARRAY[format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
+                                a.contact_column, ctype, a.status_column, a.stopped_value)),
+            ('contacts.start', format('UPDATE %s SET %I = %L%s WHERE %I OPERATOR(pg_catalog.=) ANY ($1::%s[]) '
                                 'AND %I OPERATOR(pg_catalog.=) %L',
                                 t, a.status_column, a.active_value,
                                 CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
-                                a.contact_column, ctype, a.status_column, a.stopped_value)];
-        END IF;
+                                a.contact_column, ctype, a.status_column, a.stopped_value));
     WHEN 'groups' THEN
         PERFORM optout._column(a.tbl, a.group_column, 'group');
         gtype := optout._qualified_type(a.tbl, a.group_column);
@@ -339,24 +343,23 @@ BEGIN
           INTO known
           FROM optout.attachments ca JOIN pg_class c ON c.oid = ca.tbl JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE ca.kind = 'contacts';
-        IF action = 'stop' THEN
-            RETURN ARRAY[
+        RETURN QUERY VALUES
+            ('groups.leave',
                 format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
                        'AND (x.%I OPERATOR(pg_catalog.=) p.g) IS NOT TRUE',
-                       t, pairs, a.contact_column, a.group_column),
+                       t, pairs, a.contact_column, a.group_column)),
+            ('groups.join_stopped',
                 format('INSERT INTO %s (%I, %I) SELECT p.c, p.g FROM %s p '
                        'WHERE p.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) p.c '
                        'AND x.%I OPERATOR(pg_catalog.=) p.g)%s',
                        t, a.contact_column, a.group_column, pairs, t, a.contact_column, a.group_column,
-                       coalesce(known, ''))];
-        ELSE
-            RETURN ARRAY[format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                       coalesce(known, ''))),
+            ('groups.start', format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
                                 'AND x.%I OPERATOR(pg_catalog.=) p.g',
-                                t, pairs, a.contact_column, a.group_column)];
-        END IF;
+                                t, pairs, a.contact_column, a.group_column));
     WHEN 'outbound' THEN
-        IF action <> 'stop' OR a.queued IS NULL THEN
-            RETURN '{}';
+        IF a.queued IS NULL THEN
+            RETURN;
         END IF;
         cond := concat_ws(' AND ', optout._filter_sql(a.tbl, a.row_filter, 'x.'), optout._filter_sql(a.tbl, a.queued, 'x.'));
         IF a.channel_column IS NOT NULL THEN
@@ -374,17 +377,18 @@ BEGIN
             SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
                                    ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
               INTO sets FROM jsonb_each(a.mark);
-            RETURN ARRAY[format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
+            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
                                 'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                                 'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                                t, sets, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
+                                t, sets, pairs, cond, a.contact_column, a.contact_column, a.contact_column));
+            RETURN;
         END IF;
-        RETURN ARRAY[format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
+        RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
                             'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                             'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                            t, pairs, cond, a.contact_column, a.contact_column, a.contact_column)];
+                            t, pairs, cond, a.contact_column, a.contact_column, a.contact_column));
     ELSE
-        RETURN '{}';
+        RETURN;
     END CASE;
 END
 $$;
@@ -434,8 +438,7 @@ DECLARE
 BEGIN
     -- The statements take arrays of keys; a stopped_group_query one key.
     FOR s, params IN
-        SELECT q, '(text[], text[])'
-          FROM unnest(optout._action_sql(attachment, 'stop') || optout._action_sql(attachment, 'start')) q
+        SELECT q.sql, '(text[], text[])' FROM optout._action_sql(attachment) q
         UNION ALL
         SELECT a.stopped_group_query, '(text)' FROM optout.attachments a
          WHERE a.id = attachment AND a.stopped_group_query IS NOT NULL
@@ -756,7 +759,7 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._flush(), optout._flush_triggers(regclass),
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
-    optout._action_sql(integer, text), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
+    optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
     optout._check_value(regclass, name, text), optout._codes_check(),
     optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
     optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb),
@@ -1118,6 +1121,7 @@ DECLARE
     ktype text;
     q text;
     qk text;
+    lower_bound text;
     next_key text;
     cond text;
     rec record;
@@ -1205,30 +1209,30 @@ BEGIN
     ktype := optout._column(tbl, run.key_column, 'key');
     cond := concat_ws(' AND ', optout._filter_sql(tbl, a.row_filter, ''),
                       CASE WHEN run.since IS NOT NULL THEN format('%I >= %L', run.time_column, run.since) END);
-    -- Per batch: the next batch_size keys (one index range), then, within
-    -- that range, only the rows the classifier reads as opt-out or opt-in
-    -- (set-based, in C); the loop below sees only those.
-    qk := format('SELECT max(s.k)::text, count(*) FROM (SELECT %I AS k FROM %s WHERE %I > $1::%s %s ORDER BY %I LIMIT %s) s',
-                 run.key_column, t, run.key_column, ktype, CASE WHEN cond <> '' THEN 'AND ' || cond ELSE '' END,
-                 run.key_column, run.batch_size);
-    q := format('SELECT s.*, e.intent, e.keyword, e.language, e.rule FROM ('
-                'SELECT %I::text AS k, %I::text AS contact, %s AS channel, %s AS at, %I AS body FROM %s '
-                'WHERE %I > $1::%s AND %I <= $2::%s %s '
-                'AND optout.classify(%I, $3) IN (''opt_out'', ''opt_in'')) s '
-                'CROSS JOIN LATERAL optout.explain(s.body, $3) e ORDER BY s.k::%s',
-                run.key_column, a.contact_column,
-                CASE WHEN a.channel_column IS NOT NULL THEN format('%I::text', a.channel_column) ELSE 'NULL::text' END,
-                CASE WHEN run.time_column IS NOT NULL THEN format('%I::timestamptz', run.time_column) ELSE 'NULL::timestamptz' END,
-                a.body_column, t, run.key_column, ktype, run.key_column, ktype,
-                CASE WHEN cond <> '' THEN 'AND ' || cond ELSE '' END, a.body_column, ktype);
 
     -- Scan, a batch per transaction.
     WHILE run.status = 'scanning' LOOP
-        EXECUTE CASE WHEN run.last_key IS NULL THEN replace(qk, format('%I > $1::%s', run.key_column, ktype), 'true') ELSE qk END
-           INTO next_key, n USING run.last_key;
+        -- Per batch: the next batch_size keys (one index range), then, within
+        -- that range, only the rows the classifier reads as opt-out or opt-in
+        -- (set-based, in C); the loop below sees only those. The first batch
+        -- has no lower bound ($1, the last key scanned, is NULL then).
+        lower_bound := CASE WHEN run.last_key IS NULL THEN 'true' ELSE format('%I > $1::%s', run.key_column, ktype) END;
+        qk := format('SELECT max(s.k)::text, count(*) FROM (SELECT %I AS k FROM %s WHERE %s %s ORDER BY %I LIMIT %s) s',
+                     run.key_column, t, lower_bound, CASE WHEN cond <> '' THEN 'AND ' || cond ELSE '' END,
+                     run.key_column, run.batch_size);
+        q := format('SELECT s.*, e.intent, e.keyword, e.language, e.rule FROM ('
+                    'SELECT %I::text AS k, %I::text AS contact, %s AS channel, %s AS at, %I AS body FROM %s '
+                    'WHERE %s AND %I <= $2::%s %s '
+                    'AND optout.classify(%I, $3) IN (''opt_out'', ''opt_in'')) s '
+                    'CROSS JOIN LATERAL optout.explain(s.body, $3) e ORDER BY s.k::%s',
+                    run.key_column, a.contact_column,
+                    CASE WHEN a.channel_column IS NOT NULL THEN format('%I::text', a.channel_column) ELSE 'NULL::text' END,
+                    CASE WHEN run.time_column IS NOT NULL THEN format('%I::timestamptz', run.time_column) ELSE 'NULL::timestamptz' END,
+                    a.body_column, t, lower_bound, run.key_column, ktype,
+                    CASE WHEN cond <> '' THEN 'AND ' || cond ELSE '' END, a.body_column, ktype);
+        EXECUTE qk INTO next_key, n USING run.last_key;
         IF n > 0 THEN
-            FOR rec IN EXECUTE CASE WHEN run.last_key IS NULL THEN replace(q, format('%I > $1::%s', run.key_column, ktype), 'true') ELSE q END
-                       USING run.last_key, next_key, run.mode LOOP
+            FOR rec IN EXECUTE q USING run.last_key, next_key, run.mode LOOP
                 CONTINUE WHEN rec.contact IS NULL;
                 IF rec.intent = 'opt_out' THEN
                     scope_channel := CASE WHEN a.scope = 'channel' AND optout.keyword_key(rec.keyword) <> 'stopall'

@@ -105,7 +105,7 @@ struct OwnerScope {
 OwnerScope enter_owner();
 void leave_owner(const OwnerScope& scope);
 
-// --- actions (actions.cpp) ---------------------------------------------------
+// --- actions (apply.cpp, collect.cpp) ----------------------------------------
 enum class ChangeType { Stop, Start, Help };
 // One stop (channel NULL: every channel), start or help request.
 struct ChangeRequest {
@@ -124,6 +124,8 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results);
 // applied by the statement trigger, or before commit (flush); forgotten at
 // the end of the transaction; dropped with a rolled-back subtransaction of
 // this nesting level or deeper.
+void collect_change(const ChangeRequest& req);
+void apply_collected_changes();  // by the statement trigger (a snapshot is active)
 void flush_collected_changes();
 void forget_collected_changes();
 void drop_collected_changes(int level);

@@ -1,0 +1,358 @@
+// Applying changes: a batch of stops, starts and help requests becomes the
+// event record, the ledger, the statements of every attachment on the
+// platform's tables (status, groups, queued messages failed) and the
+// notifications, in that order (apply_changes).
+//
+// Statements on the platform's tables run as the table's owner (as a
+// foreign-key check does), so the platform's own triggers fire with its own
+// rights, whoever caused the stop; the ledger and the event record are
+// written as optout's owner (ledger.cpp).
+#include "attachments.hpp"
+#include "guard.hpp"
+
+#include <string_view>
+#include <vector>
+
+#include "optout/changes.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/snapmgr.h"
+}
+
+namespace optout_pg {
+namespace {
+
+// Static: read by the contacts trigger that the statements of a start fire
+// (lifting_stop()); PG_FINALLY restores it when an error longjmps out.
+int lifting = 0;
+
+// Statements on a platform's table run as the table's owner, the switch
+// PostgreSQL's foreign-key checks make: whoever caused the stop (the role
+// that wrote the message, a support role calling optout.stop(), a superuser
+// running a backfill), the table's own triggers run with its owner's
+// rights, never with the caller's. The session's search_path stays (the
+// platform's triggers may rely on it; optout's statements name everything).
+// An error on the way is undone by (sub)transaction abort.
+struct TableOwnerScope {
+    Oid saved_user;
+    int saved_context;
+};
+TableOwnerScope enter_table_owner(const Attachment* a) {
+    TableOwnerScope s;
+    GetUserIdAndSecContext(&s.saved_user, &s.saved_context);
+    SetUserIdAndSecContext(a->owner, s.saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    return s;
+}
+void leave_table_owner(const TableOwnerScope& s) { SetUserIdAndSecContext(s.saved_user, s.saved_context); }
+
+// Runs a prepared statement of an attachment with ($1, $2) as the table's
+// owner, on the latest committed state, SPI connected. Returns its rows.
+uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
+    Datum values[2] = {arg1, arg2};
+    const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
+    CommandCounterIncrement();
+    TableOwnerScope owner = enter_table_owner(a);
+    int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    leave_table_owner(owner);
+    if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
+    return SPI_processed;
+}
+
+// Each contact's Stopped group of a groups attachment, as text (NULL: none).
+const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
+    const char** groups = static_cast<const char**>(palloc(sizeof(char*) * (n ? n : 1)));
+    if (!a->group_plan) {
+        for (int i = 0; i < n; i++) groups[i] = a->stopped_group;
+        return groups;
+    }
+    MemoryContext caller = CurrentMemoryContext;
+    // As the table's owner, with search_path pinned (documented: the query
+    // names its tables with their schema).
+    int guc_level = pin_search_path();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    for (int i = 0; i < n; i++) {
+        Datum arg = CStringGetTextDatum(contacts[i]);
+        TableOwnerScope owner = enter_table_owner(a);
+        int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        leave_table_owner(owner);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
+        char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
+        groups[i] = g ? MemoryContextStrdup(caller, g) : nullptr;
+    }
+    SPI_finish();
+    unpin_search_path(guc_level);
+    return groups;
+}
+
+// The strings at these indexes.
+const char** pick(const char* const* from, const int* which, int n) {
+    const char** out = static_cast<const char**>(palloc(sizeof(char*) * (n ? n : 1)));
+    for (int i = 0; i < n; i++) out[i] = from[which[i]];
+    return out;
+}
+
+// Runs one of an attachment's statements for these contacts ($2: their
+// groups or channels), as the table's owner.
+void run_for(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+    if (n == 0) return;
+    Datum arg1 = cstring_array(contacts, n);
+    Datum arg2 = second ? cstring_array(second, n) : (Datum)0;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    (void)exec_plan(a, plan, arg1, arg2);
+    SPI_finish();
+}
+
+void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contacts, const char* const* second, int n) {
+    lifting++;
+    PG_TRY();
+    { run_for(a, plan, contacts, second, n); }
+    PG_FINALLY();
+    { lifting--; }
+    PG_END_TRY();
+}
+
+// A stopped scope, ordered by contact (bytes), then by request order.
+struct ScopeOrder {
+    const char* contact;
+    int index;  // into scopes
+};
+int compare_scope_order(const void* x, const void* y) {
+    const ScopeOrder* p = static_cast<const ScopeOrder*>(x);
+    const ScopeOrder* q = static_cast<const ScopeOrder*>(y);
+    int c = strcmp(p->contact, q->contact);
+    return c != 0 ? c : (p->index < q->index ? -1 : p->index > q->index);
+}
+
+// Fails the queued messages of the stopped scopes on an outbound
+// attachment; records one 'blocked' event per contact that had any.
+void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes, int nscopes) {
+    if (!a->plans.outbound_fail_queued || nscopes == 0) return;
+    const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
+    const char** channels = static_cast<const char**>(palloc(sizeof(char*) * nscopes));
+    for (int i = 0; i < nscopes; i++) {
+        contacts[i] = reqs[scopes[i]].contact;
+        channels[i] = a->channel_col ? reqs[scopes[i]].channel : nullptr;
+    }
+    Datum arg1 = cstring_array(contacts, nscopes);
+    Datum arg2 = cstring_array(channels, nscopes);
+    MemoryContext caller = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    uint64 rows = exec_plan(a, a->plans.outbound_fail_queued, arg1, arg2);
+    EventRow* events =
+        static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
+    int nevents = 0;
+    // The rows come by contact in byte order: walk the stops in that order
+    // too, the first stop of each contact first.
+    ScopeOrder* order = static_cast<ScopeOrder*>(MemoryContextAlloc(caller, sizeof(ScopeOrder) * nscopes));
+    for (int i = 0; i < nscopes; i++) order[i] = ScopeOrder{reqs[scopes[i]].contact, i};
+    qsort(order, nscopes, sizeof(ScopeOrder), compare_scope_order);
+    int next = 0;
+    for (uint64 r = 0; r < rows; r++) {
+        char* contact = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+        char* failed = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+        if (!contact) continue;
+        while (next < nscopes && strcmp(order[next].contact, contact) < 0) next++;
+        if (next == nscopes || strcmp(order[next].contact, contact) != 0) continue;
+        const ChangeRequest* stop = &reqs[scopes[order[next].index]];
+        EventRow& e = events[nevents++];
+        e.kind = "blocked";
+        e.contact = stop->contact;
+        e.channel = stop->channel;
+        e.info = stop->info;
+        e.info.source = "send";
+        e.info.body = nullptr;
+        e.info.table_name = a->table_name;
+        e.info.reason = nullptr;
+        e.info.detail = MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
+                                                             a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
+    }
+    SPI_finish();
+    record_events(events, nevents, nullptr);
+}
+
+}  // namespace
+
+bool lifting_stop() { return lifting > 0; }
+
+void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
+    if (n <= 0) return;
+    // Locks first: then no other transaction changes these contacts' stops.
+    const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
+    int nlock = 0;
+    for (int i = 0; i < n; i++)
+        if (reqs[i].type != ChangeType::Help) lock_keys[nlock++] = reqs[i].contact;
+    lock_contacts_for_change(lock_keys, nlock);
+
+    // The ledger rows of the batch's contacts.
+    const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
+    for (int i = 0; i < n; i++) contacts[i] = reqs[i].contact;
+    char** lcontacts;
+    char** lchannels;
+    int nledger = ledger_load(contacts, n, &lcontacts, &lchannels);
+
+    // What the batch does, planned in the core (no PostgreSQL call inside).
+    optout::ChangeOutcome* outcomes = static_cast<optout::ChangeOutcome*>(palloc0(sizeof(optout::ChangeOutcome) * n));
+    size_t* del = static_cast<size_t*>(palloc(sizeof(size_t) * (nledger ? nledger : 1)));
+    size_t* ins = static_cast<size_t*>(palloc(sizeof(size_t) * n));
+    size_t* scopes = static_cast<size_t*>(palloc(sizeof(size_t) * n));
+    const char** plan_contact = static_cast<const char**>(palloc(sizeof(char*) * n));
+    bool* left_groups = static_cast<bool*>(palloc0(sizeof(bool) * n));
+    int* final_state = static_cast<int*>(palloc0(sizeof(int) * n));
+    static int ndel, nins, nscopes, ncontacts;  // static: they cross the guard
+    ndel = nins = nscopes = ncontacts = 0;
+    OPTOUT_GUARD({
+        std::vector<optout::Change> changes(static_cast<size_t>(n));
+        for (int i = 0; i < n; i++) {
+            changes[i].kind = reqs[i].type == ChangeType::Stop    ? optout::ChangeKind::Stop
+                              : reqs[i].type == ChangeType::Start ? optout::ChangeKind::Start
+                                                                  : optout::ChangeKind::Help;
+            changes[i].contact = reqs[i].contact;
+            if (reqs[i].channel) changes[i].channel = std::string_view(reqs[i].channel);
+            changes[i].only_if_new = reqs[i].only_if_new;
+        }
+        std::vector<optout::LedgerRow> ledger(static_cast<size_t>(nledger));
+        for (int i = 0; i < nledger; i++) {
+            ledger[i].contact = lcontacts[i];
+            if (lchannels[i]) ledger[i].channel = std::string_view(lchannels[i]);
+        }
+        optout::ChangePlan plan = optout::plan_changes(changes, ledger);
+        for (int i = 0; i < n; i++) outcomes[i] = plan.outcomes[i];
+        for (size_t d : plan.ledger_delete) del[ndel++] = d;
+        for (size_t k : plan.ledger_insert) ins[nins++] = k;
+        for (size_t k : plan.stopped_scopes) scopes[nscopes++] = k;
+        for (const optout::ContactPlan& c : plan.contacts) {
+            // A view of a request's whole contact string: NUL-terminated.
+            plan_contact[ncontacts] = c.contact.data();
+            left_groups[ncontacts] = c.left_groups;
+            final_state[ncontacts] = static_cast<int>(c.final_state);
+            ncontacts++;
+        }
+    });
+    const int n_del = ndel, n_ins = nins, n_scopes = nscopes, n_contacts = ncontacts;
+
+    // The event record, in request order.
+    EventRow* events = static_cast<EventRow*>(palloc0(sizeof(EventRow) * n));
+    int* event_of = static_cast<int*>(palloc(sizeof(int) * n));
+    int nevents = 0;
+    for (int i = 0; i < n; i++) {
+        event_of[i] = -1;
+        if (!outcomes[i].event) continue;
+        EventRow& e = events[nevents];
+        e.kind = reqs[i].type == ChangeType::Stop ? "stop" : reqs[i].type == ChangeType::Start ? "start" : "help";
+        e.contact = reqs[i].contact;
+        e.info = reqs[i].info;
+        e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
+        if (reqs[i].type == ChangeType::Start && !e.info.detail)
+            e.info.detail = outcomes[i].result ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}"
+                                                                           : "{\"lifted\": \"channel\"}")
+                                               : "{\"lifted\": null}";
+        event_of[i] = nevents++;
+    }
+    int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
+    record_events(events, nevents, ids);
+    fault_point("apply_events");
+
+    // The ledger.
+    const char** dc = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
+    const char** dch = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
+    for (int i = 0; i < n_del; i++) {
+        dc[i] = lcontacts[del[i]];
+        dch[i] = lchannels[del[i]];
+    }
+    LedgerInsert* li = static_cast<LedgerInsert*>(palloc0(sizeof(LedgerInsert) * (n_ins ? n_ins : 1)));
+    for (int i = 0; i < n_ins; i++) {
+        const ChangeRequest& r = reqs[ins[i]];
+        li[i] = LedgerInsert{r.contact, r.channel, r.info.source, r.info.keyword, r.info.rule,
+                             event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
+    }
+    ledger_apply(dc, dch, n_del, li, n_ins);
+    send_cache_reset();
+
+    // The platform's tables: every contact-wide stop leaves its groups; the
+    // last contact-wide action decides status and the Stopped group. The
+    // contacts with anything to do, and the three sets of them (as indexes).
+    const char** touched = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    int* left = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int* stopped = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int* started = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int ntouched = 0, nleft = 0, nstopped = 0, nstarted = 0;
+    for (int i = 0; i < n_contacts; i++) {
+        bool is_stopped = final_state[i] == static_cast<int>(optout::FinalState::Stopped);
+        bool is_started = final_state[i] == static_cast<int>(optout::FinalState::Started);
+        if (!left_groups[i] && !is_stopped && !is_started) continue;
+        if (left_groups[i]) left[nleft++] = ntouched;
+        if (is_stopped) stopped[nstopped++] = ntouched;
+        if (is_started) started[nstarted++] = ntouched;
+        touched[ntouched++] = plan_contact[i];
+    }
+    int nattachments;
+    Attachment* attachments = all_attachments(&nattachments);
+    // The statements below fire triggers, optout's among them: the cache is
+    // pinned while they run (an error unpins it on the way out).
+    pin_attachments();
+    PG_TRY();
+    {
+    for (int i = 0; i < nattachments; i++) {
+        Attachment* a = &attachments[i];
+        if (i == 1) fault_point("apply_platform");
+        switch (a->kind) {
+            case kContacts:
+                if (a->plans.contacts_stop)
+                    run_for(a, a->plans.contacts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->plans.contacts_start)
+                    run_lifting(a, a->plans.contacts_start, pick(touched, started, nstarted), nullptr, nstarted);
+                break;
+            case kGroups: {
+                // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
+                const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
+                if (a->plans.groups_leave)
+                    run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                if (a->plans.groups_join_stopped)
+                    run_for(a, a->plans.groups_join_stopped, pick(touched, stopped, nstopped),
+                            pick(groups, stopped, nstopped), nstopped);
+                if (a->plans.groups_start)
+                    run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
+                                pick(groups, started, nstarted), nstarted);
+                break;
+            }
+            case kOutbound:
+                fail_queued(a, reqs, scopes, n_scopes);
+                break;
+            default:
+                break;
+        }
+    }
+    }
+    PG_FINALLY();
+    { unpin_attachments(); }
+    PG_END_TRY();
+
+    // Listeners hear of every stop recorded and every stop lifted.
+    for (int i = 0; i < n; i++) {
+        if (event_of[i] < 0) continue;
+        const EventRow& e = events[event_of[i]];
+        if (reqs[i].type == ChangeType::Stop)
+            notify_change("stop", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
+        else if (reqs[i].type == ChangeType::Start && outcomes[i].result)
+            notify_change("start", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
+    }
+    if (results)
+        for (int i = 0; i < n; i++) results[i] = outcomes[i].result;
+}
+
+bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
+    ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};
+    bool result = false;
+    apply_changes(&r, 1, &result);
+    return result;
+}
+
+bool apply_start(const char* contact, const char* channel, const EventInfo& info) {
+    ChangeRequest r{ChangeType::Start, contact, channel, false, info};
+    bool result = false;
+    apply_changes(&r, 1, &result);
+    return result;
+}
+
+}  // namespace optout_pg

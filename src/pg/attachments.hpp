@@ -1,0 +1,88 @@
+// The cache of optout.attachments (attachments.cpp): what each attachment
+// says, the statements it runs on its table (prepared once per backend), and
+// per relation its triggers fire on (the attached table or one of its
+// partitions) the column numbers and converted values. Plain data in a memory
+// context of its own under CacheMemoryContext.
+#pragma once
+
+#include "enforce.hpp"
+
+namespace optout_pg {
+
+enum AttachmentKind { kInbound, kOutbound, kContacts, kGroups, kDeliveryErrors };
+enum OnBlocked { kError, kSkip, kMark };
+
+// The statements an attachment runs on its table, prepared from
+// optout._action_sql() by name (NULL: the attachment has none of that name).
+struct ActionPlans {
+    SPIPlanPtr contacts_stop;         // contacts: status becomes stopped_value
+    SPIPlanPtr contacts_start;        // contacts: status back to active_value
+    SPIPlanPtr groups_leave;          // groups: leave every group but the Stopped group
+    SPIPlanPtr groups_join_stopped;   // groups: join the Stopped group
+    SPIPlanPtr groups_start;          // groups: leave the Stopped group
+    SPIPlanPtr outbound_fail_queued;  // outbound: fail the queued messages
+};
+// Column numbers and converted values for one relation (an attached table or
+// one of its partitions: their column numbers may differ).
+struct RelInfo {
+    Oid relid;
+    AttrNumber contact, channel, body, status, code, provider, event;
+    Oid contact_type, channel_type, status_type;
+    int nmark;
+    int* mark_cols;  // heap_modify_tuple_by_cols wants int
+    Datum* mark_values;
+    bool* mark_nulls;
+    Datum stopped_value, active_value;
+    RelInfo* next;
+};
+
+struct Attachment {
+    int id;
+    Oid relid;
+    AttachmentKind kind;
+    char* table_name;  // quoted, schema-qualified
+    char* contact_col;
+    char* channel_col;
+    char* body_col;
+    int mode;  // -1: the optout.match_mode setting
+    bool channel_scope;
+    OnBlocked on_blocked;
+    int nmark;
+    char** mark_cols;
+    char** mark_values;
+    char* status_col;
+    char* stopped_value;
+    char* active_value;
+    char* code_col;
+    char* provider;
+    char* provider_col;
+    char* event_col;
+    int nstop_events;
+    char** stop_events;
+    char* stopped_group;
+    char* stopped_group_query;
+    SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
+    ActionPlans plans;
+    RelInfo* rels;
+    Oid owner;  // of the table: its statements run as this role
+};
+
+// The attachment with this id (NULL: none), from the cache (rebuilt first
+// when stale, unless pinned).
+Attachment* find_attachment(int id);
+// Every attachment, in id order, from the cache (rebuilt first when stale,
+// unless pinned); *n gets their number.
+Attachment* all_attachments(int* n);
+// While apply_changes walks the attachments, the statements it runs may fire
+// optout's triggers again: the cache is pinned then and not rebuilt under it
+// (that would free what it walks); a stale cache is rebuilt at the next call
+// after. Unpin in PG_FINALLY: an error must unpin it on the way out.
+void pin_attachments();
+void unpin_attachments();
+// The contact key type of the first attachment (InvalidOid: none).
+Oid attached_contact_type();
+// The relation's column numbers for the attachment, cached; errors when the
+// relation is neither the attached table nor one of its partitions.
+RelInfo* rel_info(Attachment* a, Relation rel);
+
+}  // namespace optout_pg

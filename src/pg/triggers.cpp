@@ -1,0 +1,317 @@
+// The trigger functions optout attaches to the platform's tables, and the
+// functions of their WHEN clauses: the inbound trigger (keywords), the
+// outbound trigger (blocked sends), the sticky status of a contacts table,
+// the delivery-error trigger, and the statement trigger that applies what
+// the row triggers collected (collect.cpp).
+#include "attachments.hpp"
+#include "guard.hpp"
+
+#include <string>
+#include <string_view>
+
+extern "C" {
+#include "catalog/partition.h"
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(optout_inbound_trigger);
+PG_FUNCTION_INFO_V1(optout_outbound_trigger);
+PG_FUNCTION_INFO_V1(optout_contacts_trigger);
+PG_FUNCTION_INFO_V1(optout_delivery_trigger);
+PG_FUNCTION_INFO_V1(optout_inbound_when);
+PG_FUNCTION_INFO_V1(optout_outbound_when);
+PG_FUNCTION_INFO_V1(optout_flush);
+}
+
+using optout_pg::Attachment;
+using optout_pg::ChangeRequest;
+using optout_pg::ChangeType;
+using optout_pg::EventInfo;
+using optout_pg::RelInfo;
+using optout_pg::find_attachment;
+using optout_pg::rel_info;
+
+namespace {
+
+// Results that cross the guard (static: never unwound by a longjmp).
+optout::Match inbound_match;
+bool inbound_stopall = false;
+
+// What a row trigger function works with: its attachment, the trigger data,
+// the relation it fires on and that relation's columns.
+struct TriggerCall {
+    Attachment* a;
+    TriggerData* td;
+    Relation rel;
+    RelInfo* r;
+};
+
+Attachment* trigger_attachment(FunctionCallInfo fcinfo, const char* fname) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("%s must be called as a trigger", fname)));
+    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs < 1)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s must be a row trigger created by optout.attach_*()", fname)));
+    int id = pg_strtoint32(td->tg_trigger->tgargs[0]);
+    Attachment* a = find_attachment(id);
+    if (!a)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("trigger \"%s\" on table \"%s\" refers to optout attachment %d, which does not exist",
+                               td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation), id),
+                        errhint("Drop the trigger, or attach the table again.")));
+    return a;
+}
+
+TriggerCall trigger_call(FunctionCallInfo fcinfo, const char* fname) {
+    Attachment* a = trigger_attachment(fcinfo, fname);
+    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    return TriggerCall{a, td, td->tg_relation, rel_info(a, td->tg_relation)};
+}
+
+char* column_text(HeapTuple tup, Relation rel, AttrNumber att) {
+    if (att == InvalidAttrNumber) return nullptr;
+    bool isnull;
+    Datum d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
+    if (isnull) return nullptr;
+    return optout_pg::datum_text(d, TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
+}
+
+// The error a blocked send gets under the rule 'error'.
+[[noreturn]] void refuse(const char* contact, const char* channel, Relation rel) {
+    char* since = nullptr;
+    char* keyword = nullptr;
+    (void)optout_pg::ledger_is_stopped(contact, channel, &since, &keyword);
+    ereport(ERROR,
+            (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+             errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
+                    channel ? channel : "", channel ? "\"" : ""),
+             errdetail("The contact is stopped since %s%s%s%s.", since ? since : "?",
+                       keyword ? " (keyword \"" : "", keyword ? keyword : "", keyword ? "\")" : ""),
+             errhint("The contact must send START (or another opt-in keyword) before messages can be sent again."),
+             errtable(rel)));
+}
+
+char* server_string(const std::string& utf8) {
+    return text_to_cstring(optout_pg::utf8_to_text(utf8.data(), utf8.size()));
+}
+
+// The attachment a WHEN function names (its first argument).
+Attachment* when_attachment(FunctionCallInfo fcinfo) {
+    int id = PG_GETARG_INT32(0);
+    Attachment* a = find_attachment(id);
+    if (!a)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("optout attachment %d does not exist", id),
+                        errhint("Drop the trigger, or attach the table again.")));
+    return a;
+}
+
+bool classify_row(Attachment* a, text* body_t) {
+    optout_pg::Utf8 body = optout_pg::text_to_utf8(body_t);
+    optout::Mode mode = a->mode < 0 ? optout_pg::default_mode() : static_cast<optout::Mode>(a->mode);
+    const optout::KeywordSet& kw = optout_pg::keywords();
+    OPTOUT_GUARD({
+        inbound_match = optout::classify(std::string_view(body.data, body.size), mode, kw);
+        inbound_stopall = inbound_match.intent == optout::Intent::OptOut &&
+                          optout::keyword_key(inbound_match.keyword) == "stopall";
+    });
+    return inbound_match.intent != optout::Intent::None;
+}
+
+// What a BEFORE trigger returns for a blocked row: nothing ('skip'), the row
+// with the mark values ('mark'), or the row as it is.
+Datum mark_row(const Attachment* a, const RelInfo* r, Relation rel, HeapTuple tup) {
+    if (a->on_blocked == optout_pg::kSkip) return PointerGetDatum(nullptr);
+    if (r->nmark == 0) return PointerGetDatum(tup);
+    return PointerGetDatum(
+        heap_modify_tuple_by_cols(tup, RelationGetDescr(rel), r->nmark, r->mark_cols, r->mark_values, r->mark_nulls));
+}
+
+}  // namespace
+
+// optout._inbound_when(attachment, body) -> boolean: does the body classify
+// as a keyword (the WHEN of the inbound trigger).
+extern "C" Datum optout_inbound_when(PG_FUNCTION_ARGS) {
+    Attachment* a = when_attachment(fcinfo);
+    PG_RETURN_BOOL(classify_row(a, PG_GETARG_TEXT_PP(1)));
+}
+
+// optout._outbound_when(attachment, contact, channel) -> boolean: is this
+// send blocked (the WHEN of the outbound trigger: only a blocked row calls
+// the trigger function). Takes the contact's send lock.
+extern "C" Datum optout_outbound_when(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(1)) PG_RETURN_BOOL(false);  // documented: a row without a contact is not enforced
+    // The argument types of this call site, looked up once.
+    Oid* types = static_cast<Oid*>(fcinfo->flinfo->fn_extra);
+    if (!types) {
+        types = static_cast<Oid*>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 2));
+        types[0] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+        types[1] = get_fn_expr_argtype(fcinfo->flinfo, 2);
+        if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("optout._outbound_when() needs arguments of known types")));
+        fcinfo->flinfo->fn_extra = types;
+    }
+    Datum channel = PG_ARGISNULL(2) ? (Datum)0 : PG_GETARG_DATUM(2);
+    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), types[0], PG_ARGISNULL(2) ? nullptr : &channel,
+                                                 types[1]));
+}
+
+// AFTER INSERT FOR EACH STATEMENT: applies what the statement's row
+// triggers collected.
+extern "C" Datum optout_flush(PG_FUNCTION_ARGS) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("optout._flush() must be called as a trigger")));
+    optout_pg::apply_collected_changes();
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT FOR EACH ROW on an inbound table, fired only for rows whose
+// body classifies as a keyword (its WHEN): the stop, start or help request
+// is collected and applied at the end of the statement, with the others.
+extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
+    auto [a, td, rel, r] = trigger_call(fcinfo, "optout._inbound_trigger()");
+    HeapTuple tup = td->tg_trigtuple;
+
+    bool isnull;
+    Datum body_d = heap_getattr(tup, r->body, RelationGetDescr(rel), &isnull);
+    if (isnull) return PointerGetDatum(nullptr);
+    char* contact = column_text(tup, rel, r->contact);
+    if (!contact) return PointerGetDatum(nullptr);  // documented: a row without a contact is not enforced
+    char* channel = column_text(tup, rel, r->channel);
+
+    text* body_t = DatumGetTextPP(body_d);
+    if (!classify_row(a, body_t)) return PointerGetDatum(nullptr);
+
+    ChangeRequest req{};
+    EventInfo& info = req.info;
+    info.source = "keyword";
+    info.body = text_to_cstring(body_t);
+    info.keyword = server_string(inbound_match.keyword);
+    info.language = server_string(inbound_match.language);
+    info.rule = optout::to_string(inbound_match.rule);
+    info.table_name = a->table_name;
+    info.arrived_on = channel;
+    req.contact = contact;
+    switch (inbound_match.intent) {
+        case optout::Intent::OptOut:
+            req.type = ChangeType::Stop;
+            req.channel = (a->channel_scope && !inbound_stopall) ? channel : nullptr;
+            break;
+        case optout::Intent::OptIn:
+            req.type = ChangeType::Start;
+            req.channel = a->channel_scope ? channel : nullptr;
+            break;
+        default:
+            req.type = ChangeType::Help;
+            req.channel = channel;
+            break;
+    }
+    optout_pg::collect_change(req);
+    return PointerGetDatum(nullptr);
+}
+
+// BEFORE INSERT OR UPDATE FOR EACH ROW on an outbound table: a row for a
+// stopped contact is refused, dropped or marked.
+extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
+    auto [a, td, rel, r] = trigger_call(fcinfo, "optout._outbound_trigger()");
+    bool is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+    HeapTuple tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+
+    // A blocked row of a bulk send with integer keys: counted and marked
+    // without turning the keys into text (its WHEN found it blocked).
+    if (!is_update && td->tg_trigger->tgqual && a->on_blocked != optout_pg::kError && optout_pg::is_integer_type(r->contact_type) &&
+        (!r->channel || optout_pg::is_integer_type(r->channel_type))) {
+        bool cnull, chnull = true;
+        Datum c = heap_getattr(tup, r->contact, RelationGetDescr(rel), &cnull);
+        Datum ch = r->channel ? heap_getattr(tup, r->channel, RelationGetDescr(rel), &chnull) : (Datum)0;
+        if (cnull) return PointerGetDatum(tup);
+        int64 channel_value = chnull ? 0 : optout_pg::integer_value(ch, r->channel_type);
+        optout_pg::note_blocked_int(optout_pg::integer_value(c, r->contact_type), chnull ? nullptr : &channel_value, a->id,
+                                    a->table_name, a->on_blocked == optout_pg::kSkip);
+        return mark_row(a, r, rel, tup);
+    }
+
+    char* contact = column_text(tup, rel, r->contact);
+    if (!contact) return PointerGetDatum(tup);
+    char* channel = column_text(tup, rel, r->channel);
+    // An UPDATE gets here as an INSERT does: it set the contact or channel
+    // column (changed or not: optout_outbound), or it made the row sendable
+    // again (optout_outbound_requeue), and the WHEN found the contact stopped.
+
+    // The trigger's WHEN (optout._outbound_when) has found the row blocked,
+    // under the contact's send lock; a trigger without it asks here.
+    if (!td->tg_trigger->tgqual && !optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
+
+    if (a->on_blocked == optout_pg::kError) refuse(contact, channel, rel);
+
+    optout_pg::note_blocked(contact, channel, a->table_name, a->on_blocked == optout_pg::kSkip ? "skip" : "mark");
+    return mark_row(a, r, rel, tup);
+}
+
+// BEFORE UPDATE OF <status> FOR EACH ROW on a contacts table: the sticky
+// stop. Setting a stopped contact back to active outside an opt-in keeps it
+// stopped, and the attempt is recorded.
+extern "C" Datum optout_contacts_trigger(PG_FUNCTION_ARGS) {
+    auto [a, td, rel, r] = trigger_call(fcinfo, "optout._contacts_trigger()");
+    HeapTuple newtup = td->tg_newtuple;
+    if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || optout_pg::lifting_stop()) return PointerGetDatum(newtup);
+
+    char* new_status = column_text(newtup, rel, r->status);
+    if (!new_status || !a->active_value || strcmp(new_status, a->active_value) != 0) return PointerGetDatum(newtup);
+    char* old_status = column_text(td->tg_trigtuple, rel, r->status);
+    if (old_status && strcmp(old_status, a->active_value) == 0) return PointerGetDatum(newtup);
+    char* contact = column_text(newtup, rel, r->contact);
+    if (!contact || !optout_pg::ledger_is_stopped(contact, nullptr, nullptr, nullptr)) return PointerGetDatum(newtup);
+
+    EventInfo info;
+    info.source = "update";
+    info.table_name = a->table_name;
+    info.detail = psprintf("{\"attempted\": \"%s\", \"kept\": \"%s\"}", a->active_value, a->stopped_value);
+    optout_pg::record_event("status_kept", contact, nullptr, info);
+    int col = r->status;
+    bool nul = false;
+    return PointerGetDatum(heap_modify_tuple_by_cols(newtup, RelationGetDescr(rel), 1, &col, &r->stopped_value, &nul));
+}
+
+// AFTER INSERT FOR EACH ROW on a delivery-error table: a provider error that
+// means "recipient opted out" (or an event such as RapidPro's stop_contact)
+// stops the contact.
+extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
+    auto [a, td, rel, r] = trigger_call(fcinfo, "optout._delivery_trigger()");
+    HeapTuple tup = td->tg_trigtuple;
+    char* contact = column_text(tup, rel, r->contact);
+    if (!contact) return PointerGetDatum(nullptr);
+    char* channel = column_text(tup, rel, r->channel);
+
+    EventInfo info;
+    info.source = "provider";
+    info.table_name = a->table_name;
+    info.arrived_on = channel;
+    info.provider = r->provider ? column_text(tup, rel, r->provider) : a->provider;
+    bool stops = false;
+    if (r->event) {
+        char* ev = column_text(tup, rel, r->event);
+        for (int i = 0; ev && i < a->nstop_events; i++)
+            if (a->stop_events[i] && strcmp(a->stop_events[i], ev) == 0) stops = true;
+        if (stops) {
+            info.code = ev;
+            info.detail = "{\"stops\": true}";
+            optout_pg::record_event("provider_error", contact, channel, info);
+            info.detail = nullptr;
+        }
+    }
+    if (!stops && r->code) {
+        char* code = column_text(tup, rel, r->code);
+        if (!code) return PointerGetDatum(nullptr);
+        info.code = code;
+        if (!info.provider || !optout_pg::delivery_code_lookup(info.provider, code, &stops)) return PointerGetDatum(nullptr);
+        info.detail = stops ? "{\"stops\": true}" : "{\"stops\": false}";
+        optout_pg::record_event("provider_error", contact, channel, info);
+        info.detail = nullptr;
+    }
+    // Applied at the end of the statement with the statement's other stops
+    // (a bulk load of receipts stops its contacts together).
+    if (stops) optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
+    return PointerGetDatum(nullptr);
+}
