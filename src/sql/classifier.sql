@@ -1,6 +1,4 @@
--- optout 0.1.0: the classifier and its keyword table.
-
-\echo Use "CREATE EXTENSION optout" to load this file. \quit
+-- optout: the classifier (types, functions) and its keyword table.
 
 -- A plain CREATE SCHEMA: it fails if another role planted a schema "optout"
 -- before the extension was created, so nothing of theirs is trusted.
