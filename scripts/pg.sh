@@ -110,7 +110,8 @@ rm -rf "$prefix"
     && make -C contrib/dblink -j"$JOBS" install
 } >>"$log" 2>&1 || { tail -n 40 "$log" >&2; rm -rf "$prefix"; die "building PostgreSQL $V failed (see $log)"; }
 
-pgxs=$(dirname "$("$prefix/bin/pg_config" --pgxs)")/..
+# PGXS's regresscheck and isolationcheck run these from the installation.
+pgxs=$(dirname "$(dirname "$(dirname "$("$prefix/bin/pg_config" --pgxs)")")")   # .../lib/postgresql/pgxs
 for f in src/test/regress/pg_regress src/test/isolation/pg_isolation_regress src/test/isolation/isolationtester; do
     [ -x "$pgxs/$f" ] || die "the build did not install $f"
 done

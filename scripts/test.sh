@@ -257,8 +257,9 @@ export PG=$OPTOUT_PG_MAJOR
 PG_CONFIG=$(optout_pg_config)
 
 # The upgrade path by dump and restore: a database of the main version (15)
-# dumped with the newest version's pg_dump and restored into that version.
-if [ -n "$newest" ] && [ -x test/dump_restore.sh ]; then
+# dumped and restored into the newest version tested (see the script for
+# whose pg_dump).
+if [ -n "$newest" ] && [ "$newest" -gt "$OPTOUT_PG_MAJOR" ] && [ -x test/dump_restore.sh ]; then
     part "dump_restore $OPTOUT_PG_MAJOR -> $newest"
     echo "==> pg_dump of PostgreSQL $OPTOUT_PG_MAJOR restored into $newest"
     restore_config=$(bash scripts/pg.sh "$newest")
