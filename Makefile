@@ -6,7 +6,7 @@
 #                             PostgreSQL, so no root is needed to test)
 #   make regresscheck         pg_regress suite on a throwaway server started
 #                             from ./tmp_install (PGXS reserves "check")
-#   make isolationcheck       isolation specs (specs/*.spec) the same way
+#   make isolationcheck       isolation specs (test/isolation/specs/*.spec) the same way
 #   make installcheck         the same suites against a running server (PGXS)
 #
 # WERROR=1 turns warnings into errors (CI sets it).
@@ -29,8 +29,9 @@ DATA        = $(wildcard src/sql/upgrade/$(EXTENSION)--*--*.sql)
 # sql/ and expected/ hold the pg_regress tests.
 REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --encoding=UTF8 --no-locale
-# Isolation specs (specs/*.spec): behaviour across concurrent sessions.
-ISOLATION   = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+# Isolation specs (test/isolation/specs/*.spec, expected output in
+# test/isolation/expected/): behaviour across concurrent sessions.
+ISOLATION   = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --encoding=UTF8 --no-locale
 EXTRA_CLEAN = tmp_install tmp_install_vg tmp_check_vg tmp_check_vg_out valgrind_logs
 
@@ -84,4 +85,4 @@ regresscheck: temp-install
 
 isolationcheck: temp-install
 	$(top_builddir)/src/test/isolation/pg_isolation_regress --temp-instance=./tmp_check_iso \
-	  --inputdir=./ --outputdir=output_iso --bindir='$(TMP_BINDIR)' $(ISOLATION_OPTS) $(ISOLATION)
+	  --inputdir=./test/isolation --outputdir=output_iso --bindir='$(TMP_BINDIR)' $(ISOLATION_OPTS) $(ISOLATION)

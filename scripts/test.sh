@@ -151,7 +151,7 @@ esac
 
 part meta
 echo "==> META.json (PGXN Meta Spec 1.0.0) and versions"
-if python3 test/check_meta.py >"${TMPDIR:-/tmp}/optout-meta.$$" 2>&1; then record meta 1 0
+if python3 test/scripts/check_meta.py >"${TMPDIR:-/tmp}/optout-meta.$$" 2>&1; then record meta 1 0
 else cat "${TMPDIR:-/tmp}/optout-meta.$$"; record meta 0 1; fi
 rm -f "${TMPDIR:-/tmp}/optout-meta.$$"
 
@@ -195,15 +195,15 @@ pg_parts() {
 
 part "PostgreSQL $OPTOUT_PG_MAJOR: build, regress, isolation, demo"
 if pg_parts ""; then
-    if [ -x test/dump_restore.sh ]; then
+    if [ -x test/scripts/dump_restore.sh ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: dump_restore"
         echo "==> pg_dump / pg_restore"
-        script_suite dump_restore test/dump_restore.sh
+        script_suite dump_restore test/scripts/dump_restore.sh
     fi
-    if [ -x test/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
+    if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"
-        script_suite valgrind test/valgrind.sh
+        script_suite valgrind test/scripts/valgrind.sh
     fi
 fi
 
@@ -259,12 +259,12 @@ PG_CONFIG=$(optout_pg_config)
 # The upgrade path by dump and restore: a database of the main version (15)
 # dumped and restored into the newest version tested (see the script for
 # whose pg_dump).
-if [ -n "$newest" ] && [ "$newest" -gt "$OPTOUT_PG_MAJOR" ] && [ -x test/dump_restore.sh ]; then
+if [ -n "$newest" ] && [ "$newest" -gt "$OPTOUT_PG_MAJOR" ] && [ -x test/scripts/dump_restore.sh ]; then
     part "dump_restore $OPTOUT_PG_MAJOR -> $newest"
     echo "==> pg_dump of PostgreSQL $OPTOUT_PG_MAJOR restored into $newest"
     restore_config=$(bash scripts/pg.sh "$newest")
     OPTOUT_RESTORE_BINDIR="$OPTOUT_ROOT/build-pg$newest/tmp_install$("$restore_config" --bindir)" \
-        script_suite dump_restore test/dump_restore.sh "dump_restore@$OPTOUT_PG_MAJOR->$newest"
+        script_suite dump_restore test/scripts/dump_restore.sh "dump_restore@$OPTOUT_PG_MAJOR->$newest"
 fi
 part ""
 rm -f "$log" "$log.ctest"

@@ -13,7 +13,7 @@
 # counted but do not fail. Prints "valgrind: N passed, N failed".
 # Run by scripts/test.sh as an unprivileged user, after `make temp-install`.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
 bindir=$("$PG_CONFIG" --bindir)
 pgxs=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")   # .../lib/pgxs

@@ -16,7 +16,7 @@
 #
 # Run by scripts/test.sh (as an unprivileged user, after the build).
 set -euo pipefail
-OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 start_throwaway_server >/dev/null
