@@ -105,7 +105,7 @@ INSERT INTO app.out_mark (contact_id, channel, body, status, created_on) VALUES
 RESET ROLE;
 
 -- The DBA attaches it, with a clean search_path. The stopped_group_query is
--- written as the README shows it (its operators unqualified): optout runs it
+-- written as docs/reference.md shows it (its operators unqualified): optout runs it
 -- with its own path, whatever the session's.
 SELECT optout.attach_contacts('app.contacts', 'id', 'status', 'S', 'A', touch_column => 'modified_on') > 0 AS contacts,
        optout.attach_groups('app.memberships', 'contact_id', 'group_id',

@@ -91,6 +91,19 @@ DROP ROLE optout_reader;
 -- The trigger function refuses to run outside a trigger.
 SELECT optout._config_changed();
 
+-- A keyword longer than the classifier takes (100 letters and digits) is
+-- refused; one that got past the trigger anyway (triggers bypassed) is left
+-- out with a warning, and every other keyword is still matched.
+INSERT INTO optout.keywords (keyword, intent) VALUES (repeat('x', 101), 'opt_out');
+INSERT INTO optout.keywords (keyword, intent) VALUES (repeat('𠀀', 51), 'opt_out');  -- 51 characters, 102 UTF-16 units
+INSERT INTO optout.keywords (keyword, intent) VALUES (repeat('x', 100), 'opt_out');
+SET session_replication_role = replica;
+INSERT INTO optout.keywords (keyword, intent) VALUES (repeat('y', 101), 'opt_out');
+RESET session_replication_role;
+SELECT optout.classify('STOP') AS stop, optout.classify(repeat('x', 100)) AS hundred;
+DELETE FROM optout.keywords WHERE keyword IN (repeat('x', 100), repeat('y', 101));
+SELECT optout.classify('STOP') AS stop;
+
 -- Writers of optout.keywords are serialised by a lock in optout's own key
 -- space (field 4 = 0x4F72), never by a key an application could also use.
 BEGIN;

@@ -1,4 +1,4 @@
--- RapidPro drop-in: a RapidPro-shaped schema (from shared/reference/rapidpro.md),
+-- RapidPro drop-in: a RapidPro-shaped schema (as docs/reference.md describes it),
 -- with stand-ins for RapidPro's own status-group and count triggers, wired in
 -- one call.
 CREATE EXTENSION optout;

@@ -44,19 +44,19 @@ for ext, p in meta.get("provides", {}).items():
 control = open(os.path.join(ROOT, "optout.control")).read()
 m = re.search(r"default_version\s*=\s*'([^']+)'", control)
 check(m is not None and m.group(1) == meta["version"], "optout.control default_version equals META.json version")
-# CREATE EXTENSION reaches the version from an install script, directly or
-# through upgrade scripts (optout--A--B.sql).
-scripts = os.listdir(os.path.join(ROOT, "sql"))
-reached = {m.group(1) for f in scripts for m in [re.match(r"^optout--([^-]+)\.sql$", f)] if m}
-steps = [m.groups() for f in scripts for m in [re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)] if m]
-grown = True
-while grown:
-    grown = False
-    for a, b in steps:
-        if a in reached and b not in reached:
-            reached.add(b)
-            grown = True
-check(meta["version"] in reached, "the version is installable (install script, or upgrade scripts from one)")
+# CREATE EXTENSION installs the version from the script the Makefile
+# assembles from src/sql/ (every source src/sql/optout.sql lists must exist);
+# upgrade scripts, in src/sql/upgrade/, lead only to the version.
+srcdir = os.path.join(ROOT, "src", "sql")
+listed = re.findall(r"^\\ir (\S+)$", open(os.path.join(srcdir, "optout.sql")).read(), re.M)
+check(len(listed) > 0 and all(os.path.exists(os.path.join(srcdir, f)) for f in listed),
+      "src/sql/optout.sql lists the SQL sources, and each exists")
+updir = os.path.join(srcdir, "upgrade")
+for f in (os.listdir(updir) if os.path.isdir(updir) else []):
+    m = re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)
+    check(m is not None, f"src/sql/upgrade/{f} is named optout--FROM--TO.sql")
+check(not [f for f in os.listdir(os.path.join(ROOT, "sql")) if f.startswith("optout--")],
+      "sql/ holds pg_regress tests only (no install or upgrade script)")
 changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
 m = re.search(r"^## (\S+)", changelog, re.M)
 check(m is not None and m.group(1) == meta["version"], "CHANGELOG.md's newest entry is the META.json version")

@@ -1,8 +1,9 @@
 // optout core: classify() and the small public helpers.
 //
-// The rules are those of shared/spec/classify.md (authoritative). This block
-// records how they are implemented and the decisions taken where the spec is
-// silent.
+// The rules are those of docs/classifier.md, the classifier's reference. This
+// block records how they are implemented and the decisions taken where the
+// original specification was silent (docs/classifier.md lists them at its end,
+// "Differences from the original specification").
 //
 // PIPELINE (standard and reasonable; text.cpp)
 //  1. UTF-8 -> UTF-16; each maximal ill-formed subsequence becomes U+FFFD, so
@@ -54,12 +55,13 @@
 //   (c) the body's words (quoted spans dropped) joined equal a key ->
 //       Separator ("opt-out", "S.T.O.P", "UN-STOP" -> opt_in). Decision:
 //       for an opt-in or help key only when no quoted word was dropped --
-//       the spec wants opt-in/help to be "the whole message, nothing else"
-//       and an opt-in to be unmistakable, so `Yes "I'll be there"` and
-//       `START "now"` are not opt-ins (as "Yes I'll be there" is not),
-//       while `STOP "thanks"` stays an opt-out. Consequence: help and opt-in
-//       can never both match one body (their keys differ, and
-//       NFKC_Casefold(fold(c)) == NFKC_Casefold(c) for every code point),
+//       opt-in/help must be "the whole message, nothing else" and an
+//       opt-in unmistakable (docs/classifier.md, "Quotes"), so
+//       `Yes "I'll be there"` and `START "now"` are not opt-ins (as
+//       "Yes I'll be there" is not), while `STOP "thanks"` stays an opt-out.
+//       Consequence: help and opt-in can never both match one body (their
+//       keys differ, and NFKC_Casefold(fold(c)) == NFKC_Casefold(c) for
+//       every code point),
 //       so of the precedence only "opt_out first" is ever observable;
 //   (d) opt_out only: the words split into segments, each joining to an
 //       opt-out key or a courtesy key (please, pls, plz, now, thanks,
@@ -86,8 +88,8 @@
 //       Reports the canonical phrase ("don't text me", "stop texting", "i
 //       want to unsubscribe"), language "en". Decisions: "wanna" may omit
 //       "to"; "txts" is accepted after "no more"; negators also in their
-//       apostrophe-less forms (didnt, doesnt, isnt, ...), as the spec
-//       already lists dont/cant/wont.
+//       apostrophe-less forms (didnt, doesnt, isnt, ...), like dont, cant
+//       and wont (docs/classifier.md lists them all).
 //   Reasonable never adds opt_in or help.
 //   Cost: the early exit of standard holds for (A) too, so when the first
 //   word begins no key, (b)-(d) and (A) are skipped and only the first

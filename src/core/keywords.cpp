@@ -17,8 +17,8 @@ using detail::ScratchLease;
 using detail::Span;
 using detail::Tokenizer;
 
-// Courtesy keys (spec, standard mode): please, pls, plz, now, thanks,
-// thank you, thx, ty, ok, okay -- as keys, i.e. words joined.
+// Courtesy keys (docs/classifier.md, standard mode): please, pls, plz, now,
+// thanks, thank you, thx, ty, ok, okay -- as keys, i.e. words joined.
 constexpr const char16_t* kCourtesyKeys[] = {
     u"please", u"pls", u"plz", u"now", u"thanks", u"thankyou", u"thx", u"ty", u"ok", u"okay",
 };
@@ -47,8 +47,8 @@ struct DefaultKeyword {
     const char* language;
 };
 
-// shared/spec/classify.md, "Keywords". The SQL side loads the same list from
-// a table one row at a time with add(); defaults() does exactly that.
+// docs/classifier.md, "Default keywords". The SQL side loads the same list
+// from a table one row at a time with add(); defaults() does exactly that.
 constexpr DefaultKeyword kDefaults[] = {
     {"stop", Intent::OptOut, "en"},      {"stopall", Intent::OptOut, "en"},
     {"stop all", Intent::OptOut, "en"},  {"unsubscribe", Intent::OptOut, "en"},

@@ -42,7 +42,7 @@ inline bool is_mn_me(UChar32 c) noexcept {
     return (U_GET_GC_MASK(c) & (U_GC_MN_MASK | U_GC_ME_MASK)) != 0;
 }
 
-// Apostrophe variants read as U+0027 (spec rule 2).
+// Apostrophe variants read as U+0027 (docs/classifier.md, "Normalisation").
 inline UChar32 unify_apostrophe(UChar32 c) noexcept {
     switch (c) {
         case 0x2019:  // RIGHT SINGLE QUOTATION MARK

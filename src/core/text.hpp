@@ -120,11 +120,12 @@ std::string normalize_via_icu(std::string_view utf8);
 
 // Splits a normalised text into words: maximal runs of letters, digits,
 // marks and in-word apostrophes (U+0027 with a word character on both
-// sides). With drop_quotes, spec rule 3 applies: a quotation mark met
-// before any word opens a "leading" quote whose words count, and the next
-// quotation mark closes it; a quotation mark met after a word opens a quoted
-// span running to the next quotation mark (or the end) whose words are
-// skipped. Without drop_quotes, quotation marks just separate words.
+// sides). With drop_quotes, the rule of docs/classifier.md, "Quotes",
+// applies: a quotation mark met before any word opens a "leading" quote
+// whose words count, and the next quotation mark closes it; a quotation mark
+// met after a word opens a quoted span running to the next quotation mark
+// (or the end) whose words are skipped. Without drop_quotes, quotation marks
+// just separate words.
 class Tokenizer {
 public:
     Tokenizer(const std::u16string& text, bool drop_quotes) noexcept

@@ -86,15 +86,32 @@ void load() {
         rows[i].keyword = pnstrdup(u.data, u.size);
     }
 
+    // A row the classifier cannot use (the table's trigger refuses them, but
+    // it can be bypassed) is left out with a warning: one bad keyword must
+    // not stop every other from being matched. (Static: crosses the guard.)
+    static uint64 skipped;
+    static char first_skipped[256];
+    skipped = 0;
+    first_skipped[0] = '\0';
     OPTOUT_GUARD({
         auto fresh = std::make_unique<optout::KeywordSet>();
         for (uint64 i = 0; i < n; i++) {
             optout::Intent intent;
             if (!rows[i].keyword || !rows[i].intent || !optout::parse_intent(rows[i].intent, intent)) continue;
-            fresh->add(rows[i].keyword, intent, rows[i].language);
+            try {
+                fresh->add(rows[i].keyword, intent, rows[i].language);
+            } catch (const optout::Error& e) {
+                if (e.kind() == optout::Error::Kind::Icu) throw;
+                if (skipped++ == 0) snprintf(first_skipped, sizeof first_skipped, "%s", e.what());
+            }
         }
         cached = std::move(fresh);
     });
+    if (skipped > 0)
+        ereport(WARNING, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                          errmsg("optout: " UINT64_FORMAT " row(s) of optout.keywords cannot be used and are ignored", skipped),
+                          errdetail("%s", first_skipped),
+                          errhint("Fix or delete them: the table's trigger would refuse them.")));
     for (uint64 i = 0; i < n; i++) {
         if (rows[i].keyword) pfree(rows[i].keyword);
         if (rows[i].intent) pfree(rows[i].intent);

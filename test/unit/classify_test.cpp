@@ -1,4 +1,4 @@
-// classify(): one test per rule of shared/spec/classify.md, in every mode,
+// classify(): one test per rule of docs/classifier.md, in every mode,
 // with positive and negative cases; precedence; quotes; Unicode; robustness.
 #include "optout/classifier.hpp"
 

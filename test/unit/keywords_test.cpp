@@ -24,7 +24,8 @@ struct Def {
     const char* language;
 };
 
-// The spec's default list, written out independently of the implementation.
+// The default list of docs/classifier.md, written out independently of the
+// implementation.
 const std::vector<Def> kSpecDefaults = {
     {"stop", Intent::OptOut, "en"},     {"stopall", Intent::OptOut, "en"},
     {"stop all", Intent::OptOut, "en"}, {"unsubscribe", Intent::OptOut, "en"},

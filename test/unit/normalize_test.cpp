@@ -1,4 +1,5 @@
-// normalize() and keyword_key(): spec rules 1, 2 and 4.
+// normalize() and keyword_key(): docs/classifier.md, "Normalisation" and
+// "Words".
 #include "optout/classifier.hpp"
 #include "text.hpp"  // detail::normalize_via_icu (the ICU path, for the ASCII fast path)
 

@@ -4,8 +4,8 @@
 // must never include a PostgreSQL header: the PostgreSQL glue in src/pg calls
 // it from behind an exception guard.
 //
-// The rules implemented here are those of shared/spec/classify.md; the
-// README's "How classification works" section documents them for users.
+// The rules implemented here are those of docs/classifier.md, the
+// classifier's reference.
 #pragma once
 
 #include <cstddef>
@@ -55,11 +55,12 @@ private:
     Kind kind_;
 };
 
-// The `standard` normalisation of a body (spec rules 1, 2 and 4): NFKC with
-// full case folding, default-ignorable code points removed, diacritics
-// removed, apostrophe variants unified to U+0027, every run of white space
-// collapsed to one space, and punctuation, symbols and emoji dropped at both
-// ends. Invalid UTF-8 is read as U+FFFD. Linear in the input's length.
+// The `standard` normalisation of a body (docs/classifier.md,
+// "Normalisation"): NFKC with full case folding, default-ignorable code
+// points removed, diacritics removed, apostrophe variants unified to U+0027,
+// every run of white space collapsed to one space, and punctuation, symbols
+// and emoji dropped at both ends. Invalid UTF-8 is read as U+FFFD. Linear in
+// the input's length.
 std::string normalize(std::string_view utf8);
 
 // The match key of a keyword: its normalised words joined with no separator
@@ -84,7 +85,7 @@ public:
     // "stopall").
     void add(std::string_view keyword, Intent intent, std::string_view language);
 
-    // The defaults of shared/spec/classify.md.
+    // The default keywords of docs/classifier.md.
     static KeywordSet defaults();
 
     std::size_t size() const noexcept;

@@ -1,6 +1,4 @@
--- optout 0.1.0: the classifier and its keyword table.
-
-\echo Use "CREATE EXTENSION optout" to load this file. \quit
+-- optout: the classifier (types, functions) and its keyword table.
 
 -- A plain CREATE SCHEMA: it fails if another role planted a schema "optout"
 -- before the extension was created, so nothing of theirs is trusted.
@@ -99,6 +97,13 @@ BEGIN
         RAISE EXCEPTION 'keyword "%" has no letter or digit', NEW.keyword
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A keyword is matched by its letters and digits; punctuation and emoji alone cannot be matched.';
+    END IF;
+    -- The classifier's limit: 100 UTF-16 code units of letters and digits
+    -- (a character beyond U+FFFF counts twice).
+    IF length(k) + length(regexp_replace(k, '[\u0001-\uFFFF]', '', 'g')) > 100 THEN
+        RAISE EXCEPTION 'keyword "%" is too long', left(NEW.keyword, 40) || '...'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A keyword may have at most 100 letters and digits.';
     END IF;
 
     IF TG_OP = 'UPDATE' AND OLD.is_default

@@ -1,0 +1,9 @@
+-- optout's SQL API, by topic, in the order the install script needs (each
+-- file uses only what the files before it create). The Makefile assembles
+-- these into optout--<version>.sql; this list is its order.
+\ir classifier.sql
+\ir ledger.sql
+\ir attach.sql
+\ir rapidpro.sql
+\ir reports.sql
+\ir backfill.sql
