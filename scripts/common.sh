@@ -6,11 +6,15 @@
 # - reexec_unprivileged: PostgreSQL refuses to run as root, so as root the
 #   script re-runs itself as an unprivileged user on a copy of the tree.
 
-OPTOUT_PG_MAJOR=${OPTOUT_PG_MAJOR:-15}
+# The PostgreSQL major version to build and test against: $PG, else the
+# system's 15. scripts/pg.sh builds the others (17, 18) into a cache.
+OPTOUT_PG_MAJOR=${PG:-${OPTOUT_PG_MAJOR:-15}}
 
+# PostgreSQL 15 is Debian 12's own, and always installed: the default server,
+# and the source of the cross-version dump and restore.
 optout_packages() {
     echo "make g++ clang cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
-         "postgresql-$OPTOUT_PG_MAJOR postgresql-server-dev-$OPTOUT_PG_MAJOR"
+         "postgresql-15 postgresql-server-dev-15"
 }
 
 missing_packages() {
@@ -39,11 +43,10 @@ ensure_packages() {
     fi
 }
 
-# pg_config of the PostgreSQL major version we build against.
+# pg_config of the PostgreSQL major version we build against (scripts/pg.sh:
+# the system's for 15, else a build it caches, made on first use).
 optout_pg_config() {
-    local c="/usr/lib/postgresql/$OPTOUT_PG_MAJOR/bin/pg_config"
-    [ -x "$c" ] || c=$(command -v pg_config)
-    echo "$c"
+    bash "$OPTOUT_ROOT/scripts/pg.sh" "$OPTOUT_PG_MAJOR"
 }
 
 # reexec_unprivileged SCRIPT ARGS...: when root, copy the tree (tracked and

@@ -1,22 +1,61 @@
 #!/usr/bin/env bash
 # Runs every test of optout and prints the totals:
-#   unit tests (GoogleTest, via CTest), the pg_regress suite on a throwaway
-#   server, the libFuzzer target for a bounded time, and the check that the
-#   test corpus matches the shared one.
+#   unit tests (GoogleTest, via CTest), the pg_regress and isolation suites on
+#   a throwaway server, pg_dump / pg_restore, the regress suite under
+#   valgrind, the libFuzzer target for a bounded time, and the check that the
+#   test corpus matches the shared one; all against one PostgreSQL version,
+#   $PG (default 15, the system's). Without PG (as CI runs it), then also the
+#   PGXS build, pg_regress and isolation suites against each version of
+#   $OPTOUT_ALSO_PG (default "17 18"; built once by scripts/pg.sh into a
+#   cache; a version whose source cannot be downloaded here is skipped), and
+#   a pg_dump of 15 restored into the newest of them.
 #
-# Works on a fresh Debian machine as root (installs what is missing, then runs
-# PostgreSQL as an unprivileged user) or as a normal user (who has the
-# packages, or is told the one apt-get line to run).
+#   bash scripts/test.sh            # 15 in full, then 17 and 18 (CI)
+#   PG=18 bash scripts/test.sh      # everything against 18 only
 #
-# Environment: FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1,
+# Works on a fresh Debian machine as root (installs what is missing, builds
+# the other versions, then runs PostgreSQL as an unprivileged user) or as a
+# normal user (who has the packages, or is told the one apt-get line to run).
+#
+# Environment: PG, OPTOUT_ALSO_PG, OPTOUT_CACHE (see scripts/pg.sh),
+# FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1,
 # OPTOUT_KEEP_WORK=1.
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 
+# The versions tested besides the main one: by default 17 and 18 when no
+# version was chosen, none when PG was.
+if [ -z "${PG:-}" ]; then OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-17 18}; else OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-}; fi
+export OPTOUT_ALSO_PG
+
+# Build (or find in the cache) each version once, before anything else, and
+# as root where we are root (a build may need packages). Sets
+# OPTOUT_PG_READY, OPTOUT_PG_SKIPPED and OPTOUT_PG_FAILED (lists of versions).
+prepare_versions() {
+    [ -n "${OPTOUT_PG_PREPARED:-}" ] && return 0
+    local v rc t0
+    OPTOUT_PG_READY="" OPTOUT_PG_SKIPPED="" OPTOUT_PG_FAILED="" OPTOUT_PG_SECONDS=""
+    for v in ${PG:-} $OPTOUT_ALSO_PG; do
+        [ "$v" = 15 ] && { OPTOUT_PG_READY="$OPTOUT_PG_READY $v"; continue; }
+        echo "==> PostgreSQL $v (scripts/pg.sh $v)"
+        t0=$SECONDS rc=0
+        bash "$OPTOUT_ROOT/scripts/pg.sh" "$v" >/dev/null || rc=$?
+        echo "    ($((SECONDS - t0)) s)"
+        OPTOUT_PG_SECONDS="$OPTOUT_PG_SECONDS $v:$((SECONDS - t0))"
+        case $rc in
+            0) OPTOUT_PG_READY="$OPTOUT_PG_READY $v" ;;
+            3) OPTOUT_PG_SKIPPED="$OPTOUT_PG_SKIPPED $v" ;;
+            *) OPTOUT_PG_FAILED="$OPTOUT_PG_FAILED $v" ;;
+        esac
+    done
+    export OPTOUT_PG_PREPARED=1 OPTOUT_PG_READY OPTOUT_PG_SKIPPED OPTOUT_PG_FAILED OPTOUT_PG_SECONDS
+}
+
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     ensure_packages
+    prepare_versions
     # The corpus under test/data must be the shared one, where that is beside us.
     shared="$OPTOUT_ROOT/../shared/corpus/inbound.jsonl"
     if [ -f "$shared" ]; then
@@ -36,8 +75,7 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
 fi
 
 cd "$OPTOUT_ROOT"
-PG_CONFIG=$(optout_pg_config)
-export PG_CONFIG
+prepare_versions
 JOBS=${JOBS:-2}
 passed=0 failed=0 skipped=0
 failures=()
@@ -46,6 +84,26 @@ record() {  # record NAME PASSED FAILED
     [ "$3" -gt 0 ] && failures+=("$1")
     return 0
 }
+# Seconds each part took, printed at the end (getting each PostgreSQL first).
+timings=()
+for t in ${OPTOUT_PG_SECONDS:-}; do timings+=("PostgreSQL ${t%%:*}: scripts/pg.sh ${t#*:}"); done
+part_start=$SECONDS part_name=""
+part() {  # part NAME: a new part begins (the previous one ends)
+    [ -n "$part_name" ] && timings+=("$part_name $((SECONDS - part_start))")
+    part_name=$1 part_start=$SECONDS
+}
+case " $OPTOUT_PG_FAILED " in *" $OPTOUT_PG_MAJOR "*)
+    echo "FAIL: PostgreSQL $OPTOUT_PG_MAJOR could not be built (scripts/pg.sh $OPTOUT_PG_MAJOR)"
+    echo "optout: 0 passed, 1 failed, 0 skipped"; exit 1 ;;
+esac
+case " $OPTOUT_PG_SKIPPED " in *" $OPTOUT_PG_MAJOR "*)
+    echo "FAIL: PostgreSQL $OPTOUT_PG_MAJOR cannot be had on this machine (scripts/pg.sh $OPTOUT_PG_MAJOR)"
+    echo "optout: 0 passed, 1 failed, 0 skipped"; exit 1 ;;
+esac
+PG_CONFIG=$(optout_pg_config)
+export PG_CONFIG
+pg_version=$("$PG_CONFIG" --version)
+echo "==> against $pg_version ($PG_CONFIG)"
 
 # pg_suite NAME MAKE-TARGET DIFFS: run a pg_regress-style suite, count its tests.
 pg_suite() {
@@ -67,20 +125,20 @@ pg_suite() {
     rm -f "$out"
 }
 
-# script_suite NAME SCRIPT: run a test script that prints ok / not ok lines
-# and closes with "NAME: N passed, N failed"; count them.
+# script_suite NAME SCRIPT [LABEL]: run a test script that prints ok / not ok
+# lines and closes with "NAME: N passed, N failed"; count them (as LABEL).
 script_suite() {
-    local name=$1 script=$2 out line
+    local name=$1 script=$2 label=${3:-$1} out line
     out=$(mktemp)
     bash "$script" >"$out" 2>&1 || true
     grep -E '^(ok|not ok|#)' "$out" || true
     line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$out" || true)
     if [ -n "$line" ]; then
-        record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+        record "$label" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
                        "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
         grep -q '^not ok' "$out" && tail -n 60 "$out"
     else
-        tail -n 40 "$out"; record "$name" 0 1
+        tail -n 40 "$out"; record "$label" 0 1
     fi
     rm -f "$out"
 }
@@ -91,11 +149,13 @@ case "${OPTOUT_CORPUS_SYNC:-skipped}" in
     *) skipped=$((skipped + 1)); echo "==> corpus sync: ../shared not present, skipped" ;;
 esac
 
+part meta
 echo "==> META.json (PGXN Meta Spec 1.0.0) and versions"
 if python3 test/check_meta.py >"${TMPDIR:-/tmp}/optout-meta.$$" 2>&1; then record meta 1 0
 else cat "${TMPDIR:-/tmp}/optout-meta.$$"; record meta 0 1; fi
 rm -f "${TMPDIR:-/tmp}/optout-meta.$$"
 
+part unit
 echo "==> unit tests (CMake + GoogleTest)"
 log=$(mktemp)
 if cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTOUT_WERROR=ON -DOPTOUT_BUILD_EXTENSION=ON \
@@ -114,26 +174,41 @@ else
     cat "$log"; record unit-build 0 1
 fi
 
-echo "==> extension build (PGXS, -Werror)"
-if make -j"$JOBS" WERROR=1 >"$log" 2>&1; then
-    record pgxs-build 1 0
+# pg_parts SUFFIX: in the current directory, against $PG_CONFIG: the PGXS
+# build, the pg_regress and isolation suites, and the demo. Returns non-zero
+# when the build failed.
+pg_parts() {
+    local sfx=$1
+    echo "==> extension build (PGXS, -Werror)"
+    if ! make -j"$JOBS" WERROR=1 >"$log" 2>&1; then
+        cat "$log"; record "pgxs-build$sfx" 0 1; return 1
+    fi
+    record "pgxs-build$sfx" 1 0
     echo "==> pg_regress suite (throwaway server)"
-    pg_suite regress regresscheck regression.diffs
+    pg_suite "regress$sfx" regresscheck regression.diffs
     echo "==> isolation suite (concurrent sessions, throwaway server)"
-    pg_suite isolation isolationcheck output_iso/regression.diffs
+    pg_suite "isolation$sfx" isolationcheck output_iso/regression.diffs
+    echo "==> the demo (scripts/demo.sh)"
+    if OPTOUT_UNPRIVILEGED=1 bash scripts/demo.sh >"$log" 2>&1; then record "demo$sfx" 1 0
+    else tail -n 30 "$log"; record "demo$sfx" 0 1; fi
+}
+
+part "PostgreSQL $OPTOUT_PG_MAJOR: build, regress, isolation, demo"
+if pg_parts ""; then
     if [ -x test/dump_restore.sh ]; then
+        part "PostgreSQL $OPTOUT_PG_MAJOR: dump_restore"
         echo "==> pg_dump / pg_restore"
         script_suite dump_restore test/dump_restore.sh
     fi
     if [ -x test/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
+        part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"
         script_suite valgrind test/valgrind.sh
     fi
-else
-    cat "$log"; record pgxs-build 0 1
 fi
 
 if [ -z "${OPTOUT_SKIP_FUZZ:-}" ]; then
+    part fuzz
     secs=${FUZZ_SECONDS:-60}
     echo "==> fuzzing the classifier for ${secs}s (libFuzzer, ASan, UBSan)"
     if CXX=clang++ cmake -S . -B build-fuzz -DOPTOUT_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ >"$log" 2>&1 \
@@ -152,9 +227,51 @@ if [ -z "${OPTOUT_SKIP_FUZZ:-}" ]; then
 else
     skipped=$((skipped + 1))
 fi
+
+# The other versions: each in its own copy of the tree (build-pgN/), since
+# PGXS builds in place.
+newest=""
+for v in $OPTOUT_ALSO_PG; do
+    [ "$v" = "$OPTOUT_PG_MAJOR" ] && continue
+    part "PostgreSQL $v: build, regress, isolation, demo"
+    case " $OPTOUT_PG_SKIPPED " in *" $v "*)
+        echo "==> PostgreSQL $v: skipped, its source package cannot be downloaded here (scripts/pg.sh $v)"
+        skipped=$((skipped + 1)); continue ;;
+    esac
+    case " $OPTOUT_PG_FAILED " in *" $v "*)
+        echo "==> PostgreSQL $v: FAILED to build (scripts/pg.sh $v; its log is in the cache)"
+        record "pg-build@$v" 0 1; continue ;;
+    esac
+    dir=$OPTOUT_ROOT/build-pg$v
+    rm -rf "$dir"; mkdir -p "$dir"
+    tar -C "$OPTOUT_ROOT" --exclude='./build' --exclude='./build-*' --exclude='./tmp_*' --exclude='./results' \
+        --exclude='./output_iso' --exclude='./valgrind_logs' --exclude='./regression.*' \
+        --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . | tar -C "$dir" -xf -
+    cd "$dir"
+    PG_CONFIG=$(bash scripts/pg.sh "$v"); export PG=$v
+    echo "==> against $("$PG_CONFIG" --version) ($PG_CONFIG)"
+    pg_parts "@$v" && newest=$v
+    cd "$OPTOUT_ROOT"
+done
+export PG=$OPTOUT_PG_MAJOR
+PG_CONFIG=$(optout_pg_config)
+
+# The upgrade path by dump and restore: a database of the main version (15)
+# dumped and restored into the newest version tested (see the script for
+# whose pg_dump).
+if [ -n "$newest" ] && [ "$newest" -gt "$OPTOUT_PG_MAJOR" ] && [ -x test/dump_restore.sh ]; then
+    part "dump_restore $OPTOUT_PG_MAJOR -> $newest"
+    echo "==> pg_dump of PostgreSQL $OPTOUT_PG_MAJOR restored into $newest"
+    restore_config=$(bash scripts/pg.sh "$newest")
+    OPTOUT_RESTORE_BINDIR="$OPTOUT_ROOT/build-pg$newest/tmp_install$("$restore_config" --bindir)" \
+        script_suite dump_restore test/dump_restore.sh "dump_restore@$OPTOUT_PG_MAJOR->$newest"
+fi
+part ""
 rm -f "$log" "$log.ctest"
 
 echo
+echo "seconds per part:"
+for t in "${timings[@]}"; do printf '  %5s  %s\n' "${t##* }" "${t% *}"; done
 if [ ${#failures[@]} -gt 0 ]; then echo "failed parts: ${failures[*]}"; fi
 echo "optout: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -39,7 +39,15 @@ for ext, p in meta.get("provides", {}).items():
     check(bool(SEMVER.match(p.get("version", ""))), f"provides.{ext}.version is a semantic version")
     if "file" in p:
         check(os.path.exists(os.path.join(ROOT, p["file"])), f"provides.{ext}.file exists")
+        # The file that defines the extension: the list of SQL sources the
+        # install script is assembled from (src/sql/optout.sql).
+        check(p["file"] == f"src/sql/{ext}.sql",
+              f"provides.{ext}.file is src/sql/{ext}.sql, the sources of the install script")
     check(p.get("version") == meta.get("version"), f"provides.{ext}.version equals the distribution version")
+
+# prereqs: PostgreSQL 15 or later, up to the newest major version CI tests.
+pg = meta.get("prereqs", {}).get("runtime", {}).get("requires", {}).get("PostgreSQL", "")
+check(pg == ">= 15.0.0, < 19.0.0", "prereqs: PostgreSQL >= 15.0.0, < 19.0.0 (the versions of compat.hpp and CI)")
 
 control = open(os.path.join(ROOT, "optout.control")).read()
 m = re.search(r"default_version\s*=\s*'([^']+)'", control)

@@ -4,17 +4,40 @@
 # enforcement works after the restore. Prints TAP-like "ok"/"not ok" lines and
 # a closing "dump_restore: N passed, N failed" line; exits non-zero on failure.
 #
+# With OPTOUT_RESTORE_BINDIR, the bin directory of a temporary installation
+# of a newer PostgreSQL with optout installed (build-pg18/tmp_install/.../bin,
+# as scripts/test.sh leaves it), the dump is restored into a server of that
+# version instead: the upgrade path by dump and restore. The dump is made
+# with the source's own pg_dump and restored with the target's pg_restore.
+# (PostgreSQL's documentation advises the newer pg_dump, but 18.6's copies
+# the reserved column option pg_attver that 15.20 sets on every column into
+# the dump, and 18.6 then rejects it: a PostgreSQL matter that hits any
+# table, not optout's.)
+#
 # Run by scripts/test.sh (as an unprivileged user, after the build).
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 start_throwaway_server >/dev/null
-psql() { "$OPTOUT_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+src=(-h "$PGHOST" -p "$PGPORT")
+dst=("${src[@]}")
+dst_bindir=${OPTOUT_RESTORE_BINDIR:-$OPTOUT_BINDIR}
+if [ -n "${OPTOUT_RESTORE_BINDIR:-}" ]; then
+    dst_dir=$OPTOUT_SERVER_DIR/restore-server
+    "$dst_bindir/initdb" -D "$dst_dir/data" -U postgres --encoding=UTF8 --no-locale --auth=trust >/dev/null
+    "$dst_bindir/pg_ctl" -D "$dst_dir/data" -l "$dst_dir/server.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dst_dir' -c port=54330" start >/dev/null
+    trap '"$dst_bindir/pg_ctl" -D "$dst_dir/data" -m immediate stop >/dev/null 2>&1 || true; stop_throwaway_server' EXIT
+    dst=(-h "$dst_dir" -p 54330)
+fi
+psql() { "$OPTOUT_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "${src[@]}" "$@"; }
+psql_dst() { "$dst_bindir/psql" -X -q -v ON_ERROR_STOP=1 "${dst[@]}" "$@"; }
+echo "# from $(psql -d postgres -At -c 'SHOW server_version') to $(psql_dst -d postgres -At -c 'SHOW server_version')"
 passed=0 failed=0
-check() {  # check NAME EXPECTED SQL [DB]
+check() {  # check NAME EXPECTED SQL: SQL's result in the restored database
     local got
-    got=$(psql -d "${4:-restored}" -At -c "$3" 2>&1) || true
+    got=$(psql_dst -d restored -At -c "$3" 2>&1) || true
     if [ "$got" = "$2" ]; then
         echo "ok - $1"; passed=$((passed + 1))
     else
@@ -22,7 +45,8 @@ check() {  # check NAME EXPECTED SQL [DB]
     fi
 }
 
-psql -d postgres -c 'CREATE DATABASE source' -c 'CREATE DATABASE restored'
+psql -d postgres -c 'CREATE DATABASE source'
+psql_dst -d postgres -c 'CREATE DATABASE restored'
 psql -d source >/dev/null <<'SQL'
 CREATE EXTENSION optout;
 CREATE TABLE contacts (id int PRIMARY KEY, status text NOT NULL DEFAULT 'A');
@@ -41,13 +65,16 @@ INSERT INTO optout.delivery_error_codes (provider, code, description) VALUES ('a
 INSERT INTO "Messages" (contact, direction, body) VALUES (1, 'in', 'STOP'), (2, 'in', 'basta');
 INSERT INTO "Messages" (contact, direction, body) VALUES (1, 'out', 'hello');
 SQL
-"$OPTOUT_BINDIR/pg_dump" -Fc -d source -f "$OPTOUT_SERVER_DIR/source.dump"
-if "$OPTOUT_BINDIR/pg_restore" -d restored --exit-on-error "$OPTOUT_SERVER_DIR/source.dump" 2>"$OPTOUT_SERVER_DIR/restore.err"; then
+"$OPTOUT_BINDIR/pg_dump" "${src[@]}" -Fc -d source -f "$OPTOUT_SERVER_DIR/source.dump"
+if "$dst_bindir/pg_restore" "${dst[@]}" -d restored --exit-on-error "$OPTOUT_SERVER_DIR/source.dump" \
+        2>"$OPTOUT_SERVER_DIR/restore.err"; then
     echo "ok - pg_restore ran without error"; passed=$((passed + 1))
 else
     echo "not ok - pg_restore ran without error"; sed 's/^/#   /' "$OPTOUT_SERVER_DIR/restore.err"; failed=$((failed + 1))
 fi
 
+check "the extension is at the source's version" "$(psql -d source -At -c "SELECT extversion FROM pg_extension WHERE extname = 'optout'")" \
+      "SELECT extversion FROM pg_extension WHERE extname = 'optout'"
 check "keywords: user keyword kept" "basta|opt_out|it" "SELECT keyword, intent, language FROM optout.keywords WHERE keyword = 'basta'"
 check "keywords: disabled default stays disabled" "f" "SELECT enabled FROM optout.keywords WHERE keyword = 'yes'"
 check "keywords: defaults not duplicated" "33" "SELECT count(*) FROM optout.keywords WHERE is_default"

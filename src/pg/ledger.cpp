@@ -279,7 +279,7 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
         }
         table_multi_insert(rel, slots, k, cid, 0, bistate);
         for (int i = 0; i < k; i++) {
-            if (rri->ri_NumIndices > 0) list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, nullptr, NIL));
+            if (rri->ri_NumIndices > 0) list_free(optout_pg::compat::insert_index_tuples(rri, slots[i], estate));
             ExecClearTuple(slots[i]);
         }
         MemoryContextSwitchTo(old);
@@ -466,7 +466,7 @@ bool ledger_probe(const char* contact, const char* channel) {
     ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(contact));
     key.sk_collation = idx->rd_indcollation[0];
     Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
-    IndexScanDesc scan = index_beginscan(rel, idx, snap, 1, 0);
+    IndexScanDesc scan = optout_pg::compat::index_beginscan(rel, idx, snap, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
     text* want = channel ? cstring_to_text(channel) : nullptr;

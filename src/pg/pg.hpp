@@ -30,3 +30,6 @@ extern "C" {
 #ifdef gettext
 #undef gettext
 #endif
+
+// Differences between PostgreSQL versions: wrappers, in one header.
+#include "compat.hpp"

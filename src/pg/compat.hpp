@@ -1,0 +1,40 @@
+// What differs between the PostgreSQL major versions optout supports (15 to
+// 18), in one place. The glue calls these wrappers, never an API whose
+// signature changed; every PG_VERSION_NUM test of the code is here.
+//
+// Included by pg.hpp, after PostgreSQL's own headers.
+#pragma once
+
+#if PG_VERSION_NUM < 150000
+#error "optout needs PostgreSQL 15 or later"
+#endif
+
+extern "C" {
+#include "access/genam.h"
+#include "executor/executor.h"
+}
+
+namespace optout_pg::compat {
+
+// Index entries for a tuple just inserted into the heap (no arbiter indexes,
+// no speculative insertion). PostgreSQL 16 added the last argument,
+// onlySummarizing, which only HOT updates set.
+inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate) {
+#if PG_VERSION_NUM >= 160000
+    return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL, false);
+#else
+    return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
+#endif
+}
+
+// An index scan. PostgreSQL 18 added the instrumentation argument (for
+// EXPLAIN ANALYZE's index searches count; none here).
+inline IndexScanDesc index_beginscan(Relation heap, Relation index, Snapshot snapshot, int nkeys, int norderbys) {
+#if PG_VERSION_NUM >= 180000
+    return ::index_beginscan(heap, index, snapshot, nullptr, nkeys, norderbys);
+#else
+    return ::index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+}  // namespace optout_pg::compat
