@@ -16,68 +16,128 @@
 // just before commit in one statement, instead of one INSERT per row.
 #include "enforce.hpp"
 
+#include "optout/hash_table.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "utils/hsearch.h"
+#include "common/hashfn.h"
 #include "utils/snapmgr.h"
 }
 
 namespace {
 
-constexpr int kKeyLen = 96;  // longer keys are not cached (read the ledger each time); short keys hash fast
+// The tables of the send path (optout::HashTable) allocate in
+// TopTransactionContext: they die with the transaction, and the pointers to
+// them are reset by the transaction callbacks.
+void* context_alloc(void* context, size_t bytes) {
+    return MemoryContextAllocExtended(static_cast<MemoryContext>(context), bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+void context_release(void*, void* block) { pfree(block); }
 
-struct CacheEntry {
-    char key[kKeyLen];
-    bool stopped;
-};
+template <typename Table>
+Table* new_table() {
+    Table* t = static_cast<Table*>(MemoryContextAlloc(TopTransactionContext, sizeof(Table)));
+    t->init(optout::TableMemory{context_alloc, context_release, TopTransactionContext});
+    return t;
+}
 
-struct PendingEntry {
-    char key[kKeyLen + 64];  // contact \x1f channel \x1f table \x1f rule
-    int64 count;
+char* xact_strdup(const char* s) { return s ? MemoryContextStrdup(TopTransactionContext, s) : nullptr; }
+
+uint64 hash_text(const char* s, uint64 seed) {
+    return s ? hash_bytes_extended(reinterpret_cast<const unsigned char*>(s), static_cast<int>(strlen(s)), seed)
+             : seed * UINT64CONST(0x9E3779B97F4A7C15) + 1;
+}
+// Equal strings, or both NULL.
+bool same_text(const char* a, const char* b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+// A contact and a channel (NULL: none or contact-wide), NUL-terminated.
+struct ContactChannel {
+    const char* contact;
+    const char* channel;
 };
+struct ContactChannelTraits {
+    static uint64 hash(const ContactChannel& k) { return hash_text(k.channel, hash_text(k.contact, 0)); }
+    static bool equal(const ContactChannel& a, const ContactChannel& b) {
+        return strcmp(a.contact, b.contact) == 0 && same_text(a.channel, b.channel);
+    }
+};
+// (contact, channel) -> stopped; a set when the value is unused.
+using ContactTable = optout::HashTable<ContactChannel, bool, ContactChannelTraits>;
+
+// What blocked sends are counted by: contact, channel (NULL: the row had
+// none), table and rule.
+struct BlockedKey {
+    const char* contact;
+    const char* channel;
+    const char* table;
+    const char* rule;
+};
+// Their order at commit: contact, channel (none first), table, rule.
+int compare_blocked(const BlockedKey& a, const BlockedKey& b) {
+    int c = strcmp(a.contact, b.contact);
+    if (c != 0) return c;
+    if (!a.channel || !b.channel) {
+        c = (a.channel != nullptr) - (b.channel != nullptr);
+    } else {
+        c = strcmp(a.channel, b.channel);
+    }
+    if (c != 0) return c;
+    c = strcmp(a.table, b.table);
+    return c != 0 ? c : strcmp(a.rule, b.rule);
+}
+struct BlockedKeyTraits {
+    static uint64 hash(const BlockedKey& k) {
+        return hash_text(k.rule, hash_text(k.table, hash_text(k.channel, hash_text(k.contact, 0))));
+    }
+    static bool equal(const BlockedKey& a, const BlockedKey& b) { return compare_blocked(a, b) == 0; }
+};
+using BlockedTable = optout::HashTable<BlockedKey, int64, BlockedKeyTraits>;
 
 // The same for integer contacts and channels (a bulk send's blocked rows),
-// counted by value without formatting them, in an open-addressing table (a
-// bulk send counts every blocked row: a dynahash probe missed the cache
-// several times over); turned into text at commit.
+// counted by value without formatting them; turned into text at commit.
 struct IntPendingKey {
     int64 contact;
     int64 channel;
     int32 attachment;
     int32 flags;  // 1: no channel; 2: rule 'skip' (else 'mark')
 };
-struct IntPendingEntry {
-    IntPendingKey key;
-    int64 count;        // 0: a free slot
+struct IntPendingCount {
+    int64 count;
     const char* table;  // in TopTransactionContext
 };
-struct IntCounts {
-    IntPendingEntry* slots;
-    uint64 mask;
-    uint64 used;
+struct IntPendingTraits {
+    static uint64 hash(const IntPendingKey& k);
+    static bool equal(const IntPendingKey& a, const IntPendingKey& b) { return memcmp(&a, &b, sizeof a) == 0; }
 };
-// The table name of each attachment that blocked a row, copied once.
-struct TableOf {
-    int32 attachment;
-    const char* name;
-};
+uint64 IntPendingTraits::hash(const IntPendingKey& k) {
+    uint64 h = static_cast<uint64>(k.contact) * UINT64CONST(0x9E3779B97F4A7C15);
+    h ^= static_cast<uint64>(k.channel) * UINT64CONST(0xC2B2AE3D27D4EB4F);
+    h ^= (static_cast<uint64>(static_cast<uint32>(k.attachment)) << 2 | static_cast<uint32>(k.flags)) *
+         UINT64CONST(0x165667B19E3779F9);
+    return h ^ (h >> 32);
+}
 
-HTAB* answers = nullptr;      // per transaction: (contact, channel) -> stopped
-HTAB* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
-// ... and its contact-wide stops whose contact is an integer: an open-addressing
-// set (a bulk send asks it once a row; dynahash costs several times more).
-struct IntSet {
-    int64* slots;
-    bool* used;
-    uint64 mask;
+using IntPendingTable = optout::HashTable<IntPendingKey, IntPendingCount, IntPendingTraits>;
+
+template <typename Int>
+struct IntTraits {
+    static uint64 hash(const Int& k) { return static_cast<uint64>(k); }
+    static bool equal(const Int& a, const Int& b) { return a == b; }
 };
+using IntSet = optout::HashTable<int64, bool, IntTraits<int64>>;
+// The table name of each attachment that blocked a row, copied once.
+using TableNames = optout::HashTable<int32, const char*, IntTraits<int32>>;
+
+ContactTable* answers = nullptr;      // per transaction: (contact, channel) -> stopped
+ContactTable* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
+// ... and its contact-wide stops whose contact is an integer (a bulk send
+// asks it once a row, by value).
 IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
-HTAB* pending = nullptr;      // blocked sends to record at commit
-IntCounts* pending_ints = nullptr;  // ... of integer contacts
-TableOf* table_names = nullptr;
-int ntable_names = 0;
+BlockedTable* pending = nullptr;   // blocked sends to record at commit
+IntPendingTable* pending_ints = nullptr;  // ... of integer contacts
+TableNames* table_names = nullptr;
 bool callbacks_registered = false;
 // Once escalated, how many more contacts to look up one by one before reading
 // the whole ledger instead (-1: not decided yet in this transaction). A
@@ -105,61 +165,23 @@ bool read_whole_ledger(void) {
     return lookups_left <= 0;
 }
 
-// A hash table for the transaction, with string keys.
-HTAB* make_table(const char* name, Size keysize, Size entrysize) {
-    HASHCTL ctl;
-    memset(&ctl, 0, sizeof ctl);
-    ctl.keysize = keysize;
-    ctl.entrysize = entrysize;
-    ctl.hcxt = TopTransactionContext;
-    return hash_create(name, 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-}
-
-bool make_key(char* out, Size size, const char* a, const char* b) {
-    size_t la = strlen(a), lb = b ? strlen(b) : 0;
-    if (la + lb + 2 > size) return false;
-    memcpy(out, a, la);
-    out[la] = '\x1f';
-    if (lb) memcpy(out + la + 1, b, lb);
-    out[la + 1 + lb] = '\0';
-    return true;
-}
-
-inline uint64 int_slot(int64 v, uint64 mask) { return (static_cast<uint64>(v) * UINT64CONST(0x9E3779B97F4A7C15)) >> 20 & mask; }
-
-bool int_set_has(const IntSet* set, int64 v) {
-    for (uint64 i = int_slot(v, set->mask);; i = (i + 1) & set->mask) {
-        if (!set->used[i]) return false;
-        if (set->slots[i] == v) return true;
-    }
-}
-
 // The ledger's contact-wide stops whose contact is an integer.
 IntSet* load_ledger_ints(void) {
-    uint64 cap = 64;
-    while (cap < static_cast<uint64>(hash_get_num_entries(ledger_keys)) * 2 + 1) cap <<= 1;
-    IntSet* set = static_cast<IntSet*>(MemoryContextAlloc(TopTransactionContext, sizeof(IntSet)));
-    set->slots = static_cast<int64*>(MemoryContextAllocHuge(TopTransactionContext, sizeof(int64) * cap));
-    set->used = static_cast<bool*>(MemoryContextAllocHuge(TopTransactionContext, cap));
-    memset(set->used, 0, cap);
-    set->mask = cap - 1;
-    HASH_SEQ_STATUS seq;
-    hash_seq_init(&seq, ledger_keys);
-    for (CacheEntry* e; (e = static_cast<CacheEntry*>(hash_seq_search(&seq))) != nullptr;) {
+    IntSet* set = new_table<IntSet>();
+    for (const ContactTable::Entry* e = ledger_keys->first(); e; e = ledger_keys->next(e)) {
+        if (e->key.channel) continue;  // per channel
         char* end = nullptr;
         errno = 0;
-        long long v = strtoll(e->key, &end, 10);
-        if (errno != 0 || end == e->key || *end != '\x1f' || end[1] != '\0') continue;  // per channel, or not an integer
-        uint64 i = int_slot(v, set->mask);
-        while (set->used[i] && set->slots[i] != v) i = (i + 1) & set->mask;
-        set->used[i] = true;
-        set->slots[i] = v;
+        long long v = strtoll(e->key.contact, &end, 10);
+        if (errno != 0 || end == e->key.contact || *end != '\0') continue;  // not an integer
+        bool found;
+        set->insert(v, &found);
     }
     return set;
 }
 
 void flush_pending(void);
-HTAB* load_ledger_keys(void);
+ContactTable* load_ledger_keys(void);
 
 void xact_callback(XactEvent event, void*) {
     switch (event) {
@@ -178,7 +200,6 @@ void xact_callback(XactEvent event, void*) {
             pending = nullptr;
             pending_ints = nullptr;
             table_names = nullptr;
-            ntable_names = 0;
             optout_pg::forget_collected_changes();
             break;
         default:
@@ -197,8 +218,8 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
 }
 
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
-HTAB* load_ledger_keys(void) {
-    HTAB* keys = make_table("optout ledger", kKeyLen, sizeof(CacheEntry));
+ContactTable* load_ledger_keys(void) {
+    ContactTable* keys = new_table<ContactTable>();
     ledger_has_channels = false;
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     optout_pg::fault_point("send_ledger_read");
@@ -207,25 +228,16 @@ HTAB* load_ledger_keys(void) {
     int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
     for (uint64 i = 0; i < SPI_processed; i++) {
-        char key[kKeyLen];
         char* contact = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
         char* channel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
         if (channel) ledger_has_channels = true;
-        if (contact && make_key(key, sizeof key, contact, channel)) {
-            bool found;
-            CacheEntry* e = static_cast<CacheEntry*>(hash_search(keys, key, HASH_ENTER, &found));
-            e->stopped = true;
-        }
+        if (!contact) continue;
+        bool found;
+        ContactTable::Entry* e = keys->insert(ContactChannel{contact, channel}, &found);
+        if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
     }
     optout_pg::leave_owner(scope);
     return keys;
-}
-
-void add_pending(const char* key, int64 count) {
-    if (!pending) pending = make_table("optout blocked", kKeyLen + 64, sizeof(PendingEntry));
-    bool found;
-    PendingEntry* e = static_cast<PendingEntry*>(hash_search(pending, key, HASH_ENTER, &found));
-    e->count = found ? e->count + count : count;
 }
 
 // The record of `count` blocked sends of a contact, channel and table.
@@ -241,41 +253,14 @@ optout_pg::EventRow blocked_row(const char* contact, const char* channel, const 
     return r;
 }
 
-// Counts `count` blocked sends of a contact, channel and table; one whose
-// key is too long to aggregate is recorded at once.
-void add_blocked(const char* contact, const char* channel, const char* table, const char* rule, int64 count) {
-    char key[kKeyLen + 64];
-    int n = snprintf(key, sizeof key, "%s\x1f%s\x1f%s\x1f%s", contact, channel ? channel : "\x1e", table, rule);
-    if (n < 0 || static_cast<Size>(n) >= sizeof key) {
-        optout_pg::EventRow row = blocked_row(contact, channel, table, rule, count);
-        optout_pg::record_events(&row, 1, nullptr);
-        return;
-    }
-    add_pending(key, count);
-}
-
 // A blocked-send record as it is put together at commit.
 struct BlockedCount {
-    const char* contact;
-    const char* channel;  // nullptr: the row had no channel
-    const char* table;
-    const char* rule;
+    BlockedKey key;
     int64 count;
 };
 
 int compare_counts(const void* x, const void* y) {
-    const BlockedCount* a = static_cast<const BlockedCount*>(x);
-    const BlockedCount* b = static_cast<const BlockedCount*>(y);
-    int c = strcmp(a->contact, b->contact);
-    if (c != 0) return c;
-    if (!a->channel || !b->channel) {
-        c = (a->channel != nullptr) - (b->channel != nullptr);
-    } else {
-        c = strcmp(a->channel, b->channel);
-    }
-    if (c != 0) return c;
-    c = strcmp(a->table, b->table);
-    return c != 0 ? c : strcmp(a->rule, b->rule);
+    return compare_blocked(static_cast<const BlockedCount*>(x)->key, static_cast<const BlockedCount*>(y)->key);
 }
 
 // One write for every blocked send of the transaction, just before commit,
@@ -283,35 +268,26 @@ int compare_counts(const void* x, const void* y) {
 // text (before a bulk send escalated) and by value (after) are merged: one
 // record per contact, channel and table.
 void flush_pending(void) {
-    long ntext = pending ? hash_get_num_entries(pending) : 0;
-    long nint = pending_ints ? static_cast<long>(pending_ints->used) : 0;
-    HTAB* texts = pending;
-    IntCounts* ints = pending_ints;
+    long ntext = pending ? static_cast<long>(pending->size()) : 0;
+    long nint = pending_ints ? static_cast<long>(pending_ints->size()) : 0;
+    BlockedTable* texts = pending;
+    IntPendingTable* ints = pending_ints;
     pending = nullptr;
     pending_ints = nullptr;
     if (ntext + nint == 0) return;
     BlockedCount* all = static_cast<BlockedCount*>(palloc(sizeof(BlockedCount) * (ntext + nint)));
     long n = 0;
-    HASH_SEQ_STATUS seq;
-    if (ntext > 0) {
-        hash_seq_init(&seq, texts);
-        for (PendingEntry* e; (e = static_cast<PendingEntry*>(hash_seq_search(&seq))) != nullptr;) {
-            char* key = pstrdup(e->key);
-            char* parts[4];
-            for (int p = 0; p < 4; p++) parts[p] = strsep(&key, "\x1f");
-            all[n++] = BlockedCount{parts[0], parts[1][0] == '\x1e' ? nullptr : parts[1], parts[2], parts[3], e->count};
-        }
-    }
+    if (ntext > 0)
+        for (const BlockedTable::Entry* e = texts->first(); e; e = texts->next(e)) all[n++] = BlockedCount{e->key, e->value};
     if (nint > 0) {
         constexpr int kDigits = 24;
         char* digits = static_cast<char*>(palloc(static_cast<Size>(nint) * 2 * kDigits));
-        for (uint64 i = 0; i <= ints->mask; i++) {
-            const IntPendingEntry* e = &ints->slots[i];
-            if (e->count == 0) continue;
+        for (const IntPendingTable::Entry* e = ints->first(); e; e = ints->next(e)) {
             snprintf(digits, kDigits, INT64_FORMAT, e->key.contact);
             snprintf(digits + kDigits, kDigits, INT64_FORMAT, e->key.channel);
-            all[n++] = BlockedCount{digits, (e->key.flags & 1) ? nullptr : digits + kDigits, e->table,
-                                    (e->key.flags & 2) ? "skip" : "mark", e->count};
+            BlockedKey key{digits, (e->key.flags & 1) ? nullptr : digits + kDigits, e->value.table,
+                           (e->key.flags & 2) ? "skip" : "mark"};
+            all[n++] = BlockedCount{key, e->value.count};
             digits += 2 * kDigits;
         }
     }
@@ -324,52 +300,21 @@ void flush_pending(void) {
             all[m++] = all[i];
     }
     optout_pg::EventRow* rows = static_cast<optout_pg::EventRow*>(palloc(sizeof(optout_pg::EventRow) * m));
-    for (long i = 0; i < m; i++) rows[i] = blocked_row(all[i].contact, all[i].channel, all[i].table, all[i].rule, all[i].count);
+    for (long i = 0; i < m; i++)
+        rows[i] = blocked_row(all[i].key.contact, all[i].key.channel, all[i].key.table, all[i].key.rule, all[i].count);
     // At pre-commit no portal is active: give the statements a snapshot.
     PushActiveSnapshot(GetTransactionSnapshot());
     optout_pg::record_events(rows, static_cast<int>(m), nullptr);
     PopActiveSnapshot();
 }
 
-uint64 count_hash(const IntPendingKey& k) {
-    uint64 h = static_cast<uint64>(k.contact) * UINT64CONST(0x9E3779B97F4A7C15);
-    h ^= static_cast<uint64>(k.channel) * UINT64CONST(0xC2B2AE3D27D4EB4F);
-    h ^= (static_cast<uint64>(static_cast<uint32>(k.attachment)) << 2 | static_cast<uint32>(k.flags)) *
-         UINT64CONST(0x165667B19E3779F9);
-    return h ^ (h >> 32);
-}
-
-// The slot of a key: its own, or the free one where it goes.
-IntPendingEntry* count_slot(IntCounts* t, const IntPendingKey& k) {
-    for (uint64 i = count_hash(k) & t->mask;; i = (i + 1) & t->mask) {
-        IntPendingEntry* e = &t->slots[i];
-        if (e->count == 0 || memcmp(&e->key, &k, sizeof k) == 0) return e;
-    }
-}
-
-// A table twice the size (1,024 slots to begin with) holding what t held.
-IntCounts* grow_counts(IntCounts* t) {
-    uint64 cap = t ? (t->mask + 1) * 2 : 1024;
-    IntCounts* n = static_cast<IntCounts*>(MemoryContextAlloc(TopTransactionContext, sizeof(IntCounts)));
-    n->slots = static_cast<IntPendingEntry*>(MemoryContextAllocExtended(
-        TopTransactionContext, sizeof(IntPendingEntry) * cap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO));
-    n->mask = cap - 1;
-    n->used = t ? t->used : 0;
-    for (uint64 i = 0; t && i <= t->mask; i++)
-        if (t->slots[i].count != 0) *count_slot(n, t->slots[i].key) = t->slots[i];
-    if (t) pfree(t->slots);
-    return n;
-}
-
 // The name of an attachment's table, copied once a transaction.
 const char* table_of(int32 attachment, const char* table) {
-    for (int i = 0; i < ntable_names; i++)
-        if (table_names[i].attachment == attachment) return table_names[i].name;
-    Size size = sizeof(TableOf) * (ntable_names + 1);
-    table_names = static_cast<TableOf*>(table_names ? repalloc(table_names, size)
-                                                    : MemoryContextAlloc(TopTransactionContext, size));
-    table_names[ntable_names] = TableOf{attachment, MemoryContextStrdup(TopTransactionContext, table)};
-    return table_names[ntable_names++].name;
+    if (!table_names) table_names = new_table<TableNames>();
+    bool found;
+    TableNames::Entry* e = table_names->insert(attachment, &found);
+    if (!found) e->value = xact_strdup(table);
+    return e->value;
 }
 
 }  // namespace
@@ -390,28 +335,21 @@ void send_cache_reset() { forget(); }
 bool send_blocked(const char* contact, const char* channel) {
     ensure_xact_callbacks();
     lock_contact_for_send(contact);
-    char key[kKeyLen];
     bool escalated = contact_locks_escalated();
     if (escalated && !ledger_keys && read_whole_ledger()) ledger_keys = load_ledger_keys();
     if (escalated && ledger_keys) {
-        bool found = false;
-        if (make_key(key, sizeof key, contact, nullptr)) {
-            hash_search(ledger_keys, key, HASH_FIND, &found);
-            if (!found && channel && ledger_has_channels && make_key(key, sizeof key, contact, channel))
-                hash_search(ledger_keys, key, HASH_FIND, &found);
-            return found;
-        }
-        return ledger_is_stopped(contact, channel, nullptr, nullptr);
+        if (ledger_keys->find(ContactChannel{contact, nullptr})) return true;
+        return channel && ledger_has_channels && ledger_keys->find(ContactChannel{contact, channel});
     }
-    if (!make_key(key, sizeof key, contact, channel)) return ledger_is_stopped(contact, channel, nullptr, nullptr);
-    if (!answers) answers = make_table("optout answers", kKeyLen, sizeof(CacheEntry));
-    bool found;
-    CacheEntry* e = static_cast<CacheEntry*>(hash_search(answers, key, HASH_FIND, &found));
-    if (found) return e->stopped;
+    if (!answers) answers = new_table<ContactTable>();
+    const ContactTable::Entry* cached = answers->find(ContactChannel{contact, channel});
+    if (cached) return cached->value;
     if (escalated && lookups_left > 0) lookups_left--;
     bool stopped = ledger_is_stopped(contact, channel, nullptr, nullptr);
-    e = static_cast<CacheEntry*>(hash_search(answers, key, HASH_ENTER, &found));
-    e->stopped = stopped;
+    bool found;
+    ContactTable::Entry* e = answers->insert(ContactChannel{contact, channel}, &found);
+    if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};
+    e->value = stopped;
     return stopped;
 }
 
@@ -420,32 +358,33 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
     // by value, no text. Per-channel stops need the text path.
     if (is_integer_type(type) && contact_locks_escalated() && ledger_keys && !ledger_has_channels) {
         if (!ledger_ints) ledger_ints = load_ledger_ints();
-        return int_set_has(ledger_ints, integer_value(contact, type));
+        return ledger_ints->find(integer_value(contact, type)) != nullptr;
     }
     return send_blocked(datum_text(contact, type), channel ? datum_text(*channel, channel_type) : nullptr);
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
     ensure_xact_callbacks();
-    add_blocked(contact, channel, table, rule, 1);
+    if (!pending) pending = new_table<BlockedTable>();
+    bool found;
+    BlockedTable::Entry* e = pending->insert(BlockedKey{contact, channel, table, rule}, &found);
+    if (!found) e->key = BlockedKey{xact_strdup(contact), xact_strdup(channel), xact_strdup(table), xact_strdup(rule)};
+    e->value++;
 }
 
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
     ensure_xact_callbacks();
-    if (!pending_ints || (pending_ints->used + 1) * 2 > pending_ints->mask + 1) pending_ints = grow_counts(pending_ints);
+    if (!pending_ints) pending_ints = new_table<IntPendingTable>();
     IntPendingKey key;
     memset(&key, 0, sizeof key);
     key.contact = contact;
     key.channel = channel ? *channel : 0;
     key.attachment = attachment;
     key.flags = (channel ? 0 : 1) | (skip ? 2 : 0);
-    IntPendingEntry* e = count_slot(pending_ints, key);
-    if (e->count == 0) {
-        e->key = key;
-        e->table = table_of(attachment, table);
-        pending_ints->used++;
-    }
-    e->count++;
+    bool found;
+    IntPendingTable::Entry* e = pending_ints->insert(key, &found);
+    if (!found) e->value.table = table_of(attachment, table);
+    e->value.count++;
 }
 
 }  // namespace optout_pg
