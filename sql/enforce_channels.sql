@@ -63,6 +63,23 @@ SELECT "Sender;Number", body, state FROM "Tricky; Schema"."Out Box" ORDER BY id;
 INSERT INTO "Tricky; Schema".skipped VALUES (:alice, '+1555000', 'dropped'), (:alice, '+1555111', 'kept'), (:bob, '+1555000', 'kept');
 SELECT "Contact Id" = :alice AS alice, "Sender;Number", body FROM "Tricky; Schema".skipped ORDER BY 2, 1;
 
+-- A table with no channel column cannot tell which channel a message goes
+-- out on: a stop on any channel blocks it (and its queued messages were
+-- failed by the same stop), in each rule, for one row and for a bulk send.
+CREATE TABLE "Tricky; Schema".no_channel (contact uuid, body text, status text DEFAULT 'Q');
+CREATE TABLE "Tricky; Schema".no_channel_err (contact uuid, body text);
+SELECT optout.attach_outbound('"Tricky; Schema".no_channel', 'contact', on_blocked => 'mark', mark => '{"status": "F"}') > 0 AS mark,
+       optout.attach_outbound('"Tricky; Schema".no_channel_err', 'contact') > 0 AS error;
+INSERT INTO "Tricky; Schema".no_channel (contact, body) VALUES (:alice, 'alice, one row'), (:bob, 'bob, one row');
+INSERT INTO "Tricky; Schema".no_channel (contact, body)
+SELECT (CASE WHEN i = 1 THEN :alice ELSE md5(i::text)::uuid::text END)::uuid, 'bulk' FROM generate_series(1, 300) i;
+SELECT contact = :alice AS alice, body, status, count(*) FROM "Tricky; Schema".no_channel GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+\set VERBOSITY terse
+INSERT INTO "Tricky; Schema".no_channel_err VALUES (:alice, 'refused');
+\set VERBOSITY default
+SELECT count(*) AS stored FROM "Tricky; Schema".no_channel_err;
+SELECT optout.detach('"Tricky; Schema".no_channel') + optout.detach('"Tricky; Schema".no_channel_err') AS detached;
+
 -- STOPALL covers every channel, even in channel scope.
 INSERT INTO "Tricky; Schema"."In ""Box""" VALUES (:bob, '+1555111', 'STOPALL');
 SELECT optout.is_stopped(:bob) AS bob_contact_wide, optout.is_stopped(:bob, '+1555000') AS bob_on_000;

@@ -469,13 +469,14 @@ bool ledger_probe(const char* contact, const char* channel) {
     IndexScanDesc scan = optout_pg::compat::index_beginscan(rel, idx, snap, 1, 0);
     index_rescan(scan, &key, 1, nullptr, 0);
     TupleTableSlot* slot = table_slot_create(rel, nullptr);
-    text* want = channel ? cstring_to_text(channel) : nullptr;
+    bool any = channel == optout_pg::kAnyChannel;
+    text* want = channel && !any ? cstring_to_text(channel) : nullptr;
     bool stopped = false;
     while (!stopped && index_getnext_slot(scan, ForwardScanDirection, slot)) {
         bool isnull;
         Datum ch = slot_getattr(slot, 2, &isnull);  // optout.stops.channel
-        if (isnull) {
-            stopped = true;  // contact-wide
+        if (isnull || any) {
+            stopped = true;  // contact-wide, or any stop when any channel counts
         } else if (want) {
             text* have = DatumGetTextPP(ch);
             stopped = VARSIZE_ANY_EXHDR(have) == VARSIZE_ANY_EXHDR(want) &&
@@ -512,17 +513,22 @@ bool ledger_is_stopped(const char* contact, const char* channel, char** since, c
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
     if (!check_plan) {
-        static const Oid types[2] = {TEXTOID, TEXTOID};
+        static const Oid types[3] = {TEXTOID, TEXTOID, BOOLOID};
         check_plan = prepare(
             "SELECT s.stopped_at::pg_catalog.text, s.keyword FROM optout.stops s "
-            "WHERE s.contact OPERATOR(pg_catalog.=) $1 AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2) "
+            "WHERE s.contact OPERATOR(pg_catalog.=) $1 "
+            "AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2 OR $3) "
             "ORDER BY s.stopped_at LIMIT 1",
-            2, types);
+            3, types);
     }
-    Datum values[2];
-    char nulls[3];
-    const char* args[2] = {contact, channel};
+    Datum values[3];
+    char nulls[4];
+    bool any = channel == kAnyChannel;
+    const char* args[2] = {contact, any ? nullptr : channel};
     bind_texts(args, 2, values, nulls);
+    values[2] = BoolGetDatum(any);
+    nulls[2] = ' ';
+    nulls[3] = '\0';
     // The latest committed state, not the transaction's snapshot: a stop
     // committed by another transaction after this one began still counts.
     int rc = SPI_execute_snapshot(check_plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);

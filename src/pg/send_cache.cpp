@@ -130,11 +130,13 @@ using IntSet = optout::HashTable<int64, bool, IntTraits<int64>>;
 using TableNames = optout::HashTable<int32, const char*, IntTraits<int32>>;
 
 ContactTable* answers = nullptr;      // per transaction: (contact, channel) -> stopped
+ContactTable* answers_any = nullptr;  // ... (contact, any channel) -> stopped
 ContactTable* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
 // ... and its contact-wide stops whose contact is an integer (a bulk send
 // asks it once a row, by value).
 IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;  // ... and whether any of them is per channel
+ContactTable* ledger_channel_contacts = nullptr;  // ... and the contacts that have a per-channel one
 BlockedTable* pending = nullptr;   // blocked sends to record at commit
 IntPendingTable* pending_ints = nullptr;  // ... of integer contacts
 TableNames* table_names = nullptr;
@@ -151,7 +153,9 @@ int64 lookups_left = -1;
 
 void forget(void) {
     answers = nullptr;  // the memory goes with TopTransactionContext
+    answers_any = nullptr;
     ledger_keys = nullptr;
+    ledger_channel_contacts = nullptr;
     ledger_ints = nullptr;
     lookups_left = -1;
 }
@@ -220,6 +224,7 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
 ContactTable* load_ledger_keys(void) {
     ContactTable* keys = new_table<ContactTable>();
+    ContactTable* channel_contacts = new_table<ContactTable>();
     ledger_has_channels = false;
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     optout_pg::fault_point("send_ledger_read");
@@ -235,8 +240,13 @@ ContactTable* load_ledger_keys(void) {
         bool found;
         ContactTable::Entry* e = keys->insert(ContactChannel{contact, channel}, &found);
         if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
+        if (channel) {
+            e = channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
+            if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
+        }
     }
     optout_pg::leave_owner(scope);
+    ledger_channel_contacts = channel_contacts;
     return keys;
 }
 
@@ -332,35 +342,43 @@ void ensure_xact_callbacks() {
 
 void send_cache_reset() { forget(); }
 
+const char kAnyChannel[] = "";
+
 bool send_blocked(const char* contact, const char* channel) {
     ensure_xact_callbacks();
     lock_contact_for_send(contact);
     bool escalated = contact_locks_escalated();
     if (escalated && !ledger_keys && read_whole_ledger()) ledger_keys = load_ledger_keys();
+    bool any = channel == kAnyChannel;
     if (escalated && ledger_keys) {
         if (ledger_keys->find(ContactChannel{contact, nullptr})) return true;
-        return channel && ledger_has_channels && ledger_keys->find(ContactChannel{contact, channel});
+        if (!channel || !ledger_has_channels) return false;
+        return any ? ledger_channel_contacts->find(ContactChannel{contact, nullptr}) != nullptr
+                   : ledger_keys->find(ContactChannel{contact, channel}) != nullptr;
     }
-    if (!answers) answers = new_table<ContactTable>();
-    const ContactTable::Entry* cached = answers->find(ContactChannel{contact, channel});
+    ContactTable*& cache = any ? answers_any : answers;
+    const char* key_channel = any ? nullptr : channel;
+    if (!cache) cache = new_table<ContactTable>();
+    const ContactTable::Entry* cached = cache->find(ContactChannel{contact, key_channel});
     if (cached) return cached->value;
     if (escalated && lookups_left > 0) lookups_left--;
     bool stopped = ledger_is_stopped(contact, channel, nullptr, nullptr);
     bool found;
-    ContactTable::Entry* e = answers->insert(ContactChannel{contact, channel}, &found);
-    if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};
+    ContactTable::Entry* e = cache->insert(ContactChannel{contact, key_channel}, &found);
+    if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(key_channel)};
     e->value = stopped;
     return stopped;
 }
 
-bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid channel_type) {
+bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid channel_type, bool any_channel) {
     // An integer key once the whole ledger is read (a bulk send): one lookup
     // by value, no text. Per-channel stops need the text path.
     if (is_integer_type(type) && contact_locks_escalated() && ledger_keys && !ledger_has_channels) {
         if (!ledger_ints) ledger_ints = load_ledger_ints();
         return ledger_ints->find(integer_value(contact, type)) != nullptr;
     }
-    return send_blocked(datum_text(contact, type), channel ? datum_text(*channel, channel_type) : nullptr);
+    return send_blocked(datum_text(contact, type),
+                        any_channel ? kAnyChannel : channel ? datum_text(*channel, channel_type) : nullptr);
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {

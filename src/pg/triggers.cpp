@@ -82,6 +82,7 @@ char* column_text(HeapTuple tup, Relation rel, AttrNumber att) {
     char* since = nullptr;
     char* keyword = nullptr;
     (void)optout_pg::ledger_is_stopped(contact, channel, &since, &keyword);
+    if (channel == optout_pg::kAnyChannel) channel = nullptr;  // no channel to name
     ereport(ERROR,
             (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
              errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
@@ -138,23 +139,26 @@ extern "C" Datum optout_inbound_when(PG_FUNCTION_ARGS) {
 
 // optout._outbound_when(attachment, contact, channel) -> boolean: is this
 // send blocked (the WHEN of the outbound trigger: only a blocked row calls
-// the trigger function). Takes the contact's send lock.
+// the trigger function). Takes the contact's send lock. Without a channel
+// argument (a table with no channel column), a stop on any channel blocks.
 extern "C" Datum optout_outbound_when(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(1)) PG_RETURN_BOOL(false);  // documented: a row without a contact is not enforced
+    bool any_channel = PG_NARGS() < 3;
     // The argument types of this call site, looked up once.
     Oid* types = static_cast<Oid*>(fcinfo->flinfo->fn_extra);
     if (!types) {
         types = static_cast<Oid*>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 2));
         types[0] = get_fn_expr_argtype(fcinfo->flinfo, 1);
-        types[1] = get_fn_expr_argtype(fcinfo->flinfo, 2);
+        types[1] = any_channel ? TEXTOID : get_fn_expr_argtype(fcinfo->flinfo, 2);
         if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("optout._outbound_when() needs arguments of known types")));
         fcinfo->flinfo->fn_extra = types;
     }
-    Datum channel = PG_ARGISNULL(2) ? (Datum)0 : PG_GETARG_DATUM(2);
-    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), types[0], PG_ARGISNULL(2) ? nullptr : &channel,
-                                                 types[1]));
+    bool no_channel = any_channel || PG_ARGISNULL(2);
+    Datum channel = no_channel ? (Datum)0 : PG_GETARG_DATUM(2);
+    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), types[0], no_channel ? nullptr : &channel,
+                                                 types[1], any_channel));
 }
 
 // AFTER INSERT FOR EACH STATEMENT: applies what the statement's row
@@ -241,9 +245,11 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 
     // The trigger's WHEN (optout._outbound_when) has found the row blocked,
     // under the contact's send lock; a trigger without it asks here.
-    if (!td->tg_trigger->tgqual && !optout_pg::send_blocked(contact, channel)) return PointerGetDatum(tup);
+    // (A table with no channel column: a stop on any channel blocks.)
+    const char* ask = channel ? channel : r->channel ? nullptr : optout_pg::kAnyChannel;
+    if (!td->tg_trigger->tgqual && !optout_pg::send_blocked(contact, ask)) return PointerGetDatum(tup);
 
-    if (a->on_blocked == optout_pg::kError) refuse(contact, channel, rel);
+    if (a->on_blocked == optout_pg::kError) refuse(contact, ask, rel);
 
     optout_pg::note_blocked(contact, channel, a->table_name, a->on_blocked == optout_pg::kSkip ? "skip" : "mark");
     return mark_row(a, r, rel, tup);

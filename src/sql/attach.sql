@@ -55,6 +55,9 @@ CREATE FUNCTION optout._inbound_when(attachment integer, body text) RETURNS bool
     AS 'MODULE_PATHNAME', 'optout_inbound_when' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 CREATE FUNCTION optout._outbound_when(attachment integer, contact "any", channel "any") RETURNS boolean
     AS 'MODULE_PATHNAME', 'optout_outbound_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+-- ... for a table with no channel column: a stop on any channel blocks.
+CREATE FUNCTION optout._outbound_when(attachment integer, contact "any") RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_outbound_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- ---------------------------------------------------------------------------
 -- Attaching a platform's tables. All names are quoted with %I, all values
@@ -451,8 +454,8 @@ BEGIN
     -- sendable is checked: an INSERT (COPY included); an UPDATE that sets
     -- the contact or channel column, changed or not; and an UPDATE that makes
     -- a row match row_filter and queued when it did not before (a resend).
-    bw := format('optout._outbound_when(%s, NEW.%I, %s)', id, contact_column,
-                 coalesce('NEW.' || quote_ident(channel_column), 'NULL::pg_catalog.text'));
+    bw := format('optout._outbound_when(%s, NEW.%I%s)', id, contact_column,
+                 coalesce(', NEW.' || quote_ident(channel_column), ''));
     EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
                    'EXECUTE FUNCTION optout._outbound_trigger(%L)',
                    concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
