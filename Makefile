@@ -40,7 +40,7 @@ PGXS       := $(shell $(PG_CONFIG) --pgxs)
 PG_INCLUDEDIR_SERVER := $(shell $(PG_CONFIG) --includedir-server)
 
 # PostgreSQL's headers are system headers to us: our -Wextra is for our code.
-PG_CPPFLAGS = -isystem $(PG_INCLUDEDIR_SERVER) -I$(srcdir)/src/core -I$(srcdir)/src/pg
+PG_CPPFLAGS = -isystem $(PG_INCLUDEDIR_SERVER) -I$(srcdir)/src/core -I$(srcdir)/src/pg -DOPTOUT_VERSION='"$(EXTVERSION)"'
 PG_CXXFLAGS = -std=c++17 -Wextra -Wno-register -fvisibility-inlines-hidden
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror

@@ -10,6 +10,7 @@
 #include "attachments.hpp"
 #include "guard.hpp"
 
+#include <cctype>
 #include <string_view>
 #include <vector>
 
@@ -17,7 +18,9 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "utils/json.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 }
 
 namespace optout_pg {
@@ -171,12 +174,64 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     record_events(events, nevents, nullptr);
 }
 
+// A JSON object's text with more members ("\"k\": v, ..."); NULL: none.
+const char* detail_add(const char* detail, const char* members) {
+    const char* end = detail ? strrchr(detail, '}') : nullptr;
+    const char* open = detail ? strchr(detail, '{') : nullptr;
+    if (!end || !open || open > end) return psprintf("{%s}", members);
+    bool empty = true;
+    for (const char* p = open + 1; p < end && empty; p++)
+        if (!isspace(static_cast<unsigned char>(*p))) empty = false;
+    return psprintf("%.*s%s%s}", static_cast<int>(end - detail), detail, empty ? "" : ", ", members);
+}
+
+// A JSON string of this text.
+const char* json_string(const char* s) {
+    StringInfoData buf;
+    initStringInfo(&buf);
+    escape_json(&buf, s);
+    return buf.data;
+}
+
+// The FCC's revoke-all rule (optout.revoke_all_from): from its date, a stop
+// on one channel is a stop on every channel. Returns the requests with each
+// channel-scoped stop made contact-wide (the same array when none is), the
+// channel it was asked for kept in the event (channel, and detail
+// {"revoke_all_from": date, "requested_channel": ...}).
+const ChangeRequest* revoke_all(const ChangeRequest* reqs, int n) {
+    const char* date = nullptr;
+    TimestampTz from = revoke_all_from(&date);
+    if (from == DT_NOEND || GetCurrentTransactionStartTimestamp() < from) return reqs;
+    ChangeRequest* out = nullptr;
+    for (int i = 0; i < n; i++) {
+        if (reqs[i].type != ChangeType::Stop || !reqs[i].channel) continue;
+        if (!out) {
+            out = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
+            memcpy(static_cast<void*>(out), reqs, sizeof(ChangeRequest) * n);
+        }
+        if (!out[i].info.arrived_on) out[i].info.arrived_on = out[i].channel;
+        out[i].info.detail = detail_add(out[i].info.detail, psprintf("\"revoke_all_from\": %s, \"requested_channel\": %s",
+                                                                    json_string(date), json_string(out[i].channel)));
+        out[i].channel = nullptr;
+    }
+    return out ? out : reqs;
+}
+
 }  // namespace
 
 bool lifting_stop() { return lifting > 0; }
 
+namespace {
+void apply_planned(const ChangeRequest* reqs, int n, bool* results);
+}
+
 void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     if (n <= 0) return;
+    apply_planned(revoke_all(reqs, n), n, results);
+}
+
+namespace {
+void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     // Locks first: then no other transaction changes these contacts' stops.
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
@@ -247,6 +302,10 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
             e.info.detail = outcomes[i].result ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}"
                                                                            : "{\"lifted\": \"channel\"}")
                                                : "{\"lifted\": null}";
+        // What classified it: optout's version and the keyword set (evidence).
+        if (e.info.source && (strcmp(e.info.source, "keyword") == 0 || strcmp(e.info.source, "backfill") == 0))
+            e.info.detail = detail_add(e.info.detail, psprintf("\"optout_version\": \"%s\", \"keywords\": \"%s\"",
+                                                               OPTOUT_VERSION, keywords_fingerprint()));
         event_of[i] = nevents++;
     }
     int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
@@ -340,6 +399,7 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
     if (results)
         for (int i = 0; i < n; i++) results[i] = outcomes[i].result;
 }
+}  // namespace
 
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
     ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};

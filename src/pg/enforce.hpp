@@ -138,6 +138,32 @@ bool apply_start(const char* contact, const char* channel, const EventInfo& info
 // True while optout itself lifts a stop (the sticky-status trigger lets that through).
 bool lifting_stop();
 
+// --- the workflow around a stop (reply.cpp; settings in module.cpp) ---------
+// optout.confirmation_window and optout.help_reply_window, in seconds.
+int confirmation_window();
+int help_reply_window();
+// optout.confirm_manual_stops: a manual or backfill stop allows a confirmation too.
+bool confirm_manual_stops();
+// optout.revoke_all_from as midnight UTC of its date (DT_NOEND: not set);
+// *text (may be null) gets the setting as written.
+TimestampTz revoke_all_from(const char** text);
+enum class ReplyKind { Confirmation, HelpReply };
+// A blocked send that is a confirmation (or a help reply): accepted when the
+// contact's latest stop (latest help request) allows one and none was sent
+// for it yet; then recorded (kind 'confirmation' or 'help_reply', detail
+// {"for_event": id}) and true. Race-free: one per stop or help request (a
+// unique index; a concurrent second one waits and gets none).
+bool claim_reply(ReplyKind kind, const char* contact, const char* channel, const char* table);
+// optout.confirm_next(): the next blocked send to this contact (on this
+// channel; NULL: any) in this transaction is the confirmation.
+void arm_confirmation(const char* contact, const char* channel);
+// Consumes the arming that matches this send, if any.
+bool take_armed(const char* contact, const char* channel);
+bool any_armed();
+void forget_armed();
+// Would a confirmation to this contact (and channel) be accepted now?
+bool confirmation_allowed(const char* contact, const char* channel);
+
 // Text of a datum through its type's output function.
 char* datum_text(Datum value, Oid type);
 

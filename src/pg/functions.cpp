@@ -8,6 +8,7 @@ PG_FUNCTION_INFO_V1(optout_start);
 PG_FUNCTION_INFO_V1(optout_is_stopped);
 PG_FUNCTION_INFO_V1(optout_record_delivery_error);
 PG_FUNCTION_INFO_V1(optout_apply_stop);
+PG_FUNCTION_INFO_V1(optout_confirm_next);
 }
 
 using optout_pg::EventInfo;
@@ -105,4 +106,15 @@ extern "C" Datum optout_apply_stop(PG_FUNCTION_ARGS) {
     info.table_name = arg_string(fcinfo, 7);
     info.detail = arg_string(fcinfo, 8);
     PG_RETURN_BOOL(optout_pg::apply_stop(contact, arg_string(fcinfo, 1), info));
+}
+
+// optout.confirm_next(contact text, channel text DEFAULT NULL) -> boolean:
+// the next blocked send to the contact (on the channel; NULL: any) in this
+// transaction is its stop's confirmation. Returns whether a confirmation
+// would be accepted now (a stop that allows one, in the window, none sent).
+extern "C" Datum optout_confirm_next(PG_FUNCTION_ARGS) {
+    char* contact = required_contact(fcinfo);
+    char* channel = arg_string(fcinfo, 1);
+    optout_pg::arm_confirmation(contact, channel);
+    PG_RETURN_BOOL(optout_pg::confirmation_allowed(contact, channel ? channel : optout_pg::kAnyChannel));
 }

@@ -13,6 +13,8 @@ optout::Mode default_mode();
 // The keywords of optout.keywords (enabled rows), cached per backend and
 // rebuilt after any change to the table commits (relcache invalidation).
 const optout::KeywordSet& keywords();
+// The identity of that set (16 hex digits of a hash of its rows).
+const char* keywords_fingerprint();
 
 // OIDs of the optout.intent and optout.match_mode enum labels, looked up once
 // per call site (FmgrInfo) so that a dropped and re-created extension is

@@ -11,6 +11,10 @@
 #include "guard.hpp"
 
 extern "C" {
+#include "common/hashfn.h"
+}
+
+extern "C" {
 PG_FUNCTION_INFO_V1(optout_config_changed);
 }
 
@@ -23,6 +27,10 @@ std::unique_ptr<optout::KeywordSet> cached;
 uint64 invalidations = 0;
 uint64 loaded_at = UINT64_MAX;
 Oid keywords_relid = InvalidOid;
+// The identity of the cached set: a hash of its rows (keyword, intent,
+// language, in keyword order), as 16 hex digits. Recorded with each
+// classified stop, start and help request (the evidence pack).
+char fingerprint[17] = "";
 bool callback_registered = false;
 
 void relcache_callback(Datum, Oid relid) {
@@ -112,6 +120,14 @@ void load() {
                           errmsg("optout: " UINT64_FORMAT " row(s) of optout.keywords cannot be used and are ignored", skipped),
                           errdetail("%s", first_skipped),
                           errhint("Fix or delete them: the table's trigger would refuse them.")));
+    uint64 h = 0;
+    for (uint64 i = 0; i < n; i++) {
+        const char* parts[3] = {rows[i].keyword, rows[i].intent, rows[i].language};
+        for (const char* p : parts)
+            h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(p ? p : ""), p ? static_cast<int>(strlen(p)) + 1 : 0,
+                                    h + 1);
+    }
+    snprintf(fingerprint, sizeof fingerprint, "%016llx", static_cast<unsigned long long>(h));
     for (uint64 i = 0; i < n; i++) {
         if (rows[i].keyword) pfree(rows[i].keyword);
         if (rows[i].intent) pfree(rows[i].intent);
@@ -128,6 +144,11 @@ namespace optout_pg {
 const optout::KeywordSet& keywords() {
     if (!cached || loaded_at != invalidations) load();
     return *cached;
+}
+
+const char* keywords_fingerprint() {
+    (void)keywords();
+    return fingerprint;
 }
 
 }  // namespace optout_pg

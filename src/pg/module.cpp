@@ -4,6 +4,11 @@
 #include "guard.hpp"
 
 extern "C" {
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+}
+
+extern "C" {
 PG_MODULE_MAGIC;
 void _PG_init(void);
 }
@@ -15,6 +20,42 @@ int match_mode_setting = static_cast<int>(optout::Mode::Standard);
 // an error at that point of optout's work, "POINT:cancel" acts as if the
 // statement were cancelled there. Empty: no fault (the default).
 char* fault_setting = nullptr;
+
+// The workflow the rules expect around a stop (reply.cpp, apply.cpp).
+int confirmation_window_setting = 300;  // seconds
+int help_reply_window_setting = 300;    // seconds
+bool confirm_manual_stops_setting = false;
+char* revoke_all_setting = nullptr;
+// optout.revoke_all_from as a time (midnight UTC of the date); DT_NOEND: off.
+TimestampTz revoke_all_at = DT_NOEND;
+
+// A date as YYYY-MM-DD, a real one; its midnight UTC in *at.
+bool parse_revoke_date(const char* s, TimestampTz* at) {
+    int y, m, d;
+    char tail;
+    if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || strlen(s) != 10) return false;
+    if (y < 2000 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) return false;
+    int jd = date2j(y, m, d);
+    int y2, m2, d2;
+    j2date(jd, &y2, &m2, &d2);
+    if (y2 != y || m2 != m || d2 != d) return false;  // 2027-02-30
+    *at = static_cast<TimestampTz>(jd - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+    return true;
+}
+
+bool check_revoke_all(char** newval, void**, GucSource) {
+    TimestampTz at;
+    if (!*newval || (*newval)[0] == '\0' || parse_revoke_date(*newval, &at)) return true;
+    GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+    GUC_check_errmsg("invalid value for optout.revoke_all_from: \"%s\"", *newval);
+    GUC_check_errhint("Give a date as YYYY-MM-DD (for the FCC rule: 2027-01-31), or an empty string for none.");
+    return false;
+}
+
+void assign_revoke_all(const char* newval, void*) {
+    TimestampTz at;
+    revoke_all_at = (newval && newval[0] != '\0' && parse_revoke_date(newval, &at)) ? at : DT_NOEND;
+}
 
 const struct config_enum_entry match_mode_options[] = {
     {"exact", static_cast<int>(optout::Mode::Exact), false},
@@ -39,12 +80,39 @@ void _PG_init(void) {
         "POINT raises an error there, POINT:cancel cancels the statement there. Points: cache_load, "
         "keywords_load, apply_events, apply_ledger, apply_platform, send_ledger_read.",
         &fault_setting, "", PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "optout.confirmation_window",
+        "How long after a stop the one confirmation message is accepted.",
+        "FCC rule 47 CFR 64.1200(a)(12) presumes a confirmation sent within 5 minutes compliant. 0: none.",
+        &confirmation_window_setting, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "optout.help_reply_window",
+        "How long after a help request the one reply to it is accepted, when the contact is stopped.",
+        nullptr, &help_reply_window_setting, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "optout.confirm_manual_stops",
+        "Whether a manual or backfill stop also allows a confirmation message.",
+        "Off: only a stop the contact sent (a keyword) or the provider reported allows one.",
+        &confirm_manual_stops_setting, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "optout.revoke_all_from",
+        "From this date (YYYY-MM-DD, midnight UTC) every channel-scoped stop covers every channel.",
+        "The FCC's revoke-all rule (47 CFR 64.1200(a)(10)), due 31 January 2027. Empty: never.",
+        &revoke_all_setting, "", PGC_SUSET, 0, check_revoke_all, assign_revoke_all, nullptr);
     MarkGUCPrefixReserved("optout");
 }
 
 namespace optout_pg {
 
 optout::Mode default_mode() { return static_cast<optout::Mode>(match_mode_setting); }
+
+int confirmation_window() { return confirmation_window_setting; }
+int help_reply_window() { return help_reply_window_setting; }
+bool confirm_manual_stops() { return confirm_manual_stops_setting; }
+TimestampTz revoke_all_from(const char** text) {
+    if (text) *text = revoke_all_setting;
+    return revoke_all_at;
+}
 
 void report_failure(const GuardFailure& failure) {
     ereport(ERROR, (errcode(failure.sqlstate), errmsg("optout: %s", failure.message)));

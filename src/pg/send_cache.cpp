@@ -205,6 +205,7 @@ void xact_callback(XactEvent event, void*) {
             pending_ints = nullptr;
             table_names = nullptr;
             optout_pg::forget_collected_changes();
+            optout_pg::forget_armed();
             break;
         default:
             break;

@@ -20,6 +20,7 @@ PG_FUNCTION_INFO_V1(optout_contacts_trigger);
 PG_FUNCTION_INFO_V1(optout_delivery_trigger);
 PG_FUNCTION_INFO_V1(optout_inbound_when);
 PG_FUNCTION_INFO_V1(optout_outbound_when);
+PG_FUNCTION_INFO_V1(optout_reply_when);
 PG_FUNCTION_INFO_V1(optout_flush);
 }
 
@@ -137,28 +138,64 @@ extern "C" Datum optout_inbound_when(PG_FUNCTION_ARGS) {
     PG_RETURN_BOOL(classify_row(a, PG_GETARG_TEXT_PP(1)));
 }
 
+// Is the send of a WHEN call blocked? Arguments from `first` on: contact,
+// channel (absent: a table with no channel column, where a stop on any
+// channel blocks). Takes the contact's send lock. A blocked send that is a
+// confirmation or a help reply (kind; or armed by optout.confirm_next()) is
+// let through when claim_reply() records it.
+static bool when_blocked(FunctionCallInfo fcinfo, int first, const char* fname, const optout_pg::ReplyKind* kind) {
+    if (PG_ARGISNULL(first)) return false;  // documented: a row without a contact is not enforced
+    bool any_channel = PG_NARGS() < first + 2;
+    // The argument types of this call site, looked up once.
+    Oid* types = static_cast<Oid*>(fcinfo->flinfo->fn_extra);
+    if (!types) {
+        types = static_cast<Oid*>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 2));
+        types[0] = get_fn_expr_argtype(fcinfo->flinfo, first);
+        types[1] = any_channel ? TEXTOID : get_fn_expr_argtype(fcinfo->flinfo, first + 1);
+        if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs arguments of known types", fname)));
+        fcinfo->flinfo->fn_extra = types;
+    }
+    bool no_channel = any_channel || PG_ARGISNULL(first + 1);
+    Datum channel = no_channel ? (Datum)0 : PG_GETARG_DATUM(first + 1);
+    Datum contact = PG_GETARG_DATUM(first);
+    if (!optout_pg::send_blocked_datum(contact, types[0], no_channel ? nullptr : &channel, types[1], any_channel))
+        return false;
+    if (!kind && !optout_pg::any_armed()) return true;
+    // A blocked send that may be a reply: the keys as text.
+    char* contact_text = optout_pg::datum_text(contact, types[0]);
+    const char* channel_text = any_channel ? optout_pg::kAnyChannel
+                               : no_channel ? nullptr
+                                            : optout_pg::datum_text(channel, types[1]);
+    Attachment* a = when_attachment(fcinfo);
+    if (kind && optout_pg::claim_reply(*kind, contact_text, channel_text, a->table_name)) return false;
+    if (!kind || *kind != optout_pg::ReplyKind::Confirmation) {
+        if (optout_pg::take_armed(contact_text, channel_text) &&
+            optout_pg::claim_reply(optout_pg::ReplyKind::Confirmation, contact_text, channel_text, a->table_name))
+            return false;
+    }
+    return true;
+}
+
 // optout._outbound_when(attachment, contact, channel) -> boolean: is this
 // send blocked (the WHEN of the outbound trigger: only a blocked row calls
 // the trigger function). Takes the contact's send lock. Without a channel
 // argument (a table with no channel column), a stop on any channel blocks.
 extern "C" Datum optout_outbound_when(PG_FUNCTION_ARGS) {
-    if (PG_ARGISNULL(1)) PG_RETURN_BOOL(false);  // documented: a row without a contact is not enforced
-    bool any_channel = PG_NARGS() < 3;
-    // The argument types of this call site, looked up once.
-    Oid* types = static_cast<Oid*>(fcinfo->flinfo->fn_extra);
-    if (!types) {
-        types = static_cast<Oid*>(MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 2));
-        types[0] = get_fn_expr_argtype(fcinfo->flinfo, 1);
-        types[1] = any_channel ? TEXTOID : get_fn_expr_argtype(fcinfo->flinfo, 2);
-        if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("optout._outbound_when() needs arguments of known types")));
-        fcinfo->flinfo->fn_extra = types;
-    }
-    bool no_channel = any_channel || PG_ARGISNULL(2);
-    Datum channel = no_channel ? (Datum)0 : PG_GETARG_DATUM(2);
-    PG_RETURN_BOOL(optout_pg::send_blocked_datum(PG_GETARG_DATUM(1), types[0], no_channel ? nullptr : &channel,
-                                                 types[1], any_channel));
+    PG_RETURN_BOOL(when_blocked(fcinfo, 1, "optout._outbound_when()", nullptr));
+}
+
+// optout._reply_when(attachment, reply, contact, channel) -> boolean: the
+// same for a row that matches the attachment's confirmation ('c') or
+// help_reply ('h') filter: blocked unless it is the one reply allowed.
+extern "C" Datum optout_reply_when(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("optout._reply_when() needs a reply kind")));
+    char k = PG_GETARG_CHAR(1);
+    if (k != 'c' && k != 'h')
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("optout._reply_when(): unknown reply kind")));
+    optout_pg::ReplyKind kind = k == 'c' ? optout_pg::ReplyKind::Confirmation : optout_pg::ReplyKind::HelpReply;
+    PG_RETURN_BOOL(when_blocked(fcinfo, 2, "optout._reply_when()", &kind));
 }
 
 // AFTER INSERT FOR EACH STATEMENT: applies what the statement's row

@@ -16,6 +16,8 @@ CREATE TABLE optout.attachments (
     on_blocked      text CHECK (on_blocked IN ('error', 'skip', 'mark')),
     mark            jsonb,              -- outbound: {"column": value} given to blocked and failed rows
     queued          jsonb,              -- outbound: {"column": value | [values]}: rows still to be sent
+    confirmation    jsonb,              -- outbound: a row filter: the one confirmation after a stop
+    help_reply      jsonb,              -- outbound: a row filter: the one reply to a help request
     status_column   name,               -- contacts
     stopped_value   text,
     active_value    text,
@@ -58,6 +60,18 @@ CREATE FUNCTION optout._outbound_when(attachment integer, contact "any", channel
 -- ... for a table with no channel column: a stop on any channel blocks.
 CREATE FUNCTION optout._outbound_when(attachment integer, contact "any") RETURNS boolean
     AS 'MODULE_PATHNAME', 'optout_outbound_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+-- ... for a row that matches the confirmation ('c') or help_reply ('h')
+-- filter: blocked unless it is the one such message the stop (the help
+-- request) allows, which it records.
+CREATE FUNCTION optout._reply_when(attachment integer, reply "char", contact "any", channel "any") RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_reply_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION optout._reply_when(attachment integer, reply "char", contact "any") RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_reply_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+-- The platform's way to say "the next send is the confirmation" (no filter).
+CREATE FUNCTION optout.confirm_next(contact text, channel text DEFAULT NULL) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'optout_confirm_next' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION optout.confirm_next(text, text) IS
+    'The next blocked send to the contact (on the channel; NULL: any) in this transaction is its stop''s one confirmation; true when one would be accepted now';
 
 -- ---------------------------------------------------------------------------
 -- Attaching a platform's tables. All names are quoted with %I, all values
@@ -409,7 +423,8 @@ $$;
 
 CREATE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channel_column name DEFAULT NULL,
                                        on_blocked text DEFAULT 'error', mark jsonb DEFAULT NULL,
-                                       queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL)
+                                       queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL,
+                                       confirmation jsonb DEFAULT NULL, help_reply jsonb DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -419,6 +434,8 @@ DECLARE
     w text;
     bw text;
     sendable text;
+    cw text;
+    hw text;
     k text;
     v jsonb;
     id integer;
@@ -443,9 +460,13 @@ BEGIN
     END LOOP;
     PERFORM optout._filter_sql(tbl, queued, '');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, row_filter, on_blocked, mark, queued)
+    cw := optout._filter_sql(tbl, confirmation, 'NEW.');
+    hw := optout._filter_sql(tbl, help_reply, 'NEW.');
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, row_filter, on_blocked, mark, queued,
+                                         confirmation, help_reply)
     VALUES (attach_outbound.tbl, 'outbound', attach_outbound.contact_column, attach_outbound.channel_column,
-            attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued)
+            attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued,
+            nullif(attach_outbound.confirmation, '{}'), nullif(attach_outbound.help_reply, '{}'))
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
     -- The WHEN checks every row against the ledger as it is written (and
@@ -456,6 +477,16 @@ BEGIN
     -- a row match row_filter and queued when it did not before (a resend).
     bw := format('optout._outbound_when(%s, NEW.%I%s)', id, contact_column,
                  coalesce(', NEW.' || quote_ident(channel_column), ''));
+    -- A row that looks like a confirmation (a help reply) asks whether it is
+    -- the one allowed instead; every other row is checked as before.
+    IF cw IS NOT NULL OR hw IS NOT NULL THEN
+        bw := format('CASE %s%sELSE %s END', 
+                     CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
+                          cw, id, 'c', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
+                          hw, id, 'h', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     bw);
+    END IF;
     EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
                    'EXECUTE FUNCTION optout._outbound_trigger(%L)',
                    concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
@@ -620,7 +651,7 @@ COMMENT ON FUNCTION optout.detach(regclass) IS 'Removes everything optout attach
 
 CREATE VIEW optout.attached AS
 SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a.row_filter,
-       a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.status_column, a.stopped_value, a.active_value,
+       a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.confirmation, a.help_reply, a.status_column, a.stopped_value, a.active_value,
        a.group_column, a.stopped_group, a.stopped_group_query, a.code_column, a.provider, a.event_column,
        a.stop_events, a.created_at,
        t.tgname AS trigger_name,
@@ -640,7 +671,7 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
     optout._check_value(regclass, name, text), optout._codes_check(),
     optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
-    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb),
+    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb),
     optout.attach_contacts(regclass, name, name, text, text, name),
     optout.attach_groups(regclass, name, name, text, text),
     optout.attach_delivery_errors(regclass, name, name, text, name, name, name, text[], text, jsonb),
@@ -691,7 +722,9 @@ BEGIN
                                            a.event_column]) x(col)
             UNION ALL SELECT jsonb_object_keys(coalesce(a.row_filter, '{}'))::name
             UNION ALL SELECT jsonb_object_keys(coalesce(a.mark, '{}'))::name
-            UNION ALL SELECT jsonb_object_keys(coalesce(a.queued, '{}'))::name) u
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.queued, '{}'))::name
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.confirmation, '{}'))::name
+            UNION ALL SELECT jsonb_object_keys(coalesce(a.help_reply, '{}'))::name) u
      WHERE u.col IS NOT NULL
        AND a.tbl::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
                            WHERE d.classid = 'pg_class'::regclass)

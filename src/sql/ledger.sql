@@ -21,7 +21,8 @@ COMMENT ON TABLE optout.stops IS
 CREATE TABLE optout.events (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    kind        text NOT NULL CHECK (kind IN ('stop', 'start', 'help', 'blocked', 'provider_error', 'status_kept')),
+    kind        text NOT NULL CHECK (kind IN ('stop', 'start', 'help', 'blocked', 'provider_error', 'status_kept',
+                                          'confirmation', 'help_reply')),
     contact     text NOT NULL,
     channel     text,
     source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update')),
@@ -38,6 +39,10 @@ CREATE TABLE optout.events (
 );
 CREATE INDEX events_contact_idx ON optout.events (contact, id);
 CREATE INDEX events_at_idx ON optout.events (at);
+-- One confirmation per stop, one reply per help request: detail.for_event is
+-- the stop's (the help request's) event; a second claim finds the first.
+CREATE UNIQUE INDEX events_reply_once_idx ON optout.events (((detail ->> 'for_event')::bigint))
+    WHERE kind IN ('confirmation', 'help_reply');
 COMMENT ON TABLE optout.events IS
     'Every stop, start, help request, blocked send, provider opt-out error and refused status change, with who, when, which channel, message, keyword and rule';
 

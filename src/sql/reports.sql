@@ -122,6 +122,113 @@ $$;
 COMMENT ON FUNCTION optout.prune_events(interval) IS
     'Deletes events older than the given age, keeping each contact''s latest stop and start and the events current stops refer to';
 
+-- ---------------------------------------------------------------------------
+-- Honour times: for each stop, from the message's arrival to the stop taking
+-- effect. A keyword or provider stop takes effect in the transaction that
+-- stores the message (zero); a backfill stop records when the message
+-- arrived (detail message_at); a manual stop counts from when it was entered.
+-- The FCC's limit (47 CFR 64.1200(a)(10)) is 10 business days: counted here
+-- as Monday to Friday (UTC dates), without public holidays, which only makes
+-- the count stricter.
+CREATE VIEW optout.honour_times AS
+SELECT e.id AS stop_event, e.contact, e.channel AS message_channel,
+       CASE WHEN s.channel IS NULL AND s.contact IS NOT NULL THEN 'contact'
+            WHEN s.contact IS NOT NULL THEN 'channel' END AS current_scope,
+       e.source, e.keyword, e.body AS message, t.received_at, e.at AS honoured_at,
+       e.at - t.received_at AS honour_time, b.business_days,
+       b.business_days <= 10 AS within_10_business_days
+  FROM optout.events e
+ CROSS JOIN LATERAL (SELECT coalesce((e.detail ->> 'message_at')::timestamptz, e.at) AS received_at) t
+ CROSS JOIN LATERAL (SELECT count(*)::integer AS business_days
+                       FROM generate_series((t.received_at AT TIME ZONE 'UTC')::date + 1,
+                                            (e.at AT TIME ZONE 'UTC')::date, interval '1 day') d
+                      WHERE extract(isodow FROM d) < 6) b
+  LEFT JOIN optout.stops s ON s.event_id = e.id
+ WHERE e.kind = 'stop';
+COMMENT ON VIEW optout.honour_times IS
+    'For each stop: when the message arrived, when the stop took effect, the delay, and whether it met 10 business days (the FCC limit)';
+
+-- Everything a lawyer needs about one contact, in one JSON document: every
+-- revocation (the message, keyword, rule, the optout version and keyword set
+-- that classified it, when received and honoured), the sends blocked after
+-- it until the next opt-in (counts and times), the confirmation sent, the
+-- opt-ins with their message or the operator's reason, the help requests and
+-- their replies.
+CREATE FUNCTION optout.evidence(contact text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH ev AS (
+    SELECT e.*, (SELECT min(n.id) FROM optout.events n
+                  WHERE n.contact = e.contact AND n.kind = 'start' AND n.id > e.id
+                    AND (n.detail ->> 'lifted') IS NOT NULL) AS lifted_by
+      FROM optout.events e WHERE e.contact = $1
+), stops AS (
+    SELECT e.*, h.received_at, h.honour_time, h.business_days, h.within_10_business_days
+      FROM ev e JOIN optout.honour_times h ON h.stop_event = e.id
+     WHERE e.kind = 'stop'
+)
+SELECT jsonb_build_object(
+    'contact', $1,
+    'generated_at', pg_catalog.now(),
+    'optout_version', (SELECT x.extversion FROM pg_extension x WHERE x.extname = 'optout'),
+    'settings', jsonb_build_object(
+        'match_mode', pg_catalog.current_setting('optout.match_mode', true),
+        'confirmation_window', pg_catalog.current_setting('optout.confirmation_window', true),
+        'revoke_all_from', nullif(pg_catalog.current_setting('optout.revoke_all_from', true), '')),
+    'stopped_now', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                        'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
+                        'channel', s.channel, 'since', s.stopped_at, 'source', s.source, 'stop_event', s.event_id)
+                      ORDER BY s.stopped_at, s.channel NULLS FIRST)
+                    FROM optout.stops s WHERE s.contact = $1), '[]'::jsonb),
+    'revocations', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', s.id, 'source', s.source, 'channel', s.channel,
+        'message', s.body, 'keyword', s.keyword, 'language', s.language, 'rule', s.rule,
+        'provider', s.provider, 'code', s.code, 'reason', s.reason, 'table', s.table_name, 'actor', s.actor,
+        'classified_by', CASE WHEN s.detail ? 'optout_version' THEN jsonb_build_object(
+                'optout_version', s.detail ->> 'optout_version', 'keyword_set', s.detail ->> 'keywords') END,
+        'revoke_all_from', s.detail ->> 'revoke_all_from',
+        'requested_channel', s.detail ->> 'requested_channel',
+        'received_at', s.received_at, 'honoured_at', s.at,
+        'honour_time_seconds', extract(epoch FROM s.honour_time),
+        'business_days', s.business_days, 'within_10_business_days', s.within_10_business_days,
+        'lifted_by_event', s.lifted_by,
+        'sends_after', (SELECT jsonb_build_object(
+                'blocked', coalesce(sum(CASE WHEN b.detail ? 'queued_failed' THEN 0
+                                             ELSE coalesce((b.detail ->> 'count')::bigint, 1) END), 0),
+                'queued_failed', coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0),
+                'first_at', min(b.at), 'last_at', max(b.at),
+                'records', coalesce(jsonb_agg(jsonb_build_object(
+                        'at', b.at, 'channel', b.channel, 'table', b.table_name, 'rule', b.detail ->> 'rule',
+                        'count', coalesce((b.detail ->> 'count')::bigint, 0),
+                        'queued_failed', coalesce((b.detail ->> 'queued_failed')::bigint, 0)) ORDER BY b.id)
+                    FILTER (WHERE b.id IS NOT NULL), '[]'::jsonb))
+              FROM ev b WHERE b.kind = 'blocked' AND b.id > s.id AND b.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'provider_errors_after', (SELECT jsonb_build_object('count', count(*), 'first_at', min(p.at), 'last_at', max(p.at))
+              FROM ev p WHERE p.kind = 'provider_error' AND p.id > s.id
+               AND p.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'confirmation', (SELECT jsonb_build_object('at', c.at, 'channel', c.channel, 'table', c.table_name,
+                                                   'seconds_after_stop', (c.detail ->> 'seconds_after_stop')::numeric)
+                           FROM ev c WHERE c.kind = 'confirmation' AND (c.detail ->> 'for_event')::bigint = s.id))
+      ORDER BY s.id) FROM stops s), '[]'::jsonb),
+    'opt_ins', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', o.id, 'at', o.at, 'source', o.source, 'channel', o.channel, 'message', o.body,
+        'keyword', o.keyword, 'rule', o.rule, 'reason', o.reason, 'actor', o.actor,
+        'lifted', o.detail ->> 'lifted',
+        'classified_by', CASE WHEN o.detail ? 'optout_version' THEN jsonb_build_object(
+                'optout_version', o.detail ->> 'optout_version', 'keyword_set', o.detail ->> 'keywords') END)
+      ORDER BY o.id) FROM ev o WHERE o.kind = 'start'), '[]'::jsonb),
+    'help_requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', h.id, 'at', h.at, 'channel', h.channel, 'message', h.body, 'keyword', h.keyword,
+        'reply', (SELECT jsonb_build_object('at', r.at, 'channel', r.channel, 'table', r.table_name,
+                                            'seconds_after_help', (r.detail ->> 'seconds_after_help')::numeric)
+                    FROM ev r WHERE r.kind = 'help_reply' AND (r.detail ->> 'for_event')::bigint = h.id))
+      ORDER BY h.id) FROM ev h WHERE h.kind = 'help'), '[]'::jsonb),
+    'status_changes_refused', (SELECT count(*) FROM ev k WHERE k.kind = 'status_kept'))
+$$;
+COMMENT ON FUNCTION optout.evidence(text) IS
+    'One contact''s evidence pack as JSON: revocations (message, rule, keyword, classifier version and keyword set, received and honoured), sends blocked after each, the confirmation, opt-ins, help requests and replies';
+
 REVOKE ALL ON optout.stopped_now, optout.requests_daily, optout.blocked_daily, optout.provider_errors_daily,
-    optout.errors_after_stop FROM PUBLIC;
-REVOKE ALL ON FUNCTION optout.explain_contact(text), optout.prune_events(interval) FROM PUBLIC;
+    optout.errors_after_stop, optout.honour_times FROM PUBLIC;
+REVOKE ALL ON FUNCTION optout.explain_contact(text), optout.prune_events(interval), optout.evidence(text) FROM PUBLIC;
