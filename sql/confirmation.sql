@@ -151,3 +151,7 @@ SELECT optout.attach_outbound('c_strict', 'contact_id', confirmation => '{"nope"
 SELECT optout.attach_outbound('c_strict', 'contact_id', help_reply => '[1]');
 SELECT optout.attach_outbound('c_strict', 'contact_id', confirmation => '{"kind": {"a": 1}}');
 SELECT count(*) AS attached FROM optout.attachments WHERE tbl = 'c_strict'::regclass;
+
+SELECT optout.detach('c_msgs') + optout.detach('c_errors') AS detached;
+DROP TABLE c_msgs, c_errors, c_strict;
+DROP EXTENSION optout;
