@@ -102,6 +102,9 @@ INSERT INTO app.inbox (contact_id, channel, body, created_on) VALUES
     (14, '+1', 'START', '2026-10-03 09:00:00+00'), (13, '+1', 'what is this?', '2026-10-04 09:00:00+00');
 INSERT INTO app.out_mark (contact_id, channel, body, status, created_on) VALUES
     (13, '+1', 'sent after the unhonoured STOP', 'S', '2026-10-05 09:00:00+00');
+-- (an outbox whose rows say what they are: see the confirmation in section 5)
+CREATE TABLE app.out_reply (id serial PRIMARY KEY, contact_id integer, channel text, kind text NOT NULL DEFAULT 'promo',
+                            body text, status text NOT NULL DEFAULT 'Q');
 RESET ROLE;
 
 -- The DBA attaches it, with a clean search_path. The stopped_group_query is
@@ -422,6 +425,34 @@ INSERT INTO app.receipts (contact_id, channel, error_code) VALUES (12, '+1', '21
 RESET search_path;
 RESET ROLE;
 
+-- The confirmation and the help reply (issue #17): the DBA attaches the
+-- app's outbox whose rows say what they are, naming both, and the
+-- app, its schema first on the path, sends through INSERT, COPY, UPDATE and
+-- optout.confirm_next(). Stopped contact 1 (STOP on the inbox) gets one
+-- confirmation; contact 4 (STOPALL, then HELP on +2) one reply; contact 10
+-- (STOP on +1) the send the app arms.
+SELECT optout.attach_outbound('app.out_reply', 'contact_id', 'channel', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}', confirmation => '{"kind": "confirmation"}',
+                              help_reply => '{"kind": "help"}') > 0 AS out_reply;
+SET ROLE regress_optout_app;
+SET search_path = app, pg_catalog, public;
+INSERT INTO app.out_reply (contact_id, channel, kind, body) VALUES (1, '+1', 'promo', 'promo in the window');
+INSERT INTO app.out_reply (contact_id, channel, kind, body) VALUES (1, '+1', 'confirmation', 'unsubscribed');
+COPY app.out_reply (contact_id, channel, kind, body) FROM stdin;
+1	+1	confirmation	unsubscribed again
+4	+2	help	help reply
+4	+2	help	help reply again
+\.
+UPDATE app.out_reply SET status = 'Q' WHERE body OPERATOR(pg_catalog.=) 'unsubscribed again';
+UPDATE app.out_reply SET status = 'Q' WHERE body OPERATOR(pg_catalog.=) 'help reply again';
+BEGIN;
+SELECT optout.confirm_next('10', '+1') AS armed_10;
+INSERT INTO app.out_reply (contact_id, channel, body) VALUES (10, '+1', 'armed confirmation');
+INSERT INTO app.out_reply (contact_id, channel, body) VALUES (10, '+1', 'armed twice');
+COMMIT;
+RESET search_path;
+RESET ROLE;
+
 -- ---------------------------------------------------------------------------
 -- 6. The DBA runs optout's functions, backfill and reports with the app's
 --    schema first on the path (as after SET ROLE, or a path the app set).
@@ -449,6 +480,8 @@ INSERT INTO pg_temp.seen (what, result) SELECT 'backfill_progress', pg_catalog.t
 INSERT INTO pg_temp.seen (what, result) SELECT 'backfill_report', pg_catalog.to_jsonb(r) FROM optout.backfill_report() r;
 INSERT INTO pg_temp.seen (what, result) SELECT 'explain_contact', optout.explain_contact('1');
 INSERT INTO pg_temp.seen (what, result) SELECT 'history', pg_catalog.to_jsonb(r) FROM optout.history('1') r;
+INSERT INTO pg_temp.seen (what, result) SELECT 'evidence', optout.evidence('1');
+INSERT INTO pg_temp.seen (what, result) SELECT 'honour_times', pg_catalog.to_jsonb(r) FROM optout.honour_times r;
 SELECT optout.prune_events(interval '100 years') AS pruned;
 -- Detach and attach again, then a stop and a start through what was re-attached.
 SELECT optout.detach('app.chan_inbox') AS detached;
@@ -492,7 +525,8 @@ ORDER BY 1, 2;
 SELECT contact, channel, source, keyword FROM optout.stops ORDER BY contact::int, channel NULLS FIRST;
 -- The record, per contact (app: written by the app's statements; dba: by the DBA's calls).
 SELECT contact, kind, channel, source, keyword, rule, table_name, code,
-       CASE WHEN actor = 'regress_optout_app' THEN 'app' ELSE 'dba' END AS actor, detail
+       CASE WHEN actor = 'regress_optout_app' THEN 'app' ELSE 'dba' END AS actor,
+       detail - '{seconds_after_stop,seconds_after_help}'::text[] AS detail
   FROM optout.events ORDER BY contact::int, id;
 -- Contacts: stopped ones S (1 kept S against the app's UPDATE), the lifted ones A.
 SELECT id, status, modified_on IS NOT NULL AS touched FROM app.contacts ORDER BY id;
@@ -508,6 +542,8 @@ UNION ALL SELECT 'skip', contact_id, channel, body, status, NULL FROM app.out_sk
 UNION ALL SELECT 'mark', contact_id, channel, body, status, failed_reason FROM app.out_mark
 ORDER BY 1, 2, 3, 4;
 SELECT id, contact_id, error_code FROM app.receipts ORDER BY id;
+-- The confirmation and the help reply: one each, the rest marked.
+SELECT contact_id, channel, kind, body, status FROM app.out_reply ORDER BY id;
 -- What the DBA's calls returned.
 -- (the daily views: whether they returned rows; their number depends on the date)
 SELECT what, CASE WHEN what LIKE '%\_daily' THEN (count(*) > 0)::text ELSE count(*)::text END AS rows
@@ -526,6 +562,13 @@ SELECT result ->> 'stopped' AS stopped, jsonb_array_length(result -> 'stops') AS
        result #>> '{last_opt_out,message}' AS last_opt_out, result ->> 'status_changes_refused' AS status_changes_refused
   FROM seen WHERE what = 'explain_contact';
 SELECT result ->> 'kind' AS kind, result ->> 'source' AS source FROM seen WHERE what = 'history' ORDER BY n;
+-- The evidence pack of contact 1, as the DBA got it with the app's schema first.
+SELECT r ->> 'source' AS source, r ->> 'message' AS message, r -> 'classified_by' ->> 'optout_version' AS version,
+       r -> 'classified_by' ->> 'keyword_set' IS NOT NULL AS keyword_set, r ->> 'within_10_business_days' AS in_time,
+       r -> 'sends_after' ->> 'blocked' AS blocked_after, r -> 'confirmation' IS NOT NULL AS confirmed
+  FROM seen, jsonb_array_elements(result -> 'revocations') r WHERE what = 'evidence';
+SELECT result ->> 'source' AS source, result ->> 'honour_time' AS honour_time, result ->> 'within_10_business_days' AS in_time
+  FROM seen WHERE what = 'honour_times' AND result ->> 'contact' = '1';
 SELECT result ->> 'status' AS status, result ->> 'rows_scanned' AS rows_scanned, result ->> 'opt_outs_found' AS opt_outs_found,
        result ->> 'contacts_stopped' AS contacts_stopped
   FROM seen WHERE what = 'backfill_progress' ORDER BY (result ->> 'run_id')::int;

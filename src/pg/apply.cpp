@@ -303,9 +303,10 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
                                                                            : "{\"lifted\": \"channel\"}")
                                                : "{\"lifted\": null}";
         // What classified it: optout's version and the keyword set (evidence).
-        if (e.info.source && (strcmp(e.info.source, "keyword") == 0 || strcmp(e.info.source, "backfill") == 0))
-            e.info.detail = detail_add(e.info.detail, psprintf("\"optout_version\": \"%s\", \"keywords\": \"%s\"",
-                                                               OPTOUT_VERSION, keywords_fingerprint()));
+        if (e.info.source && (strcmp(e.info.source, "keyword") == 0 || strcmp(e.info.source, "backfill") == 0)) {
+            e.info.optout_version = OPTOUT_VERSION;
+            e.info.keyword_set = keywords_fingerprint();
+        }
         event_of[i] = nevents++;
     }
     int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));

@@ -24,6 +24,10 @@ struct EventInfo {
     // The channel the message or error came on, recorded in the event even
     // when the stop it causes covers every channel.
     const char* arrived_on = nullptr;
+    // What classified a keyword message: optout's version and the identity
+    // of the keyword set (the evidence pack).
+    const char* optout_version = nullptr;
+    const char* keyword_set = nullptr;
 };
 
 // --- locks (see locks.cpp for the protocol) --------------------------------

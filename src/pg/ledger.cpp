@@ -158,16 +158,18 @@ namespace {
 
 // The columns of optout.events a row fills, and a row's values in that order;
 // the others (id, at) take their defaults.
-constexpr int kEventColumns = 14;
+constexpr int kEventColumns = 16;
 const char* const kEventColumnNames[kEventColumns] = {"kind",     "contact", "channel",    "source", "body",
                                                       "keyword",  "language", "rule",      "provider", "code",
-                                                      "table_name", "reason", "actor",     "detail"};
+                                                      "table_name", "reason", "actor",     "optout_version",
+                                                      "keyword_set", "detail"};
 void event_values(const optout_pg::EventRow& row, const char* actor, const char* out[kEventColumns]) {
     const optout_pg::EventInfo& info = row.info;
     const char* v[kEventColumns] = {row.kind,      row.contact,   row.channel,     info.source ? info.source : "manual",
                                     info.body,     info.keyword,  info.language,   info.rule,
                                     info.provider, info.code,     info.table_name, info.reason,
-                                    actor,         info.detail};
+                                    actor,         info.optout_version, info.keyword_set,
+                                    info.detail};
     memcpy(out, v, sizeof v);
 }
 
@@ -329,15 +331,17 @@ void record_events(const EventRow* rows, int n, int64* ids) {
         // column default) in that order, so RETURNING lists them in order.
         event_plan = prepare(
             "INSERT INTO optout.events (kind, contact, channel, source, body, keyword, language, rule, provider, "
-            "code, table_name, reason, actor, detail) "
+            "code, table_name, reason, actor, optout_version, keyword_set, detail) "
             "SELECT u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, u.provider, "
-            "u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.detail::pg_catalog.jsonb "
+            "u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.optout_version, u.keyword_set, "
+            "u.detail::pg_catalog.jsonb "
             "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
             "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
             "pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-            "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14)) WITH ORDINALITY "
+            "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
+            "pg_catalog.unnest($16)) WITH ORDINALITY "
             "AS u(kind, contact, channel, source, body, keyword, language, rule, provider, code, table_name, "
-            "reason, actor, detail, n) ORDER BY u.n RETURNING id",
+            "reason, actor, optout_version, keyword_set, detail, n) ORDER BY u.n RETURNING id",
             kEventColumns, types);
     }
     int rc = SPI_execute_plan(event_plan, values, nullptr, false, 0);

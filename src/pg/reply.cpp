@@ -52,7 +52,7 @@ const char kConfirmationSql[] =
     "WITH s AS (" OPTOUT_LATEST_STOP ") "
     "INSERT INTO optout.events AS x (kind, contact, channel, source, table_name, actor, detail) "
     "SELECT 'confirmation', $1, $2, 'send', $4, $5::pg_catalog.name, pg_catalog.jsonb_build_object("
-    "'for_event', s.event_id, 'stop_at', s.at, 'stop_source', s.source, 'stop_channel', s.channel, "
+    "'for_event', s.event_id, 'stop_source', s.source, 'stop_channel', s.channel, "
     "'seconds_after_stop', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
     "OPERATOR(pg_catalog.-) s.at)::pg_catalog.numeric, 3)) "
     "FROM s WHERE " OPTOUT_STOP_ALLOWS
@@ -69,7 +69,7 @@ const char kHelpReplySql[] =
     "ORDER BY e.id DESC LIMIT 1) "
     "INSERT INTO optout.events AS x (kind, contact, channel, source, table_name, actor, detail) "
     "SELECT 'help_reply', $1, $2, 'send', $4, $5::pg_catalog.name, pg_catalog.jsonb_build_object("
-    "'for_event', h.id, 'help_at', h.at, "
+    "'for_event', h.id, "
     "'seconds_after_help', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
     "OPERATOR(pg_catalog.-) h.at)::pg_catalog.numeric, 3)) "
     "FROM h WHERE h.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "

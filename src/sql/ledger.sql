@@ -35,7 +35,9 @@ CREATE TABLE optout.events (
     table_name  text,
     reason      text,
     actor       name NOT NULL,
-    detail      jsonb
+    detail      jsonb,
+    optout_version text,                -- a classified message: the optout version that read it
+    keyword_set text                    -- ... and its keyword set (a hash of optout.keywords' enabled rows)
 );
 CREATE INDEX events_contact_idx ON optout.events (contact, id);
 CREATE INDEX events_at_idx ON optout.events (at);

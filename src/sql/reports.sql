@@ -185,8 +185,8 @@ SELECT jsonb_build_object(
         'event', s.id, 'source', s.source, 'channel', s.channel,
         'message', s.body, 'keyword', s.keyword, 'language', s.language, 'rule', s.rule,
         'provider', s.provider, 'code', s.code, 'reason', s.reason, 'table', s.table_name, 'actor', s.actor,
-        'classified_by', CASE WHEN s.detail ? 'optout_version' THEN jsonb_build_object(
-                'optout_version', s.detail ->> 'optout_version', 'keyword_set', s.detail ->> 'keywords') END,
+        'classified_by', CASE WHEN s.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', s.optout_version, 'keyword_set', s.keyword_set) END,
         'revoke_all_from', s.detail ->> 'revoke_all_from',
         'requested_channel', s.detail ->> 'requested_channel',
         'received_at', s.received_at, 'honoured_at', s.at,
@@ -215,8 +215,8 @@ SELECT jsonb_build_object(
         'event', o.id, 'at', o.at, 'source', o.source, 'channel', o.channel, 'message', o.body,
         'keyword', o.keyword, 'rule', o.rule, 'reason', o.reason, 'actor', o.actor,
         'lifted', o.detail ->> 'lifted',
-        'classified_by', CASE WHEN o.detail ? 'optout_version' THEN jsonb_build_object(
-                'optout_version', o.detail ->> 'optout_version', 'keyword_set', o.detail ->> 'keywords') END)
+        'classified_by', CASE WHEN o.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', o.optout_version, 'keyword_set', o.keyword_set) END)
       ORDER BY o.id) FROM ev o WHERE o.kind = 'start'), '[]'::jsonb),
     'help_requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
         'event', h.id, 'at', h.at, 'channel', h.channel, 'message', h.body, 'keyword', h.keyword,
