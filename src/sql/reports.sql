@@ -155,7 +155,7 @@ COMMENT ON VIEW optout.honour_times IS
 -- opt-ins with their message or the operator's reason, the help requests and
 -- their replies.
 CREATE FUNCTION optout.evidence(contact text) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE sql STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 WITH ev AS (
