@@ -41,6 +41,12 @@ SELECT * FROM optout.history('1');
 SELECT optout.record_delivery_error('2', NULL, 'twilio', '21610');
 UPDATE optout.keywords SET enabled = false WHERE keyword = 'stop';
 SELECT optout.detach('platform.inbox');
+-- The evidence and the honour times show message bodies: not for the app.
+SELECT optout.evidence('1');
+SELECT count(*) FROM optout.honour_times;
+-- It may arm the next send as the confirmation (PUBLIC may: the platform
+-- calls it), which gives it nothing but the one confirmation a stop allows.
+SELECT optout.confirm_next('1') IS NOT NULL AS may_arm;
 -- A stray status update does not lift the stop either.
 UPDATE platform.contacts SET status = 'A' WHERE id = 1;
 SELECT status FROM platform.contacts WHERE id = 1;
@@ -58,6 +64,13 @@ GRANT EXECUTE ON FUNCTION optout.history(text) TO optout_officer;
 SET ROLE optout_officer;
 SELECT kind, body FROM optout.history('1') ORDER BY id;
 SELECT count(*) FROM optout.events;
+RESET ROLE;
+-- ... and the evidence pack and the honour times, deliberately.
+GRANT EXECUTE ON FUNCTION optout.evidence(text) TO optout_officer;
+GRANT SELECT ON optout.honour_times TO optout_officer;
+SET ROLE optout_officer;
+SELECT jsonb_array_length(optout.evidence('1') -> 'revocations') AS revocations;
+SELECT contact, source, within_10_business_days FROM optout.honour_times ORDER BY stop_event;
 RESET ROLE;
 
 -- Whoever causes a stop, the statements on the platform's tables run as
