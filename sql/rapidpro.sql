@@ -26,7 +26,7 @@ CREATE TABLE msgs_msg (
     msg_type varchar(1) NOT NULL DEFAULT 'T', status varchar(1) NOT NULL,
     visibility varchar(1) NOT NULL DEFAULT 'V', created_on timestamptz NOT NULL DEFAULT now(),
     modified_on timestamptz NOT NULL DEFAULT now(), sent_on timestamptz, error_count integer NOT NULL DEFAULT 0,
-    failed_reason varchar(1), external_identifier varchar(255),
+    failed_reason varchar(1), external_identifier varchar(255), flow_id integer,
     CONSTRAINT sent_on_for_sent CHECK (status NOT IN ('W', 'S', 'D', 'R') OR sent_on IS NOT NULL));
 CREATE TABLE channels_channelevent (
     id bigserial PRIMARY KEY, org_id integer NOT NULL, channel_id integer NOT NULL,
@@ -150,6 +150,18 @@ SELECT kind, channel, source, body, keyword, rule, table_name, detail FROM optou
 SELECT count(*) AS blocked_events, sum((detail ->> 'count')::int) AS blocked_sends
   FROM optout.history('1') WHERE kind = 'blocked' AND NOT detail ? 'queued_failed';
 SELECT kind, source, code, table_name FROM optout.history('61') WHERE kind <> 'blocked' ORDER BY id;
+
+-- A confirmation (issue #17): RapidPro has none of its own. An org whose
+-- STOP keyword trigger starts a flow that says "you are unsubscribed" names
+-- that flow's messages; one of them per stop goes out, the rest are failed.
+SELECT sum(optout.detach(tbl)) AS detached FROM (SELECT DISTINCT tbl FROM optout.attached) t;
+SELECT count(*) AS attached FROM optout.attach_rapidpro(confirmation => '{"flow_id": 42}');
+INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status) VALUES (1, 7, 5, 'stop', 'I', 'P');
+INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status, flow_id) VALUES
+    (1, 7, 5, 'You are unsubscribed. Reply START to rejoin.', 'O', 'Q', 42),
+    (1, 7, 5, 'You are unsubscribed (sent twice).', 'O', 'Q', 42),
+    (1, 7, 5, 'Weekly news', 'O', 'Q', 7);
+SELECT text, status, failed_reason FROM msgs_msg WHERE contact_id = 5 AND direction = 'O' AND text <> 'broadcast' ORDER BY id;
 
 -- Undo: detach every table.
 SELECT sum(optout.detach(tbl)) AS detached FROM (SELECT DISTINCT tbl FROM optout.attached) t;

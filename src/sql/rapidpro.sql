@@ -2,7 +2,12 @@
 
 -- ---------------------------------------------------------------------------
 -- RapidPro in one call (see docs/reference.md, "RapidPro").
-CREATE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public')
+-- RapidPro has no notion of a confirmation message. An org that sends one
+-- does it with a flow started by its STOP keyword trigger; the flow's
+-- messages carry its flow_id, so confirmation => '{"flow_id": 42}' names
+-- them (one message from that flow per stop, within the window). Off unless
+-- given: without it every send to a stopped contact is failed, as before.
+CREATE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public', confirmation jsonb DEFAULT NULL)
     RETURNS SETOF optout.attached
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -36,7 +41,8 @@ BEGIN
     PERFORM optout.attach_outbound(format('%I.msgs_msg', schema)::regclass, 'contact_id', 'channel_id',
                                    on_blocked => 'mark',
                                    mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
-                                   queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}');
+                                   queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}',
+                                   confirmation => attach_rapidpro.confirmation);
     PERFORM optout.attach_delivery_errors(format('%I.channels_channelevent', schema)::regclass, 'contact_id',
                                           channel_column => 'channel_id', event_column => 'event_type',
                                           stop_events => '{stop_contact}');
@@ -46,6 +52,6 @@ BEGIN
                   ORDER BY a.id;
 END
 $$;
-REVOKE ALL ON FUNCTION optout.attach_rapidpro(name) FROM PUBLIC;
-COMMENT ON FUNCTION optout.attach_rapidpro(name) IS
+REVOKE ALL ON FUNCTION optout.attach_rapidpro(name, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION optout.attach_rapidpro(name, jsonb) IS
     'Wires a RapidPro database: keyword stops on msgs_msg, sticky stops on contacts_contact, the \Stopped group, failed sends, stop_contact channel events';
