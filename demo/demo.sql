@@ -64,7 +64,8 @@ CREATE TABLE shop.contacts (id int PRIMARY KEY, name text, status text NOT NULL 
 CREATE TABLE shop.groups (id int PRIMARY KEY, name text);
 CREATE TABLE shop.members (contact_id int, group_id int, PRIMARY KEY (contact_id, group_id));
 CREATE TABLE shop.messages (id serial PRIMARY KEY, contact_id int, direction text, body text,
-                            status text DEFAULT 'queued', created_on timestamptz DEFAULT now());
+                            status text DEFAULT 'queued', created_on timestamptz DEFAULT now(),
+                            kind text NOT NULL DEFAULT 'marketing');
 INSERT INTO shop.groups VALUES (1, 'Stopped'), (2, 'Customers'), (3, 'Newsletter');
 INSERT INTO shop.contacts (id, name) VALUES (1, 'Ana'), (2, 'Ben'), (3, 'Chloé'), (4, 'Dana');
 INSERT INTO shop.members VALUES (1, 2), (1, 3), (2, 2), (2, 3), (3, 3), (4, 2), (4, 3);
@@ -88,14 +89,15 @@ SELECT r.contact, count(m.*) AS messages_sent_after
 
 \echo
 \echo '8. Attach the platform: one call per table, naming which column is what,'
-\echo '   and what a blocked message gets.'
+\echo '   what a blocked message gets, and what a confirmation and a help reply look like.'
 SELECT optout.attach_contacts('shop.contacts', 'id', 'status', stopped_value => 'stopped', active_value => 'active') AS contacts,
        optout.attach_groups('shop.members', 'contact_id', 'group_id', stopped_group => '1') AS groups,
        optout.attach_inbound('shop.messages', body_column => 'body', contact_column => 'contact_id',
                              mode => 'reasonable', row_filter => '{"direction": "in"}') AS inbound,
        optout.attach_outbound('shop.messages', contact_column => 'contact_id', on_blocked => 'mark',
                               mark => '{"status": "blocked"}', queued => '{"status": "queued"}',
-                              row_filter => '{"direction": "out"}') AS outbound;
+                              row_filter => '{"direction": "out"}', confirmation => '{"kind": "confirmation"}',
+                              help_reply => '{"kind": "help"}') AS outbound;
 
 \echo 'Now apply the backfill: Dana is stopped, with her original message on record.'
 CALL optout.backfill('shop.messages', time_column => 'created_on', apply => true);
@@ -116,6 +118,20 @@ INSERT INTO shop.messages (contact_id, direction, body) VALUES (1, 'out', 'Last 
 SELECT m.id, c.name, m.body, m.status FROM shop.messages m JOIN shop.contacts c ON c.id = m.contact_id
  WHERE m.direction = 'out' AND m.created_on > '2026-11-01' ORDER BY m.id;
 
+\echo 'The platform confirms Ben''s opt-out (the one message the FCC allows, within 5 minutes):'
+\echo 'accepted once; a second confirmation, or a promotion dressed up in the window, is blocked.'
+INSERT INTO shop.messages (contact_id, direction, kind, body) VALUES
+    (2, 'out', 'confirmation', 'Shop: you are unsubscribed and will get no more messages.'),
+    (2, 'out', 'confirmation', 'Shop: you are unsubscribed (again).'),
+    (2, 'out', 'marketing', 'Before you go: 50% off!');
+SELECT m.id, m.kind, m.body, m.status FROM shop.messages m WHERE m.contact_id = 2 AND m.direction = 'out'
+   AND m.created_on > '2026-11-01' ORDER BY m.id;
+\echo 'Ben asks for HELP: one reply goes out even though he is stopped.'
+INSERT INTO shop.messages (contact_id, direction, body, status) VALUES (2, 'in', 'HELP', 'received');
+INSERT INTO shop.messages (contact_id, direction, kind, body) VALUES
+    (2, 'out', 'help', 'Shop help: shop.example/help. Reply START to resubscribe.');
+SELECT kind, body, status FROM shop.messages WHERE contact_id = 2 AND kind = 'help';
+
 \echo 'Ana says "thanks", and the platform sets her back to active: the stop holds.'
 INSERT INTO shop.messages (contact_id, direction, body, status) VALUES (1, 'in', 'thanks', 'received');
 UPDATE shop.contacts SET status = 'active' WHERE id = 1;
@@ -135,3 +151,11 @@ SELECT request, source, keyword, language, requests FROM optout.requests_daily O
 SELECT queued_failed, sends_blocked, contacts FROM optout.blocked_daily;
 \echo 'Why is Ben stopped?'
 SELECT jsonb_pretty(optout.explain_contact('2') - 'provider_errors' - 'help_requests' - 'status_changes_refused');
+
+\echo
+\echo '12. A lawyer asks about Ben: his evidence pack, one JSON document (the revocation shown).'
+SELECT jsonb_pretty((optout.evidence('2') -> 'revocations' -> 0) - 'sends_after');
+SELECT jsonb_pretty((optout.evidence('2') -> 'revocations' -> 0 -> 'sends_after') - 'records');
+\echo 'And each stop''s honour time, for the monthly report (Dana''s came from the backfill).'
+SELECT contact, source, message, received_at::date AS received, honoured_at::date AS honoured,
+       business_days, within_10_business_days FROM optout.honour_times ORDER BY stop_event;
