@@ -6,6 +6,8 @@
 --   attached    bench.out_a: attach_outbound(on_blocked => 'mark'); the
 --               stopped contacts stopped with optout.stop()
 --   unattached  bench.out_b: the same table, no trigger
+--   confirmable bench.out_c: as attached, with a confirmation filter (issue
+--               #17) that no row matches: what the filter costs every send
 --   plpgsql     bench.out_p: a PL/pgSQL BEFORE INSERT trigger that looks the
 --               contact up in a plain table of stopped contacts and marks
 --               the row (what a platform might write by hand)
@@ -17,7 +19,8 @@
 \set ON_ERROR_STOP 1
 
 \o /dev/null
-SELECT bench.create_msgs('bench.out_a'), bench.create_msgs('bench.out_b'), bench.create_msgs('bench.out_p');
+SELECT bench.create_msgs('bench.out_a'), bench.create_msgs('bench.out_b'), bench.create_msgs('bench.out_p'),
+       bench.create_msgs('bench.out_c');
 \o
 
 -- The messages: :contacts contacts, three channels, over 90 days.
@@ -38,6 +41,10 @@ TRUNCATE optout.stops, optout.events;
 SELECT optout.attach_outbound('bench.out_a', 'contact_id', 'channel_id', on_blocked => 'mark',
                               mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
                               queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}') IS NOT NULL AS attached;
+SELECT optout.attach_outbound('bench.out_c', 'contact_id', 'channel_id', on_blocked => 'mark',
+                              mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
+                              queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}',
+                              confirmation => '{"failed_reason": "K"}') IS NOT NULL AS attached;
 \o
 SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS contacts_stopped
   FROM generate_series(10, greatest(:contacts, :broadcast), 10) AS c;
@@ -61,7 +68,8 @@ CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
-  FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p')) AS x (v, o, t);
+  FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
+               ('confirmable', 4, 'bench.out_c')) AS x (v, o, t);
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
@@ -76,7 +84,8 @@ SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
 SELECT * FROM bench.medians('outbound');
 SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.25)
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached')
-UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql');
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql')
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, with a confirmation filter vs attached (for reference)', 'confirmable', 'attached');
 
 SELECT s FROM bench.schedule('broadcast', 3 * :runs) s \gexec
 SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,

@@ -143,6 +143,24 @@ RESET optout.fault_injection;
 INSERT INTO f_msgs (contact_id, direction, body) SELECT c, 'O', 'bulk' FROM generate_series(12, 400) c;
 SELECT status, count(*), min(contact_id), max(contact_id) FROM f_msgs WHERE body = 'bulk' GROUP BY status ORDER BY status;
 
+-- 4. The claim of a confirmation (issue #17) fails: the send fails with it,
+--    nothing is stored or recorded, and the confirmation is still there to
+--    send; then exactly one goes out.
+CREATE TABLE f_conf (contact_id int, kind text, status text DEFAULT 'Q');
+SELECT optout.attach_outbound('f_conf', 'contact_id', on_blocked => 'mark', mark => '{"status": "F"}',
+                              confirmation => '{"kind": "confirmation"}') > 0 AS confirmable;
+INSERT INTO f_msgs (contact_id, direction, body) VALUES (20, 'I', 'STOP');
+SET optout.fault_injection = 'reply_claim';
+INSERT INTO f_conf VALUES (20, 'confirmation');
+SET optout.fault_injection = 'reply_claim:cancel';
+INSERT INTO f_conf VALUES (20, 'confirmation');
+RESET optout.fault_injection;
+SELECT count(*) AS rows_stored, (SELECT count(*) FROM optout.events WHERE kind = 'confirmation') AS recorded FROM f_conf;
+INSERT INTO f_conf VALUES (20, 'confirmation'), (20, 'confirmation'), (20, 'promo');
+SELECT kind, status, count(*) FROM f_conf GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT optout.detach('f_conf') AS detached;
+DROP TABLE f_conf;
+
 -- Nothing was left behind: the ledger holds the stops that committed, and
 -- this backend holds no lock of optout's between statements.
 SELECT contact, channel, source FROM optout.stops ORDER BY contact::int;

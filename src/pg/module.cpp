@@ -78,7 +78,7 @@ void _PG_init(void) {
     DefineCustomStringVariable(
         "optout.fault_injection", "Test hook: fail optout's work at a named point.",
         "POINT raises an error there, POINT:cancel cancels the statement there. Points: cache_load, "
-        "keywords_load, apply_events, apply_ledger, apply_platform, send_ledger_read.",
+        "keywords_load, apply_events, apply_ledger, apply_platform, send_ledger_read, reply_claim.",
         &fault_setting, "", PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "optout.confirmation_window",

@@ -113,7 +113,10 @@ bool run(SPIPlanPtr* plan, const char* sql, const char* contact, const char* cha
     if (read_only) nulls[4] = 'n';
     values[5] = Int32GetDatum(window);
     values[6] = BoolGetDatum(optout_pg::confirm_manual_stops());
-    if (!read_only) CommandCounterIncrement();
+    if (!read_only) {
+        optout_pg::fault_point("reply_claim");
+        CommandCounterIncrement();
+    }
     int rc = SPI_execute_snapshot(*plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, read_only, false, 1);
     if (rc < 0) elog(ERROR, "optout: recording a reply failed: %s", SPI_result_code_string(rc));
     bool done = SPI_processed > 0;
