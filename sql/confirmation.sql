@@ -137,6 +137,10 @@ SELECT body, status FROM c_msgs WHERE contact_id = 13 AND direction = 'out' ORDE
 SELECT optout.confirm_next(NULL);
 SELECT optout.confirm_next('not a number');
 
+-- A column a confirmation filter names cannot be dropped or renamed under it.
+ALTER TABLE c_msgs RENAME COLUMN msg_type TO kind;
+ALTER TABLE c_msgs DROP COLUMN msg_type;
+
 -- 11. on_blocked 'error': the second confirmation is refused with the usual error.
 CREATE TABLE c_strict (contact_id integer, kind text, body text);
 SELECT optout.attach_outbound('c_strict', 'contact_id', confirmation => '{"kind": ["confirm", "stop-ack"]}') > 0 AS strict;
