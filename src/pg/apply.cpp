@@ -53,7 +53,11 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();
     TableOwnerScope owner = enter_table_owner(a);
+    // (On Citus, a statement for several contacts is a multi-shard one, run
+    // from a trigger on a shard: pin_search_path() allows it; citus.hpp.)
+    int guc_level = pin_search_path();
     int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    unpin_search_path(guc_level);
     leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;

@@ -10,6 +10,7 @@
 // the same switch PostgreSQL's own foreign-key triggers make; an error while
 // switched is undone by transaction abort, which restores the user.
 // Statements are prepared once per backend and reused.
+#include "citus.hpp"
 #include "enforce.hpp"
 
 extern "C" {
@@ -184,7 +185,8 @@ constexpr int kBatch = 1000;
 bool direct_writable(Relation rel) {
     TupleConstr* constr = RelationGetDescr(rel)->constr;
     return rel->rd_rel->relkind == RELKIND_RELATION && rel->trigdesc == nullptr &&
-           !(constr && constr->has_generated_stored) && !rel->rd_rel->relforcerowsecurity;
+           !(constr && constr->has_generated_stored) && !rel->rd_rel->relforcerowsecurity &&
+           !optout_pg::citus_table(RelationGetRelid(rel));  // its rows are in Citus's shards
 }
 
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
@@ -509,7 +511,8 @@ double ledger_rows_estimate() {
 }
 
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword) {
-    if (!since) return ledger_probe(contact, channel);
+    // (On Citus the ledger's rows are in a shard: only a query reads them.)
+    if (!since && !citus_table(optout_table("stops"))) return ledger_probe(contact, channel);
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
     if (!check_plan) {
