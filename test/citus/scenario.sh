@@ -63,6 +63,22 @@ UNION ALL SELECT optout.attach_outbound('msgs_msg', 'contact_id', 'channel_id', 
                                         queued => '{\"status\": [\"I\", \"Q\", \"E\"]}', row_filter => '{\"direction\": \"O\"}')
 UNION ALL SELECT optout.attach_delivery_errors('channels_channelevent', 'contact_id', channel_column => 'channel_id',
                                                event_column => 'event_type', stop_events => '{stop_contact}')) x"
+# Shapes optout cannot enforce on are refused, with the reason.
+cq 0 >/dev/null <<'SQL'
+CREATE TABLE sms_by_id (id bigint PRIMARY KEY, contact_id integer NOT NULL, status text);
+SELECT create_distributed_table('sms_by_id', 'id', colocate_with => 'none');
+CREATE TABLE sms_everywhere (id bigint PRIMARY KEY, contact_id integer NOT NULL, status text);
+SELECT create_reference_table('sms_everywhere');
+SQL
+fails "attach_outbound refuses messages not co-located with the contacts" \
+      'table public.sms_by_id is not co-located with public.contacts_contact, which optout is attached to' 0 \
+      "SELECT optout.attach_outbound('sms_by_id', 'contact_id', on_blocked => 'mark', mark => '{\"status\": \"F\"}')"
+fails "attach_inbound refuses a reference table" 'table public.sms_everywhere is a Citus reference table' 0 \
+      "SELECT optout.attach_inbound('sms_everywhere', 'status', 'contact_id')"
+fails "attach_groups refuses a distributed table (not done yet)" \
+      'cannot attach the distributed table public.contacts_contactgroup_contacts as groups' 0 \
+      "SELECT optout.attach_groups('contacts_contactgroup_contacts', 'contact_id', 'contactgroup_id', stopped_group => '3')"
+check "nothing of the refused attachments is left" "4" 0 "SELECT count(*) FROM optout.attachments"
 check "optout's triggers are on every shard of msgs_msg" "0" 0 \
       "SELECT count(*) FILTER (WHERE r::int < 4) FROM run_command_on_shards('msgs_msg', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'optout%%'\$\$) x(shard, ok, r)"
 
