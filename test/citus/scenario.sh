@@ -136,6 +136,29 @@ check "the stopped contacts, from the coordinator" "$b" 0 "SELECT string_agg(con
 check "events from both workers, from the coordinator" "2" 0 \
       "SELECT count(DISTINCT contact) FROM optout.events WHERE kind = 'stop'"
 
+# A bulk import of STOPs across all shards in one statement: both workers
+# write the ledger and the events in the same distributed transaction.
+run "a STOP for 100 contacts on all shards, in one INSERT ... SELECT" 0 \
+    "INSERT INTO msgs_msg (org_id, contact_id, text, direction, status)
+     SELECT org_id, id, 'STOP', 'I', 'H' FROM contacts_contact WHERE id BETWEEN 101 AND 200"
+check "... stops every one of them" "100" 0 \
+      "SELECT count(*) FROM contacts_contact WHERE id BETWEEN 101 AND 200 AND status = 'S'"
+for n in 0 1 2; do
+    check "... in the ledger of node $n" "100" $n "SELECT count(*) FROM optout.stops WHERE contact::int BETWEEN 101 AND 200"
+done
+check "... each with its stop event" "100" 0 \
+      "SELECT count(*) FROM optout.events WHERE kind = 'stop' AND contact::int BETWEEN 101 AND 200"
+check "event ids are unique across the nodes" "t" 0 "SELECT count(DISTINCT id) = count(*) FROM optout.events"
+# The reports, from the coordinator.
+check "stopped_now" "101" 0 "SELECT count(*) FROM optout.stopped_now"
+check "requests_daily (101 keyword stops, 1 by hand)" "102" 0 "SELECT sum(requests) FROM optout.requests_daily WHERE request = 'opt_out'"
+check "blocked_daily (queued failed: 2, and the 100 contacts' broadcast; sends: 3)" "102|3" 0 \
+      "SELECT sum(queued_failed), sum(sends_blocked) FROM optout.blocked_daily"
+# Known limit, not done: explain_contact is an SQL function with parameters,
+# which Citus cannot plan against its tables. (When it works, this fails.)
+fails "explain_contact does not work on Citus yet (known limit)" "could not create distributed plan" 0 \
+      "SELECT optout.explain_contact('$b') IS NOT NULL"
+
 [ -n "${CITUS_KEEP:-}" ] && { trap - EXIT; echo "# kept: $CITUS_DIR (ports $CITUS_PORT..$((CITUS_PORT + 2)))"; }
 echo "citus: $passed passed, $failed failed"
 [ "$failed" = 0 ]
