@@ -5,6 +5,7 @@ extern "C" {
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "utils/fmgroids.h"
 }
@@ -53,12 +54,17 @@ Oid citus_shard_parent(Relation rel) {
     int64 shardid = strtoll(us + 1, nullptr, 10);
     Oid parent = InvalidOid;
     if (!catalog_has(catalog, 2, Int64GetDatum(shardid), F_INT8EQ, &parent) || !OidIsValid(parent)) return InvalidOid;
-    // The shard of that table: same schema, named <table>_<shardid>.
-    char* pname = get_rel_name(parent);
-    if (!pname || get_rel_namespace(parent) != RelationGetNamespace(rel) ||
-        strlen(pname) != static_cast<size_t>(us - name) || strncmp(pname, name, us - name) != 0)
-        return InvalidOid;
-    return parent;
+    // The shard of that table: same schema, named <table>_<shardid>, and the
+    // same owner (Citus gives a shard its table's owner; a table another
+    // role names so on a node that does not hold that shard is not one).
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(parent));
+    if (!HeapTupleIsValid(tup)) return InvalidOid;
+    Form_pg_class form = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup));
+    bool same = form->relnamespace == RelationGetNamespace(rel) && form->relowner == rel->rd_rel->relowner &&
+                strlen(NameStr(form->relname)) == static_cast<size_t>(us - name) &&
+                strncmp(NameStr(form->relname), name, us - name) == 0;
+    ReleaseSysCache(tup);
+    return same ? parent : InvalidOid;
 }
 
 void citus_allow_nested() {

@@ -12,7 +12,8 @@ namespace optout_pg {
 bool citus_table(Oid relid);
 
 // When rel is a Citus shard (a table named <table>_<shardid> in the schema of
-// a Citus table <table> that has that shard), that table; else InvalidOid.
+// a Citus table <table> that has that shard, with its owner), that table;
+// else InvalidOid.
 Oid citus_shard_parent(Relation rel);
 
 // Inside enter_owner(): optout's own writes to its Citus tables from a

@@ -136,6 +136,19 @@ check "the stopped contacts, from the coordinator" "$b" 0 "SELECT string_agg(con
 check "events from both workers, from the coordinator" "2" 0 \
       "SELECT count(DISTINCT contact) FROM optout.events WHERE kind = 'stop'"
 
+# A table another role names like a shard of msgs_msg, on a worker that does
+# not hold that shard, with optout's trigger: it is not a shard, and acts for
+# no one.
+far=$(cq 0 -c "SELECT shardid FROM citus_shards WHERE table_name = 'msgs_msg'::regclass AND nodeport = $((CITUS_PORT + 2)) LIMIT 1")
+att=$(cq 0 -c "SELECT id FROM optout.attachments WHERE kind = 'inbound'")
+cq 0 -c "CREATE ROLE intruder LOGIN; GRANT CREATE ON SCHEMA public TO intruder" >/dev/null
+fails "a look-alike of a shard, owned by another role, is refused" "optout attachment $att is not attached to table \"msgs_msg_$far\"" 1 "
+SET ROLE intruder;
+CREATE TABLE public.msgs_msg_$far (text text, contact_id integer, channel_id integer, direction text);
+CREATE TRIGGER t BEFORE INSERT ON public.msgs_msg_$far FOR EACH ROW EXECUTE FUNCTION optout._inbound_trigger('$att');
+INSERT INTO public.msgs_msg_$far VALUES ('STOP', 500, 1, 'I')"
+check "... and stopped no one" "f" 0 "SELECT optout.is_stopped('500')"
+
 # A bulk import of STOPs across all shards in one statement: both workers
 # write the ledger and the events in the same distributed transaction.
 run "a STOP for 100 contacts on all shards, in one INSERT ... SELECT" 0 \
