@@ -48,7 +48,7 @@ build_citus() {
     [ -f "$prefix/.optout-complete" ] && { say "Citus $ver for PostgreSQL $pg_major in $prefix (cached)"; return 0; }
     local src=${CITUS_SRC:-/work/.mirror/citusdata+citus/repo} work log
     if [ ! -e "$src" ]; then
-        skip "no Citus source here (CITUS_SRC unset and $src absent); Citus is not downloaded by this script"
+        skip "no Citus source at $src (set CITUS_SRC to a Citus tree or git directory); this script downloads nothing"
     fi
     umask 022
     mkdir -p "$cache"
