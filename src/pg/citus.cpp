@@ -38,6 +38,8 @@ bool catalog_has(Oid catalog, AttrNumber att, Datum value, RegProcedure eq, Oid*
 
 namespace optout_pg {
 
+bool citus_loaded() { return OidIsValid(dist_catalog("pg_dist_partition")); }
+
 bool citus_table(Oid relid) {
     // Not cached: Citus and optout use up most of PostgreSQL's ten relcache
     // callbacks. Without Citus this is one name lookup.

@@ -7,6 +7,9 @@
 
 namespace optout_pg {
 
+// Is Citus installed in this database (its catalog exists)? One name lookup.
+bool citus_loaded();
+
 // Is the table a Citus table (distributed or reference: its rows are in
 // shards, which only a query through Citus reads)?
 bool citus_table(Oid relid);

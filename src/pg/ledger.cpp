@@ -566,7 +566,7 @@ double ledger_rows_estimate() {
 
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword) {
     // (On Citus the ledger's rows are in a shard: only a query reads them.)
-    if (!since && !citus_table(optout_table("stops"))) return ledger_probe(contact, channel);
+    if (!since && !(citus_loaded() && citus_table(optout_table("stops")))) return ledger_probe(contact, channel);
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
     if (!check_plan) {
