@@ -172,6 +172,18 @@ check "blocked_daily (queued failed: 2, and the 100 contacts' broadcast; sends: 
 fails "explain_contact does not work on Citus yet (known limit)" "could not create distributed plan" 0 \
       "SELECT optout.explain_contact('$b') IS NOT NULL"
 
+# A keyword added on the coordinator reaches every node's classifier.
+run "a keyword added on the coordinator" 0 "INSERT INTO optout.keywords (keyword, intent, language) VALUES ('basta', 'opt_out', 'it')"
+run "... used by a message on the other worker's shard" 1 \
+    "INSERT INTO msgs_msg (org_id, contact_id, text, direction, status) VALUES (1, $b, 'Basta!', 'I', 'H')"
+check "... is read as an opt-out there" "basta" 0 \
+      "SELECT keyword FROM optout.events WHERE contact = '$b' AND kind = 'stop' AND source = 'keyword'"
+
+# Detaching a distributed table takes optout's triggers off every shard.
+check "detach" "2" 0 "SELECT optout.detach('msgs_msg')"
+check "... no optout trigger is left on a shard of msgs_msg" "0" 0 \
+      "SELECT sum(r::int) FROM run_command_on_shards('msgs_msg', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'optout%%'\$\$) x(shard, ok, r)"
+
 [ -n "${CITUS_KEEP:-}" ] && { trap - EXIT; echo "# kept: $CITUS_DIR (ports $CITUS_PORT..$((CITUS_PORT + 2)))"; }
 echo "citus: $passed passed, $failed failed"
 [ "$failed" = 0 ]
