@@ -18,7 +18,7 @@
 # normal user (who has the packages, or is told the one apt-get line to run).
 #
 # Environment: PG, OPTOUT_ALSO_PG, OPTOUT_CACHE (see scripts/pg.sh),
-# FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1,
+# FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1, OPTOUT_SKIP_CITUS=1,
 # OPTOUT_KEEP_WORK=1.
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,6 +56,11 @@ prepare_versions() {
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     ensure_packages
     prepare_versions
+    # Citus (test/citus/run.sh): built once into the cache as root; skipped
+    # later where its source is absent.
+    if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && [ -z "${PG:-}" -o "${PG:-15}" = 15 ]; then
+        CITUS_BUILD_ONLY=1 bash "$OPTOUT_ROOT/test/citus/run.sh" || true
+    fi
     # The corpus under test/data must be the shared one, where that is beside us.
     shared="$OPTOUT_ROOT/../shared/corpus/inbound.jsonl"
     if [ -f "$shared" ]; then
@@ -205,6 +210,30 @@ if pg_parts ""; then
         echo "==> pg_regress suite with the server under valgrind memcheck"
         script_suite valgrind test/scripts/valgrind.sh
     fi
+fi
+
+# optout on Citus: a coordinator and two workers (test/citus/run.sh); exit 3
+# means skipped (no Citus source on this machine, as in CI).
+if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && [ "$OPTOUT_PG_MAJOR" = 15 ]; then
+    part "Citus: coordinator + 2 workers"
+    echo "==> optout on Citus (test/citus/run.sh)"
+    out=$(mktemp); rc=0
+    bash test/citus/run.sh >"$out" 2>&1 || rc=$?
+    grep -E '^(ok|not ok|#)' "$out" || true
+    if [ "$rc" = 3 ]; then
+        skipped=$((skipped + 1))
+    else
+        line=$(grep -E '^citus: [0-9]+ passed, [0-9]+ failed' "$out" || true)
+        if [ -n "$line" ]; then
+            record citus "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+                         "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+        else
+            tail -n 40 "$out"; record citus 0 1
+        fi
+    fi
+    rm -f "$out"
+else
+    skipped=$((skipped + 1))
 fi
 
 if [ -z "${OPTOUT_SKIP_FUZZ:-}" ]; then

@@ -8,6 +8,7 @@
 // rights, whoever caused the stop; the ledger and the event record are
 // written as optout's owner (ledger.cpp).
 #include "attachments.hpp"
+#include "citus.hpp"
 #include "guard.hpp"
 
 #include <cctype>
@@ -56,7 +57,13 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();
     TableOwnerScope owner = enter_table_owner(a);
+    // (On Citus, a statement for several contacts is a multi-shard one, run
+    // from a trigger on a shard: allowed, see citus.hpp. The search_path is
+    // the session's: the platform's own triggers it fires need it.)
+    int guc_level = NewGUCNestLevel();
+    citus_allow_nested();
     int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    AtEOXact_GUC(true, guc_level);
     leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;

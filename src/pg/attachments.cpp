@@ -8,6 +8,7 @@
 // and prepared once per backend with SPI_prepare + SPI_keepplan: no SQL text
 // is built or parsed per row.
 #include "attachments.hpp"
+#include "citus.hpp"
 
 extern "C" {
 #include "catalog/partition.h"
@@ -269,6 +270,7 @@ void check_attached_relation(const Attachment* a, Relation rel) {
         list_free(ancestors);
         if (found) return;
     }
+    if (optout_pg::citus_shard_parent(rel) == a->relid) return;  // a Citus shard of the table
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("optout attachment %d is not attached to table \"%s\"", a->id, RelationGetRelationName(rel)),
                     errdetail("Attachment %d is on %s; only its triggers there (and on its partitions) act for it.",

@@ -7,6 +7,7 @@
 // the cache is valid.
 #include <memory>
 
+#include "citus.hpp"
 #include "glue.hpp"
 #include "guard.hpp"
 
@@ -161,5 +162,8 @@ extern "C" Datum optout_config_changed(PG_FUNCTION_ARGS) {
                         errmsg("optout._config_changed() must be called as a trigger")));
     TriggerData* trigdata = reinterpret_cast<TriggerData*>(fcinfo->context);
     CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+    // On Citus, the trigger fires on each node's shard: the caches watch the table.
+    Oid table = optout_pg::citus_shard_parent(trigdata->tg_relation);
+    if (OidIsValid(table)) CacheInvalidateRelcacheByRelid(table);
     return PointerGetDatum(nullptr);
 }

@@ -10,6 +10,7 @@
 // the same switch PostgreSQL's own foreign-key triggers make; an error while
 // switched is undone by transaction abort, which restores the user.
 // Statements are prepared once per backend and reused.
+#include "citus.hpp"
 #include "enforce.hpp"
 
 extern "C" {
@@ -36,6 +37,8 @@ extern "C" {
 namespace {
 
 SPIPlanPtr event_plan = nullptr;
+SPIPlanPtr citus_ids_plan = nullptr;    // on Citus (see record_events)
+SPIPlanPtr citus_event_plan = nullptr;
 SPIPlanPtr ledger_insert_plan = nullptr;
 SPIPlanPtr ledger_delete_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
@@ -186,7 +189,8 @@ constexpr int kBatch = 1000;
 bool direct_writable(Relation rel) {
     TupleConstr* constr = RelationGetDescr(rel)->constr;
     return rel->rd_rel->relkind == RELKIND_RELATION && rel->trigdesc == nullptr &&
-           !(constr && constr->has_generated_stored) && !rel->rd_rel->relforcerowsecurity;
+           !(constr && constr->has_generated_stored) && !rel->rd_rel->relforcerowsecurity &&
+           !optout_pg::citus_table(RelationGetRelid(rel));  // its rows are in Citus's shards
 }
 
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
@@ -324,6 +328,58 @@ void record_events(const EventRow* rows, int n, int64* ids) {
     }
     Datum values[kEventColumns];
     for (int c = 0; c < kEventColumns; c++) values[c] = cstring_array(cols[c], n);
+    if (citus_table(optout_table("events"))) {
+        // On Citus: the ids first, from this node's sequence, then the rows
+        // with their ids and no RETURNING, which Citus copies straight into
+        // the contacts' shards. (With RETURNING it would stage the rows as
+        // "intermediate results" named after the plan; two workers flushing
+        // in one distributed transaction, as a broadcast's commit makes them,
+        // then write the same names on a third node and break each other.)
+        if (!citus_ids_plan) {
+            static const Oid itypes[1] = {INT4OID};
+            citus_ids_plan = prepare(
+                "SELECT pg_catalog.nextval('optout.events_id_seq'::pg_catalog.regclass) "
+                "FROM pg_catalog.generate_series(1, $1)",
+                1, itypes);
+        }
+        if (!citus_event_plan) {
+            Oid types[kEventColumns + 1];
+            types[0] = INT8ARRAYOID;
+            for (int c = 1; c <= kEventColumns; c++) types[c] = TEXTARRAYOID;
+            citus_event_plan = prepare(
+                "INSERT INTO optout.events (id, kind, contact, channel, source, body, keyword, language, rule, "
+                "provider, code, table_name, reason, actor, detail) "
+                "SELECT u.id, u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, "
+                "u.provider, u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.detail::pg_catalog.jsonb "
+                "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+                "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
+                "pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+                "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
+                "AS u(id, kind, contact, channel, source, body, keyword, language, rule, provider, code, table_name, "
+                "reason, actor, detail)",
+                kEventColumns + 1, types);
+        }
+        Datum count = Int32GetDatum(n);
+        int rc = SPI_execute_plan(citus_ids_plan, &count, nullptr, false, 0);
+        if (rc != SPI_OK_SELECT || SPI_processed != static_cast<uint64>(n))
+            elog(ERROR, "optout: drawing event ids failed");
+        Datum* idd = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+        for (int i = 0; i < n; i++) {
+            bool isnull;
+            int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+            idd[i] = Int64GetDatum(id);
+            if (ids) ids[i] = id;
+        }
+        Datum args[kEventColumns + 1];
+        int dims[1] = {n};
+        int lbs[1] = {1};
+        args[0] = PointerGetDatum(construct_md_array(idd, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
+        for (int c = 0; c < kEventColumns; c++) args[c + 1] = values[c];
+        rc = SPI_execute_plan(citus_event_plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_INSERT || SPI_processed != static_cast<uint64>(n)) elog(ERROR, "optout: recording events failed");
+        leave_owner(scope);
+        return;
+    }
     if (!event_plan) {
         Oid types[kEventColumns];
         for (int c = 0; c < kEventColumns; c++) types[c] = TEXTARRAYOID;
@@ -513,7 +569,8 @@ double ledger_rows_estimate() {
 }
 
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword) {
-    if (!since) return ledger_probe(contact, channel);
+    // (On Citus the ledger's rows are in a shard: only a query reads them.)
+    if (!since && !(citus_loaded() && citus_table(optout_table("stops")))) return ledger_probe(contact, channel);
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
     if (!check_plan) {

@@ -1,5 +1,6 @@
 // Module initialisation: the magic block, the optout.match_mode setting, and
 // the error side of the exception guard.
+#include "citus.hpp"
 #include "glue.hpp"
 #include "guard.hpp"
 
@@ -136,6 +137,7 @@ int pin_search_path() {
     int level = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
                             0, false);
+    citus_allow_nested();  // on Citus only (citus.hpp)
     return level;
 }
 

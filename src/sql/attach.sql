@@ -314,6 +314,7 @@ BEGIN
     IF channel_column IS NOT NULL THEN
         PERFORM optout._column(tbl, channel_column, 'channel', true);
     END IF;
+    PERFORM optout._citus_check(tbl, kind);  -- Citus only (src/sql/citus.sql)
     RETURN t;
 END
 $$;

@@ -7,3 +7,4 @@
 \ir rapidpro.sql
 \ir reports.sql
 \ir backfill.sql
+\ir citus.sql
