@@ -348,15 +348,17 @@ void record_events(const EventRow* rows, int n, int64* ids) {
             for (int c = 1; c <= kEventColumns; c++) types[c] = TEXTARRAYOID;
             citus_event_plan = prepare(
                 "INSERT INTO optout.events (id, kind, contact, channel, source, body, keyword, language, rule, "
-                "provider, code, table_name, reason, actor, detail) "
+                "provider, code, table_name, reason, actor, optout_version, keyword_set, detail) "
                 "SELECT u.id, u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, "
-                "u.provider, u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.detail::pg_catalog.jsonb "
+                "u.provider, u.code, u.table_name, u.reason, u.actor::pg_catalog.name, u.optout_version, "
+                "u.keyword_set, u.detail::pg_catalog.jsonb "
                 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
                 "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
                 "pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-                "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
+                "pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
+                "pg_catalog.unnest($16), pg_catalog.unnest($17)) "
                 "AS u(id, kind, contact, channel, source, body, keyword, language, rule, provider, code, table_name, "
-                "reason, actor, detail)",
+                "reason, actor, optout_version, keyword_set, detail)",
                 kEventColumns + 1, types);
         }
         Datum count = Int32GetDatum(n);

@@ -56,7 +56,7 @@ const char kConfirmationSql[] =
     "'seconds_after_stop', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
     "OPERATOR(pg_catalog.-) s.at)::pg_catalog.numeric, 3)) "
     "FROM s WHERE " OPTOUT_STOP_ALLOWS
-    "ON CONFLICT (((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
+    "ON CONFLICT (contact, ((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
     "WHERE kind IN ('confirmation', 'help_reply') DO NOTHING "
     "RETURNING x.id";
 
@@ -74,7 +74,7 @@ const char kHelpReplySql[] =
     "OPERATOR(pg_catalog.-) h.at)::pg_catalog.numeric, 3)) "
     "FROM h WHERE h.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
     "pg_catalog.make_interval(secs => $6)) AND $7 IS NOT NULL "
-    "ON CONFLICT (((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
+    "ON CONFLICT (contact, ((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
     "WHERE kind IN ('confirmation', 'help_reply') DO NOTHING "
     "RETURNING x.id";
 

@@ -43,7 +43,9 @@ CREATE INDEX events_contact_idx ON optout.events (contact, id);
 CREATE INDEX events_at_idx ON optout.events (at);
 -- One confirmation per stop, one reply per help request: detail.for_event is
 -- the stop's (the help request's) event; a second claim finds the first.
-CREATE UNIQUE INDEX events_reply_once_idx ON optout.events (((detail ->> 'for_event')::bigint))
+-- (The contact leads the key: on Citus, where the events are distributed by
+-- contact, a unique index must include it; for_event is the same contact's.)
+CREATE UNIQUE INDEX events_reply_once_idx ON optout.events (contact, ((detail ->> 'for_event')::bigint))
     WHERE kind IN ('confirmation', 'help_reply');
 COMMENT ON TABLE optout.events IS
     'Every stop, start, help request, blocked send, provider opt-out error and refused status change, with who, when, which channel, message, keyword and rule';
