@@ -1138,11 +1138,12 @@ bool review(const Impl& k, Scratch& s, Match& m) {
     if (words.size() == 1 && words[0].end - words[0].begin == 1) {
         const char16_t c = t[words[0].begin];
         if (c >= u'a' && c <= u'z' && k.optout_initial[c - u'a'] >= 0) {
-            const Impl::Entry& e = k.entries[static_cast<std::size_t>(k.optout_initial[c - u'a'])];
+            // Which keyword it begins is anyone's guess ("s": stop, salir,
+            // sair, stopp): the language is "und" (BCP 47: undetermined).
             m.intent = Intent::Review;
             m.rule = Rule::LoneLetter;
             m.keyword.assign(1, static_cast<char>(c));
-            m.language = e.language;
+            m.language = "und";
             return true;
         }
     }
