@@ -21,7 +21,8 @@ COMMENT ON TABLE optout.stops IS
 CREATE TABLE optout.events (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    kind        text NOT NULL CHECK (kind IN ('stop', 'start', 'help', 'blocked', 'provider_error', 'status_kept')),
+    kind        text NOT NULL CHECK (kind IN ('stop', 'start', 'help', 'blocked', 'provider_error', 'status_kept',
+                                          'review', 'review_dismissed')),
     contact     text NOT NULL,
     channel     text,
     source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update')),

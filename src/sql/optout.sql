@@ -5,5 +5,6 @@
 \ir ledger.sql
 \ir attach.sql
 \ir rapidpro.sql
+\ir review.sql
 \ir reports.sql
 \ir backfill.sql
