@@ -75,5 +75,5 @@ SELECT s FROM bench.schedule('classify', :runs) s \gexec
 
 SELECT * FROM bench.medians('classify');
 SELECT * FROM bench.target('classify', '`standard` vs the floor', 'standard', 'floor', '<=', 2)
-UNION ALL SELECT * FROM bench.target('classify', '`reasonable` vs the floor', 'reasonable', 'floor', '<=', 2)
+UNION ALL SELECT * FROM bench.target('classify', '`reasonable` vs the floor', 'reasonable', 'floor', '<=', 3)
 UNION ALL SELECT * FROM bench.target('classify', 'PL/pgSQL `standard` vs `standard` (times slower)', 'plpgsql', 'standard', '>=', 10);
