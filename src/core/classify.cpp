@@ -197,9 +197,12 @@ bool word_is(const std::u16string& t, const Span& w, const char* lit) noexcept {
 // ----------------------------------------------------- standard rule (c), (d)
 
 // (c): the words joined spell a key. Returns the key, or -1.
-std::int32_t joined_key(const Impl& k, const std::u16string& t, const std::vector<Span>& words) {
+std::int32_t joined_key(const Impl& k, const std::u16string& t, const std::vector<Span>& words,
+                        std::size_t n = SIZE_MAX) {
     std::int32_t node = 0;
-    for (const Span& w : words) {
+    if (n > words.size()) n = words.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const Span& w = words[i];
         node = k.walk(node, t.data() + w.begin, w.end - w.begin);
         if (node < 0) return -1;
     }
@@ -209,10 +212,10 @@ std::int32_t joined_key(const Impl& k, const std::u16string& t, const std::vecto
 // (d): segmentation into opt-out and courtesy keys. State bits: 1 = an
 // opt-out segment seen, 2 = a courtesy segment seen. Returns the first
 // opt-out key of the chosen segmentation, or -1.
-std::int32_t segment_optout(const Impl& k, Scratch& s, Rule& rule) {
+std::int32_t segment_optout(const Impl& k, Scratch& s, Rule& rule, std::size_t n = SIZE_MAX) {
     const std::u16string& t = s.text;
     const std::vector<Span>& words = s.words;
-    const std::size_t n = words.size();
+    if (n > words.size()) n = words.size();
     s.reach.assign(n + 1, 0);
     s.first.assign((n + 1) * 4, -1);
     s.reach[0] = 1u << 0;
@@ -567,6 +570,8 @@ void classify_base(std::string_view body, Mode mode, const Impl* k, Scratch& s, 
         // kMaxPhraseWords words only that it is longer.
         do s.words.push_back(w);
         while (s.words.size() <= kMaxPhraseWords && tk.next(w));
+    } else if (any_word) {
+        s.words.push_back(w);  // the first word, for the review rules (extended())
     }
     if (keyed) {
         // (b) normalised text equals a normalised keyword
@@ -656,6 +661,18 @@ bool foreign_letter(char32_t c) noexcept {
 // and "ΕND" (Greek Ε) read as cancel and end; Russian "стоп" stays itself
 // (п's skeleton is π). Returns false when no word was replaced.
 bool lookalike_body(const Impl& k, const std::u16string& raw, std::string& out) {
+    // Most bodies have no letter of another script: accents (Latin-1),
+    // punctuation, symbols and emoji (surrogate pairs) are below U+0370, in
+    // U+2000-U+2BFF or beyond U+FFFF. Letters beyond U+FFFF (Deseret,
+    // Osage, ...) are not read as look-alikes.
+    bool maybe = false;
+    for (char16_t c : raw) {
+        if (c >= 0x370 && (c < 0x2000 || (c >= 0x2C00 && c < 0xD800) || (c >= 0xF900 && c < 0xFE00))) {
+            maybe = true;
+            break;
+        }
+    }
+    if (!maybe) return false;
     USpoofChecker* sc = nullptr;
     std::u16string text, word;
     bool changed = false;
@@ -765,7 +782,7 @@ bool neighbours(char16_t a, char16_t b) noexcept {
 // letters or fewer have no typos.
 bool one_slip(const char16_t* w, std::size_t wn, const std::u16string& key) noexcept {
     const std::size_t kn = key.size();
-    if (kn < 4 || wn == 0 || w[0] != key[0]) return false;
+    if (wn == 0 || w[0] != key[0] || wn + 1 < kn || wn > kn + 1 || kn < 4) return false;
     std::size_t i = 0;
     if (wn == kn) {
         while (i < kn && w[i] == key[i]) ++i;
@@ -815,10 +832,10 @@ bool typo_body(const Impl& k, const Scratch& s, std::string& out) {
     if (wn < 3 || wn > kMaxTypoKey + 1) return false;
     for (std::size_t i = w.begin; i < w.end; ++i)
         if (t[i] < u'a' || t[i] > u'z') return false;
-    for (const char* real : kRealWords)
-        if (word_is(t, w, real)) return false;
-    for (const std::u16string& key : k.typo_keys) {
+    for (const std::u16string& key : k.typo_keys[t[w.begin] - u'a']) {
         if (!one_slip(t.data() + w.begin, wn, key)) continue;
+        for (const char* real : kRealWords)
+            if (word_is(t, w, real)) return false;
         std::u16string fixed;
         fixed.reserve(t.size() + 1);
         fixed.append(t, 0, w.begin);
@@ -973,7 +990,20 @@ struct PhraseTable {
     };
     std::vector<Phrase> phrases;
     // First word -> the phrases it can start.
-    std::unordered_map<std::u16string, std::vector<std::size_t>> by_first;
+    // (Views of the strings in phrases[i].slots[0]: their addresses never
+    // change once a phrase is built, the vectors holding them only move.)
+    std::unordered_map<std::u16string_view, std::vector<std::size_t>> by_first;
+    // A filter before by_first: bit bloom_bit(w) is set for every first word.
+    std::uint64_t bloom[64] = {};
+    static std::size_t bloom_bit(std::u16string_view w) noexcept {
+        return (w.size() * 131u + static_cast<std::size_t>(w[0]) * 31u + w[w.size() - 1] * 7u +
+                (w.size() > 2 ? static_cast<std::size_t>(w[1]) * 17u : 0u)) &
+               4095u;
+    }
+    bool maybe_first(std::u16string_view w) const noexcept {
+        const std::size_t b = bloom_bit(w);
+        return (bloom[b >> 6] >> (b & 63)) & 1u;
+    }
 
     static std::vector<std::u16string> split(const char* s, char sep) {
         std::vector<std::u16string> out(1);
@@ -985,6 +1015,7 @@ struct PhraseTable {
     }
 
     PhraseTable() {
+        phrases.reserve(std::size(kPhraseDefs));
         for (const PhraseDef& d : kPhraseDefs) {
             Phrase p{&d, {}, {}};
             for (const std::u16string& slot : split(d.pattern, ' ')) {
@@ -1004,9 +1035,12 @@ struct PhraseTable {
                 for (const PhraseLanguage& l : kPhraseNegators)
                     if (std::string_view(l.language) == d.language) p.negators = split(l.negators, ' ');
             }
-            for (const std::u16string& first : p.slots.front().alternatives)
-                by_first[first].push_back(phrases.size());
             phrases.push_back(std::move(p));
+            for (const std::u16string& first : phrases.back().slots.front().alternatives) {
+                by_first[std::u16string_view(first)].push_back(phrases.size() - 1);
+                const std::size_t b = bloom_bit(first);
+                bloom[b >> 6] |= std::uint64_t{1} << (b & 63);
+            }
         }
     }
 };
@@ -1039,8 +1073,8 @@ bool more_phrases(const Scratch& s, Match& m) {
     if (words.empty() || words.size() > kMaxPhraseWords) return false;
     const std::u16string& t = s.text;
     const PhraseTable& table = phrase_table();
-    Tokens toks;
-    toks.reserve(words.size() * 2);
+    static thread_local Tokens toks;  // reused: no allocation once warm
+    toks.clear();
     for (const Span& w : words) {
         std::u16string_view v(t.data() + w.begin, w.end - w.begin);
         // French elision: l' d' j' m' n' s' t' c' qu' are words of their own.
@@ -1052,10 +1086,9 @@ bool more_phrases(const Scratch& s, Match& m) {
             toks.push_back(v);
         }
     }
-    std::u16string key;
     for (std::size_t p = 0; p < toks.size(); ++p) {
-        key.assign(toks[p].data(), toks[p].size());
-        const auto it = table.by_first.find(key);
+        if (!table.maybe_first(toks[p])) continue;
+        const auto it = table.by_first.find(toks[p]);
         if (it == table.by_first.end()) continue;
         for (std::size_t idx : it->second) {
             const PhraseTable::Phrase& ph = table.phrases[idx];
@@ -1104,14 +1137,29 @@ constexpr struct {
 // The review rules on a body nothing else matched.
 bool review(const Impl& k, Scratch& s, Match& m) {
     const std::u16string& t = s.text;
-    // The sender's words (quoted spans dropped); at most 8 are needed.
-    std::vector<Span> words;
+    // The sender's words (quoted spans dropped); at most 8 are needed, and
+    // none unless the first is a letter or a negative word.
+    // (classify_base() left at least the first word in s.words.)
+    if (s.words.empty()) return false;
+    {
+        const Span& w = s.words.front();
+        bool candidate = w.end - w.begin == 1;
+        for (const auto& neg : kLoneNegatives) candidate = candidate || word_is(t, w, neg.word);
+        if (!candidate) return false;
+    }
+    Span words_buf[8];
+    std::size_t nwords = 0;
     {
         Tokenizer tk(t, /*drop_quotes=*/true);
         Span w{0, 0};
-        while (words.size() < 8 && tk.next(w)) words.push_back(w);
+        while (nwords < 8 && tk.next(w)) words_buf[nwords++] = w;
     }
-    if (words.empty()) return false;
+    struct {
+        const Span* p;
+        std::size_t n;
+        std::size_t size() const noexcept { return n; }
+        const Span& operator[](std::size_t i) const noexcept { return p[i]; }
+    } words{words_buf, nwords};
     // A negative word alone, or with courtesy words after it ("no thanks",
     // "No, thank you"): the words after the first cut into courtesy keys.
     bool reach[9] = {true, false, false, false, false, false, false, false, false};
@@ -1158,26 +1206,46 @@ void extended(std::string_view body, Mode mode, const Impl* k, Scratch& s, Match
     // the English request phrases; s.words holds the first words.
     if (reasonable && more_phrases(s, m)) return;
     if (k == nullptr) return;
+    if (!reasonable && detail::all_ascii(body)) {
+        // The common case of standard: only the review rules can apply.
+        review(*k, s, m);
+        return;
+    }
 
     // Derived bodies, computed before any of them is classified (a nested
     // classify_base() reuses the scratch buffers).
-    std::string lookalike, typo, sentence, aside;
+    std::string lookalike, typo;
     const bool any_lookalike = !detail::all_ascii(body) && lookalike_body(*k, s.raw, lookalike);
     const bool words = !s.words.empty();
-    bool any_sentence = false, any_aside = false;
+    // The sentence and aside rules need a first word that begins a key or a
+    // courtesy word (else the first sentence cannot be an opt-out). The
+    // first sentence is read by standard's rules on its words (words
+    // joined, opt-out keywords and courtesy words), without reading the
+    // body again.
+    bool first_keyed = false;
     if (reasonable && words) {
+        const Span& w = s.words.front();
+        const std::int32_t node = k->walk(0, s.text.data() + w.begin, w.end - w.begin);
+        first_keyed = node >= 0 && (k->node(node).flags & Impl::kStdPrefix) != 0;
+    }
+    std::int32_t sentence_entry = -1;
+    bool aside_term = false;
+    if (first_keyed) {
         char16_t term = 0;
         const std::size_t end = first_sentence_end(s, &term);
-        if (end != std::u16string::npos) {
-            const bool more = detail::collapse_trim(s.text.substr(end), s.tmp, SIZE_MAX) && !s.tmp.empty();
-            std::u16string head = s.text.substr(0, end);
-            if (more && (term == u',' || term == u'?')) {
-                aside = detail::to_utf8(head);
-                any_aside = true;
-            } else if (more) {
-                sentence = detail::to_utf8(head);
-                any_sentence = true;
+        std::size_t n = 0;
+        while (n < s.words.size() && s.words[n].end <= end) ++n;
+        // More words after the terminator (a word, not only punctuation).
+        if (end != std::u16string::npos && n < s.words.size()) {
+            const std::int32_t key = joined_key(*k, s.text, s.words, n);
+            if (key >= 0 && k->key_intent(key) == Intent::OptOut) {
+                sentence_entry = k->key_entry(key);
+            } else {
+                Rule seg_rule = Rule::None;
+                const std::int32_t seg = segment_optout(*k, s, seg_rule, n);
+                if (seg >= 0) sentence_entry = k->key_entry(seg);
             }
+            aside_term = term == u',' || term == u'?' || term == u'\u061F';
         }
     }
     const bool any_typo = reasonable && words && typo_body(*k, s, typo);
@@ -1194,13 +1262,15 @@ void extended(std::string_view body, Mode mode, const Impl* k, Scratch& s, Match
         m.language = std::move(d.language);
         return true;
     };
+    auto take_entry = [&](std::int32_t entry, Intent intent, Rule rule) {
+        fill(m, *k, entry, rule);
+        m.intent = intent;
+        return true;
+    };
     bool done = (any_lookalike && take(lookalike, mode, Rule::Lookalike)) ||
-                (any_sentence && take(sentence, Mode::Standard, Rule::Sentence)) ||
-                (any_typo && take(typo, Mode::Reasonable, Rule::Typo));
-    if (!done && any_aside && take(aside, Mode::Standard, Rule::KeywordAside)) {
-        m.intent = Intent::Review;
-        done = true;
-    }
+                (sentence_entry >= 0 && !aside_term && take_entry(sentence_entry, Intent::OptOut, Rule::Sentence)) ||
+                (any_typo && take(typo, Mode::Reasonable, Rule::Typo)) ||
+                (sentence_entry >= 0 && aside_term && take_entry(sentence_entry, Intent::Review, Rule::KeywordAside));
     if (!done && r.intent == Intent::Review) {
         m.intent = r.intent;
         m.rule = r.rule;

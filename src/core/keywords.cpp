@@ -232,7 +232,7 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
     std::u16string typo_copy;
     if (typo_key) {
         typo_copy = key;
-        reserve_one(typo_keys);
+        reserve_one(typo_keys[key[0] - u'a']);
     }
     reserve_one(entries);
     if (new_key) {
@@ -273,7 +273,7 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
     } else {
         keys[static_cast<std::size_t>(kit->second)].entries.push_back(entry_idx);
     }
-    if (typo_key) typo_keys.push_back(std::move(typo_copy));  // capacity reserved: no throw
+    if (typo_key) typo_keys[typo_copy[0] - u'a'].push_back(std::move(typo_copy));  // reserved: no throw
     if (intent == Intent::OptOut && key[0] >= u'a' && key[0] <= u'z' &&
         optout_initial[key[0] - u'a'] < 0)
         optout_initial[key[0] - u'a'] = entry_idx;

@@ -82,7 +82,7 @@ struct KeywordSet::Impl {
     std::vector<Node> trie;                                        // trie[0] is the root
     // Opt-out keys made of a-z only, 4 to kMaxTypoKey letters long: the ones
     // reasonable mode reads with a typo (classify.cpp, "typos").
-    std::vector<std::u16string> typo_keys;
+    std::vector<std::u16string> typo_keys[26];  // by first letter
     // Opt-out keys by first letter a-z: the entry of the first one added with
     // that initial, or -1 (review: a lone letter).
     std::int32_t optout_initial[26] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
