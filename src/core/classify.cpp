@@ -1068,12 +1068,12 @@ bool match_slots(const PhraseTable::Phrase& p, std::size_t si, const Tokens& tok
 }
 
 // Phrases of kPhraseDefs in the words of s (at most kMaxPhraseWords).
-bool more_phrases(const Scratch& s, Match& m) {
+bool more_phrases(Scratch& s, Match& m) {
     const std::vector<Span>& words = s.words;
     if (words.empty() || words.size() > kMaxPhraseWords) return false;
     const std::u16string& t = s.text;
     const PhraseTable& table = phrase_table();
-    static thread_local Tokens toks;  // reused: no allocation once warm
+    Tokens& toks = s.tokens;  // reused: no allocation once warm
     toks.clear();
     for (const Span& w : words) {
         std::u16string_view v(t.data() + w.begin, w.end - w.begin);
@@ -1143,7 +1143,9 @@ bool review(const Impl& k, Scratch& s, Match& m) {
     if (s.words.empty()) return false;
     {
         const Span& w = s.words.front();
-        bool candidate = w.end - w.begin == 1;
+        const std::size_t len = w.end - w.begin;
+        if (len > 4) return false;  // the longest negative word has 4 letters
+        bool candidate = len == 1;
         for (const auto& neg : kLoneNegatives) candidate = candidate || word_is(t, w, neg.word);
         if (!candidate) return false;
     }
