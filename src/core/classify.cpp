@@ -101,6 +101,18 @@
 //  A body with no word (empty, white space, emoji) matches nothing in any
 //  mode (every keyword has a letter or digit).
 //
+// 0.2 (extended(), below classify_base()): only when the rules above found
+//  nothing. Standard and reasonable: look-alike letters (words holding a
+//  letter of another script, mapped through ICU's confusable skeletons, that
+//  spell an opt-out key; the body is read again) -> Rule::Lookalike.
+//  Reasonable: request phrases of es/fr/pt/de and legal-style English
+//  (kPhraseDefs, same 50-word limit, per-language negators); the first
+//  sentence read by rules (c)/(d) on its words -> Rule::Sentence; one slip in
+//  the first non-courtesy word (one_slip(), never a kRealWords word; the body
+//  is read again) -> Rule::Typo. Then Intent::Review: a lone negative word
+//  (with courtesy words), a lone letter that begins an opt-out key, and in
+//  reasonable an opt-out first sentence ending with ',' or '?' and more text.
+//  Each reads the body again at most once, so every mode stays linear.
 // ERRORS: classify/normalize/keyword_key throw only std::bad_alloc (ICU's
 //  out-of-memory becomes std::bad_alloc). If ICU's normalisation data were
 //  unavailable, the pipeline falls back to simple case folding; a failure of
