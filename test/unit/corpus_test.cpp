@@ -297,7 +297,9 @@ TEST(Corpus, FamiliesEveryLineInEveryMode) {
             const char* label = optout::to_string(mode);
             ASSERT_TRUE(obj.count(label)) << "line " << lineno << ": no label " << label;
             Intent expected = Intent::None;
-            if (obj[label]) ASSERT_TRUE(parse_label(*obj[label], expected)) << "line " << lineno;
+            if (obj[label]) {
+                ASSERT_TRUE(parse_label(*obj[label], expected)) << "line " << lineno;
+            }
             const optout::Match m = optout::classify(body, mode, keywords, true);
             ++checked;
             if (trap && m.intent == Intent::OptOut) t.trap_stops[mi]++;
