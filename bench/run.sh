@@ -33,6 +33,20 @@ OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$OPTOUT_ROOT/scripts/common.sh"
 
 ALL_WORKLOADS="classify inbound outbound partitioned latency backfill"
+# docs/benchmarks.md may end with sections that other scripts write, after
+# this line; a report written over it keeps them (the line and everything
+# after it), whatever this run measured.
+KEEP_MARKER='<!-- sections below are written by other scripts -->'
+write_report() {  # write_report <new report> <destination>
+    local new=$1 dest=$2 tmp
+    tmp=$(mktemp)
+    cp "$new" "$tmp"
+    if [ -f "$dest" ] && grep -qxF -- "$KEEP_MARKER" "$dest" && ! grep -qxF -- "$KEEP_MARKER" "$tmp"; then
+        { echo; awk -v m="$KEEP_MARKER" 'kept || $0 == m { kept = 1; print }' "$dest"; } >> "$tmp"
+    fi
+    cp "$tmp" "$dest"
+    rm -f "$tmp"
+}
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # The command as typed, with the settings given in the environment.
     cmd=""
@@ -76,7 +90,7 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
         reexec_unprivileged ../bench/run.sh "$@" || rc=$?
         if [ -n "$dest" ] && [ -s "$out/benchmarks.md" ]; then
             mkdir -p "$(dirname "$dest")"
-            cp "$out/benchmarks.md" "$dest"
+            write_report "$out/benchmarks.md" "$dest"
             echo "==> wrote $dest"
         fi
         rm -rf "$out"
@@ -137,7 +151,7 @@ psql -At -v cpu="$cpu" -v mem="$mem" -v nproc="$(nproc)" -v secs="$secs" \
 echo
 sed -n '/^## Targets/,/^## /p' "$OPTOUT_SERVER_DIR/report.md" | sed '$d'
 if [ -n "${BENCH_DOC_OUT:-}" ]; then
-    cp "$OPTOUT_SERVER_DIR/report.md" "$BENCH_DOC_OUT"
+    write_report "$OPTOUT_SERVER_DIR/report.md" "$BENCH_DOC_OUT"
     [ "$(id -u)" = 0 ] || [ -n "${OPTOUT_UNPRIVILEGED:-}" ] || echo "==> wrote $BENCH_DOC_OUT"
 else
     echo "(not a full run: docs/benchmarks.md left as it is; BENCH_DOC=path writes this report)"

@@ -378,6 +378,8 @@ INSERT INTO app.inbox (contact_id, channel, body) VALUES (5, '+1', 'Stop');
 INSERT INTO app.inbox (contact_id, channel, body) VALUES (5, '+1', 'START');
 INSERT INTO app.inbox (contact_id, channel, body) VALUES
     (6, '+1', 'STOP'), (7, '+2', 'Stop please'), (8, '+1', 'thanks'), (6, '+1', 'START'), (9, '+2', 'help');
+-- A reply too unclear to act on (14): recorded for review, nothing stopped.
+INSERT INTO app.inbox (contact_id, channel, body) VALUES (14, '+1', 'no');
 -- Inbound, channel scope: STOP on +1 (3), then a send on each channel, then
 -- START on +1; STOPALL (4) stops every channel; HELP (4); one statement of
 -- STOPs on two channels (10) and a STOPALL (11).
@@ -482,6 +484,10 @@ INSERT INTO pg_temp.seen (what, result) SELECT 'explain_contact', optout.explain
 INSERT INTO pg_temp.seen (what, result) SELECT 'history', pg_catalog.to_jsonb(r) FROM optout.history('1') r;
 INSERT INTO pg_temp.seen (what, result) SELECT 'evidence', optout.evidence('1');
 INSERT INTO pg_temp.seen (what, result) SELECT 'honour_times', pg_catalog.to_jsonb(r) FROM optout.honour_times r;
+-- The review queue: the open review of 14, dismissed with a reason.
+INSERT INTO pg_temp.seen (what, result) SELECT 'open_reviews', pg_catalog.to_jsonb(r) FROM optout.open_reviews r;
+SELECT optout.dismiss_review((SELECT r.review_id FROM optout.open_reviews r WHERE r.contact OPERATOR(pg_catalog.=) '14'),
+                             reason => 'answered a question') AS dismissed_14;
 SELECT optout.prune_events(interval '100 years') AS pruned;
 -- Detach and attach again, then a stop and a start through what was re-attached.
 SELECT optout.detach('app.chan_inbox') AS detached;

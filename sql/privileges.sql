@@ -98,6 +98,22 @@ SELECT contact, body, status FROM platform.outbox WHERE contact = 3;
 SELECT contact, CASE WHEN actor = session_user THEN '(the superuser)' ELSE actor END AS actor
   FROM optout.events WHERE kind = 'stop' AND contact IN ('2', '3') ORDER BY contact;
 
+-- The review queue: the app's unclear reply is recorded (as the app), but
+-- the app can neither read the queue nor close a review; an officer granted
+-- the view and the function can, and is on record as who did.
+SET ROLE optout_app;
+INSERT INTO platform.inbox VALUES (1, 'no');
+SELECT * FROM optout.open_reviews;
+SELECT optout.dismiss_review(1, 'the app decides');
+RESET ROLE;
+GRANT SELECT ON optout.open_reviews TO optout_officer;
+GRANT EXECUTE ON FUNCTION optout.dismiss_review(bigint, text) TO optout_officer;
+SET ROLE optout_officer;
+SELECT contact, message, rule FROM optout.open_reviews;
+SELECT optout.dismiss_review((SELECT review_id FROM optout.open_reviews WHERE contact = '1'), 'answered a question') AS dismissed;
+RESET ROLE;
+SELECT kind, contact, actor, reason FROM optout.events WHERE kind IN ('review', 'review_dismissed') ORDER BY id;
+
 SELECT optout.detach('platform.inbox') + optout.detach('platform.outbox') + optout.detach('platform.contacts') AS detached;
 DROP SCHEMA platform CASCADE;
 DROP OWNED BY optout_officer;

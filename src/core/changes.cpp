@@ -58,7 +58,7 @@ ChangePlan plan_changes(const std::vector<Change>& changes, const std::vector<Le
     for (std::size_t i = 0; i < changes.size(); i++) {
         const Change& ch = changes[i];
         ChangeOutcome& out = plan.outcomes[i];
-        if (ch.kind == ChangeKind::Help) continue;
+        if (ch.kind == ChangeKind::Help || ch.kind == ChangeKind::Review) continue;
         ContactState& c = contacts[ch.contact];
         if (c.plan == kNone) {
             c.plan = plan.contacts.size();

@@ -18,9 +18,16 @@ using detail::Span;
 using detail::Tokenizer;
 
 // Courtesy keys (docs/classifier.md, standard mode): please, pls, plz, now,
-// thanks, thank you, thx, ty, ok, okay -- as keys, i.e. words joined.
+// thanks, thank you, thx, ty, ok, okay; fr svp, s'il vous plait, merci
+// (beaucoup); es por favor, gracias, muchas gracias; pt por favor,
+// obrigado, obrigada; de bitte, danke, danke schon, vielen dank -- as keys,
+// i.e. words joined.
 constexpr const char16_t* kCourtesyKeys[] = {
-    u"please", u"pls", u"plz", u"now", u"thanks", u"thankyou", u"thx", u"ty", u"ok", u"okay",
+    u"please",        u"pls",          u"plz",           u"now",      u"thanks",
+    u"thankyou",      u"thx",          u"ty",            u"ok",       u"okay",
+    u"svp",           u"silvousplait", u"s'ilvousplait", u"merci",    u"mercibeaucoup",
+    u"porfavor",      u"gracias",      u"muchasgracias", u"obrigado", u"obrigada",
+    u"bitte",         u"danke",        u"dankeschon",    u"vielendank",
 };
 
 // Reasonable mode, rule (A): the closed list of single words "about the
@@ -61,7 +68,20 @@ constexpr DefaultKeyword kDefaults[] = {
     {"salir", Intent::OptOut, "es"},     {"baja", Intent::OptOut, "es"},
     {"cancelar", Intent::OptOut, "es"},  {"parar", Intent::OptOut, "pt"},
     {"sair", Intent::OptOut, "pt"},      {"pare", Intent::OptOut, "pt"},
-    {"stopp", Intent::OptOut, "de"},     {"start", Intent::OptIn, "en"},
+    {"stopp", Intent::OptOut, "de"},
+    // Each language's own verb for unsubscribing, with its common forms.
+    {"desuscribir", Intent::OptOut, "es"},   {"desuscribirme", Intent::OptOut, "es"},
+    {"desuscribo", Intent::OptOut, "es"},    {"desuscribanme", Intent::OptOut, "es"},
+    {"desabonner", Intent::OptOut, "fr"},    {"desabonne", Intent::OptOut, "fr"},
+    {"desabonnez", Intent::OptOut, "fr"},    {"desabonnement", Intent::OptOut, "fr"},
+    {"desinscrire", Intent::OptOut, "fr"},   {"desinscription", Intent::OptOut, "fr"},
+    {"descadastrar", Intent::OptOut, "pt"},  {"descadastre", Intent::OptOut, "pt"},
+    {"descadastra", Intent::OptOut, "pt"},   {"descadastro", Intent::OptOut, "pt"},
+    {"descadastrem", Intent::OptOut, "pt"},  {"abmelden", Intent::OptOut, "de"},
+    {"abmelde", Intent::OptOut, "de"},       {"abmeldung", Intent::OptOut, "de"},
+    {"abbestellen", Intent::OptOut, "de"},   {"abbestelle", Intent::OptOut, "de"},
+    {"austragen", Intent::OptOut, "de"},
+    {"start", Intent::OptIn, "en"},
     {"unstop", Intent::OptIn, "en"},     {"yes", Intent::OptIn, "en"},
     {"resume", Intent::OptIn, "en"},     {"subscribe", Intent::OptIn, "en"},
     {"nonarret", Intent::OptIn, "fr"},   {"help", Intent::Help, "en"},
@@ -206,6 +226,14 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
     const auto entry_idx = static_cast<std::int32_t>(entries.size());
     Entry entry{std::string(keyword), std::string(language), intent};
     Key key_rec{intent, {}};
+    // A new opt-out key of a-z letters is also read with typos.
+    bool typo_key = new_key && intent == Intent::OptOut && key.size() >= 4 && key.size() <= kMaxTypoKey;
+    for (char16_t c : key) typo_key = typo_key && c >= u'a' && c <= u'z';
+    std::u16string typo_copy;
+    if (typo_key) {
+        typo_copy = key;
+        reserve_one(typo_keys[key[0] - u'a']);
+    }
     reserve_one(entries);
     if (new_key) {
         key_rec.entries.push_back(entry_idx);
@@ -245,6 +273,10 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
     } else {
         keys[static_cast<std::size_t>(kit->second)].entries.push_back(entry_idx);
     }
+    if (typo_key) typo_keys[typo_copy[0] - u'a'].push_back(std::move(typo_copy));  // reserved: no throw
+    if (intent == Intent::OptOut && key[0] >= u'a' && key[0] <= u'z' &&
+        optout_initial[key[0] - u'a'] < 0)
+        optout_initial[key[0] - u'a'] = entry_idx;
     max_exact_len = std::max(max_exact_len, folded.size());
     max_norm_len = std::max(max_norm_len, norm.size());
 }

@@ -19,6 +19,8 @@ namespace optout {
 // code units. Keeps the segmentation in classify() linear with a small
 // constant (it never looks further back than the longest key).
 constexpr std::size_t kMaxKeyLength = 100;
+// Longest key read with a typo.
+constexpr std::size_t kMaxTypoKey = 40;
 
 struct KeywordSet::Impl {
     struct Entry {
@@ -78,6 +80,13 @@ struct KeywordSet::Impl {
     std::unordered_map<std::u16string, std::int32_t> exact_index;  // folded text -> entries
     std::unordered_map<std::u16string, std::int32_t> norm_index;   // normalize(k) -> entries
     std::vector<Node> trie;                                        // trie[0] is the root
+    // Opt-out keys made of a-z only, 4 to kMaxTypoKey letters long: the ones
+    // reasonable mode reads with a typo (classify.cpp, "typos").
+    std::vector<std::u16string> typo_keys[26];  // by first letter
+    // Opt-out keys by first letter a-z: the entry of the first one added with
+    // that initial, or -1 (review: a lone letter).
+    std::int32_t optout_initial[26] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     std::size_t max_exact_len = 0;  // longest exact_index key (code units)
     std::size_t max_norm_len = 0;   // longest norm_index key (code units)
 

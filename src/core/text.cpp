@@ -269,6 +269,7 @@ void Scratch::release_large() noexcept {
     release_if_large(words);
     release_if_large(reach);
     release_if_large(first);
+    release_if_large(tokens);
 }
 
 Scratch& scratch() noexcept {

@@ -15,6 +15,7 @@
 
 namespace optout::detail {
 
+
 // Stream-safe limit (UAX #15 uses 30): at most this many consecutive
 // non-starters (canonical combining class != 0, counted after decomposition)
 // are kept; the excess of a longer run is dropped. Without it ICU's canonical
@@ -42,6 +43,7 @@ struct Scratch {
     std::u16string text;  // the normalised text (steps 1-2), NFC
     std::u16string tmp;   // exact-fold text, collapsed text, ...
     std::vector<Span> words;
+    std::vector<std::u16string_view> tokens;  // words with French elisions split (classify.cpp)
     std::vector<std::uint8_t> reach;
     std::vector<std::int32_t> first;
 

@@ -243,7 +243,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help) lock_keys[nlock++] = reqs[i].contact;
+        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review) lock_keys[nlock++] = reqs[i].contact;
     lock_contacts_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
@@ -268,7 +268,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         for (int i = 0; i < n; i++) {
             changes[i].kind = reqs[i].type == ChangeType::Stop    ? optout::ChangeKind::Stop
                               : reqs[i].type == ChangeType::Start ? optout::ChangeKind::Start
-                                                                  : optout::ChangeKind::Help;
+                              : reqs[i].type == ChangeType::Review ? optout::ChangeKind::Review
+                                                                   : optout::ChangeKind::Help;
             changes[i].contact = reqs[i].contact;
             if (reqs[i].channel) changes[i].channel = std::string_view(reqs[i].channel);
             changes[i].only_if_new = reqs[i].only_if_new;
@@ -301,7 +302,10 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         event_of[i] = -1;
         if (!outcomes[i].event) continue;
         EventRow& e = events[nevents];
-        e.kind = reqs[i].type == ChangeType::Stop ? "stop" : reqs[i].type == ChangeType::Start ? "start" : "help";
+        e.kind = reqs[i].type == ChangeType::Stop     ? "stop"
+                 : reqs[i].type == ChangeType::Start  ? "start"
+                 : reqs[i].type == ChangeType::Review ? "review"
+                                                      : "help";
         e.contact = reqs[i].contact;
         e.info = reqs[i].info;
         e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;

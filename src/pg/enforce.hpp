@@ -114,8 +114,9 @@ OwnerScope enter_owner();
 void leave_owner(const OwnerScope& scope);
 
 // --- actions (apply.cpp, collect.cpp) ----------------------------------------
-enum class ChangeType { Stop, Start, Help };
-// One stop (channel NULL: every channel), start or help request.
+enum class ChangeType { Stop, Start, Help, Review };
+// One stop (channel NULL: every channel), start, help request or review (an
+// unclear reply a person decides on: an event, nothing else).
 struct ChangeRequest {
     ChangeType type;
     const char* contact;

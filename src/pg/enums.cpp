@@ -29,7 +29,8 @@ const EnumOids& enum_oids(FmgrInfo* flinfo) {
     Oid intent_t = type_oid(nsp, "intent");
     Oid mode_t = type_oid(nsp, "match_mode");
     EnumOids* oids = static_cast<EnumOids*>(MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(EnumOids)));
-    const optout::Intent intents[] = {optout::Intent::OptOut, optout::Intent::OptIn, optout::Intent::Help};
+    const optout::Intent intents[] = {optout::Intent::OptOut, optout::Intent::OptIn, optout::Intent::Help,
+                                      optout::Intent::Review};
     for (optout::Intent i : intents) oids->intent[static_cast<int>(i)] = label_oid(intent_t, "intent", optout::to_string(i));
     const optout::Mode modes[] = {optout::Mode::Exact, optout::Mode::Standard, optout::Mode::Reasonable};
     for (optout::Mode m : modes) oids->mode[static_cast<int>(m)] = label_oid(mode_t, "match_mode", optout::to_string(m));

@@ -20,7 +20,7 @@ const char* keywords_fingerprint();
 // per call site (FmgrInfo) so that a dropped and re-created extension is
 // never read through stale OIDs.
 struct EnumOids {
-    Oid intent[4];  // indexed by optout::Intent; [0] unused
+    Oid intent[5];  // indexed by optout::Intent; [0] unused
     Oid mode[3];    // indexed by optout::Mode
 };
 const EnumOids& enum_oids(FmgrInfo* flinfo);

@@ -243,6 +243,10 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
             req.type = ChangeType::Start;
             req.channel = a->channel_scope ? channel : nullptr;
             break;
+        case optout::Intent::Review:  // a person decides (optout.open_reviews)
+            req.type = ChangeType::Review;
+            req.channel = channel;
+            break;
         default:
             req.type = ChangeType::Help;
             req.channel = channel;

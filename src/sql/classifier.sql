@@ -6,8 +6,8 @@ CREATE SCHEMA optout;
 COMMENT ON SCHEMA optout IS 'optout: SMS opt-out compliance (classifier, keywords, enforcement)';
 GRANT USAGE ON SCHEMA optout TO PUBLIC;
 
-CREATE TYPE optout.intent AS ENUM ('opt_out', 'opt_in', 'help');
-COMMENT ON TYPE optout.intent IS 'What an inbound message asks for; NULL when it is not a keyword message';
+CREATE TYPE optout.intent AS ENUM ('opt_out', 'opt_in', 'help', 'review');
+COMMENT ON TYPE optout.intent IS 'What an inbound message asks for; NULL when it is not a keyword message; review: perhaps a revocation, too unclear to act on (never a stop; see optout.open_reviews)';
 
 CREATE TYPE optout.match_mode AS ENUM ('exact', 'standard', 'reasonable');
 COMMENT ON TYPE optout.match_mode IS 'How strictly inbound messages are read: exact (Twilio), standard, reasonable (FCC "any reasonable means")';
@@ -32,7 +32,7 @@ CREATE FUNCTION optout.classify(body text, mode optout.match_mode DEFAULT NULL)
     AS 'MODULE_PATHNAME', 'optout_classify'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION optout.classify(text, optout.match_mode) IS
-    'Classifies an inbound message body as opt_out, opt_in or help (NULL otherwise); a NULL mode means the optout.match_mode setting';
+    'Classifies an inbound message body as opt_out, opt_in, help or review (NULL otherwise); a NULL mode means the optout.match_mode setting';
 
 CREATE FUNCTION optout.explain(body text, mode optout.match_mode DEFAULT NULL,
                                OUT intent optout.intent, OUT keyword text, OUT language text,
@@ -41,14 +41,15 @@ CREATE FUNCTION optout.explain(body text, mode optout.match_mode DEFAULT NULL,
     AS 'MODULE_PATHNAME', 'optout_explain'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION optout.explain(text, optout.match_mode) IS
-    'Why a body classifies as it does: the intent, the keyword (or request phrase) that matched, its language, the rule (exact, normalized, separator, repeat, courtesy, phrase) and the normalised text';
+    'Why a body classifies as it does: the intent, the keyword (or request phrase) that matched, its language, the rule (exact, normalized, separator, repeat, courtesy, phrase, lookalike, typo, sentence; for a review lone_negative, lone_letter, keyword_aside) and the normalised text';
 
 -- ---------------------------------------------------------------------------
 -- The keyword table
 
 CREATE TABLE optout.keywords (
     keyword     text PRIMARY KEY,
-    intent      optout.intent NOT NULL,
+    intent      optout.intent NOT NULL
+                CONSTRAINT keywords_intent_not_review CHECK (intent OPERATOR(pg_catalog.<>) 'review'),
     language    text NOT NULL DEFAULT 'en'
                 CHECK (language OPERATOR(pg_catalog.~) '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$'),
     enabled     boolean NOT NULL DEFAULT true,
@@ -187,6 +188,27 @@ INSERT INTO optout.keywords (keyword, intent, language, is_default, note) VALUES
     ('sair',        'opt_out', 'pt', true, 'Portuguese'),
     ('pare',        'opt_out', 'pt', true, 'Portuguese'),
     ('stopp',       'opt_out', 'de', true, 'German'),
+    ('desuscribir',    'opt_out', 'es', true, 'Spanish verb for unsubscribing'),
+    ('desuscribirme',  'opt_out', 'es', true, 'Spanish verb for unsubscribing (reflexive)'),
+    ('desuscribo',     'opt_out', 'es', true, 'Spanish verb for unsubscribing (1st person)'),
+    ('desuscribanme',  'opt_out', 'es', true, 'Spanish verb for unsubscribing (imperative)'),
+    ('desabonner',     'opt_out', 'fr', true, 'French verb for unsubscribing'),
+    ('desabonne',      'opt_out', 'fr', true, 'French verb for unsubscribing (je me desabonne, desabonne-moi)'),
+    ('desabonnez',     'opt_out', 'fr', true, 'French verb for unsubscribing (imperative)'),
+    ('desabonnement',  'opt_out', 'fr', true, 'French noun for unsubscribing'),
+    ('desinscrire',    'opt_out', 'fr', true, 'French verb for unsubscribing'),
+    ('desinscription', 'opt_out', 'fr', true, 'French noun for unsubscribing'),
+    ('descadastrar',   'opt_out', 'pt', true, 'Portuguese verb for unsubscribing'),
+    ('descadastre',    'opt_out', 'pt', true, 'Portuguese verb for unsubscribing (imperative)'),
+    ('descadastra',    'opt_out', 'pt', true, 'Portuguese verb for unsubscribing (imperative)'),
+    ('descadastro',    'opt_out', 'pt', true, 'Portuguese verb for unsubscribing (1st person)'),
+    ('descadastrem',   'opt_out', 'pt', true, 'Portuguese verb for unsubscribing (imperative, plural)'),
+    ('abmelden',       'opt_out', 'de', true, 'German verb for unsubscribing'),
+    ('abmelde',        'opt_out', 'de', true, 'German verb for unsubscribing (1st person)'),
+    ('abmeldung',      'opt_out', 'de', true, 'German noun for unsubscribing'),
+    ('abbestellen',    'opt_out', 'de', true, 'German verb for unsubscribing'),
+    ('abbestelle',     'opt_out', 'de', true, 'German verb for unsubscribing (1st person)'),
+    ('austragen',      'opt_out', 'de', true, 'German verb for leaving a list'),
     ('start',       'opt_in',  'en', true, 'Twilio (reserved), toll-free network'),
     ('unstop',      'opt_in',  'en', true, 'Twilio (reserved), toll-free network'),
     ('yes',         'opt_in',  'en', true, 'Twilio, Plivo, Braze (not US toll-free)'),

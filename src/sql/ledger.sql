@@ -22,7 +22,7 @@ CREATE TABLE optout.events (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
     kind        text NOT NULL CHECK (kind IN ('stop', 'start', 'help', 'blocked', 'provider_error', 'status_kept',
-                                          'confirmation', 'help_reply')),
+                                          'confirmation', 'help_reply', 'review', 'review_dismissed')),
     contact     text NOT NULL,
     channel     text,
     source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update')),

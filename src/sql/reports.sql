@@ -17,12 +17,12 @@ COMMENT ON VIEW optout.stopped_now IS
 
 CREATE VIEW optout.requests_daily AS
 SELECT (e.at AT TIME ZONE 'UTC')::date AS day, e.channel,
-       CASE e.kind WHEN 'stop' THEN 'opt_out' WHEN 'start' THEN 'opt_in' ELSE 'help' END AS request,
+       CASE e.kind WHEN 'stop' THEN 'opt_out' WHEN 'start' THEN 'opt_in' WHEN 'help' THEN 'help' ELSE 'review' END AS request,
        e.source, e.keyword, e.language, count(*) AS requests, count(DISTINCT e.contact) AS contacts
   FROM optout.events e
- WHERE e.kind IN ('stop', 'start', 'help')
+ WHERE e.kind IN ('stop', 'start', 'help', 'review')
  GROUP BY 1, 2, 3, 4, 5, 6;
-COMMENT ON VIEW optout.requests_daily IS 'Opt-outs, opt-ins and help requests per day (UTC), channel, source, keyword and language';
+COMMENT ON VIEW optout.requests_daily IS 'Opt-outs, opt-ins, help requests and replies sent to review per day (UTC), channel, source, keyword and language';
 
 CREATE VIEW optout.blocked_daily AS
 SELECT (e.at AT TIME ZONE 'UTC')::date AS day, e.channel, e.table_name,
@@ -93,6 +93,7 @@ SELECT jsonb_build_object(
                                               'keyword', e.keyword, 'reason', e.reason, 'lifted', e.detail ->> 'lifted')
                       FROM optout.events e WHERE e.contact = $1 AND e.kind = 'start' ORDER BY e.id DESC LIMIT 1),
     'help_requests', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'help'),
+    'open_reviews', (SELECT count(*) FROM optout.open_reviews r WHERE r.contact = $1),
     'status_changes_refused', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'status_kept'))
 $$;
 COMMENT ON FUNCTION optout.explain_contact(text) IS
@@ -113,6 +114,7 @@ BEGIN
     DELETE FROM optout.events e
      WHERE e.at < now() - older_than
        AND NOT EXISTS (SELECT 1 FROM optout.stops s WHERE s.event_id = e.id)
+       AND NOT EXISTS (SELECT 1 FROM optout.open_reviews r WHERE r.review_id = e.id)  -- still to decide
        AND NOT (e.kind IN ('stop', 'start')
                 AND e.id = (SELECT max(l.id) FROM optout.events l WHERE l.contact = e.contact AND l.kind = e.kind));
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -120,7 +122,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION optout.prune_events(interval) IS
-    'Deletes events older than the given age, keeping each contact''s latest stop and start and the events current stops refer to';
+    'Deletes events older than the given age, keeping each contact''s latest stop and start, the events current stops refer to, and open reviews';
 
 -- ---------------------------------------------------------------------------
 -- Honour times: for each stop, from the message's arrival to the stop taking

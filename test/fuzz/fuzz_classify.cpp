@@ -108,6 +108,12 @@ constexpr std::string_view kPieces[] = {
     "\u05E9", "\u05B8", "\u062A", "\u064E", "\U0001F6D1", "\U0001F44D", "\U0001F3FD",
     "\uFFFD", "\xFF", "\xC0\xAF", "\xED\xA0\x80", "\xE2\x80", "\xF0\x9F", "\x00"sv, "\x1F",
     "e", "E\u0301", "\u00E9", "\u1E9E", "\u0149", "\u1FB3", "\u0390", "\u2126", "\u00C5",
+    // 0.2: look-alike letters, typos, other languages, legal phrases, review.
+    "\u0421", "\u0395", "\u0405", "\u0406", "\u0441", "\u043F", "\u03B5", "ANCEL", "ND", "cnacel",
+    "usnubscribe", "stpo", "merci", "gracias", "por", "favor", "bitte", "quiero", "recibir", "ya",
+    "ne", "m'", "veux", "plus", "recevoir", "envoyer", "parem", "de", "enviar", "nicht", "mehr",
+    "schreiben", "sie", "mir", "keine", "wrong", "consent", "withdraw", "longer", "cease", "nope",
+    "S", "n\u00E3o", "Arr\u00EAtez", "\u00BF",
 };
 constexpr std::size_t kNumPieces = sizeof(kPieces) / sizeof(kPieces[0]);
 
@@ -143,17 +149,34 @@ void check(std::string_view input) {
     // Results are well-formed.
     CHECK(consistent(ex) && consistent(st) && consistent(re), "match fields inconsistent");
     CHECK(ex.intent == Intent::None || ex.rule == Rule::Exact, "exact mode used another rule");
-    CHECK(st.rule != Rule::Phrase, "standard mode used a phrase");
-    CHECK(re.rule != Rule::Phrase || re.intent == Intent::OptOut, "a phrase that is not an opt-out");
+    CHECK(st.rule != Rule::Phrase && st.rule != Rule::Typo && st.rule != Rule::Sentence &&
+              st.rule != Rule::KeywordAside,
+          "standard mode used a rule of reasonable mode");
+    // The rules that stop give opt_out, the review rules give review, and
+    // nothing else gives review (a review is never a stop).
+    for (const Match* m : {&st, &re}) {
+        const bool stop_rule = m->rule == Rule::Phrase || m->rule == Rule::Typo ||
+                               m->rule == Rule::Sentence || m->rule == Rule::Lookalike;
+        const bool review_rule = m->rule == Rule::LoneNegative || m->rule == Rule::LoneLetter ||
+                                 m->rule == Rule::KeywordAside;
+        CHECK(!stop_rule || m->intent == Intent::OptOut, "a phrase, typo, sentence or look-alike that is not an opt-out");
+        CHECK(review_rule == (m->intent == Intent::Review), "review and its rules disagree");
+    }
 
     // Each mode accepts what the previous one accepts, with the same intent.
     // (With the defaults, no help/opt-in keyword is made of opt-out and
     // courtesy keys, so standard's opt-out precedence cannot override an
-    // exact help/opt-in match.)
+    // exact help/opt-in match.) A review of standard may become an opt-out
+    // in reasonable, never the reverse.
     CHECK(ex.intent == Intent::None || st.intent == ex.intent, "exact accepted, standard differs");
-    CHECK(st.intent == Intent::None || same(st, re), "standard accepted, reasonable differs");
-    // Reasonable adds opt-outs only.
-    CHECK(re.intent == st.intent || (st.intent == Intent::None && re.intent == Intent::OptOut),
+    CHECK(st.intent == Intent::None || st.intent == Intent::Review || same(st, re),
+          "standard accepted, reasonable differs");
+    CHECK(st.intent != Intent::Review || re.intent == Intent::Review || re.intent == Intent::OptOut,
+          "standard's review lost in reasonable");
+    // Reasonable adds opt-outs and reviews only.
+    CHECK(re.intent == st.intent ||
+              ((st.intent == Intent::None || st.intent == Intent::Review) &&
+               (re.intent == Intent::OptOut || re.intent == Intent::Review)),
           "reasonable added an opt-in or help");
 
     // normalize(): the same text as Match::normalized, valid UTF-8, idempotent.

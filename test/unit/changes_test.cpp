@@ -334,6 +334,20 @@ TEST(PlanChanges, HelpRequests) {
     EXPECT_TRUE(p.stopped_scopes.empty());
 }
 
+TEST(PlanChanges, ReviewsRecordAnEventAndChangeNothing) {
+    const Change review{ChangeKind::Review, "c1", std::nullopt, false};
+    const Change review_sms{ChangeKind::Review, "c2", std::string_view("sms"), false};
+    ChangePlan p = plan_changes({review, review_sms, stop("c3")}, {{"c1", kAll}});
+    ASSERT_EQ(p.outcomes.size(), 3u);
+    expect_outcome(p.outcomes[0], true, false, false);
+    expect_outcome(p.outcomes[1], true, false, false);
+    ASSERT_EQ(p.contacts.size(), 1u);  // only the stop's contact
+    EXPECT_EQ(p.contacts[0].contact, "c3");
+    EXPECT_TRUE(p.ledger_delete.empty());  // c1 stays stopped, nothing lifted
+    EXPECT_EQ(p.ledger_insert, Idx({2}));
+    EXPECT_EQ(p.stopped_scopes, Idx({2}));
+}
+
 TEST(PlanChanges, HelpDoesNotCountAsFirstSeen) {
     ChangePlan p = plan_changes({help("c1"), stop("c2"), start("c1")}, {{"c1", kAll}});
     expect_outcome(p.outcomes[0], true, false, false);

@@ -166,9 +166,21 @@ TEST(RuleCourtesy, KeywordsWithCourtesyWords) {
     EXPECT_EQ(run("please STOP!!", Mode::Standard).keyword, "stop");
 }
 
+TEST(RuleCourtesy, CourtesyWordsPerLanguage) {
+    for (const char* b : {"Arrêt merci", "Arrêt, merci", "ARRET svp", "arret s'il vous plaît",
+                          "Arrêt s’il vous plait", "Salir gracias", "Baja, muchas gracias",
+                          "Sair por favor", "Parar obrigado", "sair obrigada", "Stopp bitte",
+                          "bitte stopp", "Stopp danke", "Stopp, danke schön", "Stopp vielen Dank"})
+        expect_std(b, Intent::None, Intent::OptOut, Rule::Courtesy);
+    // Courtesy words alone, or with an opt-in or help keyword, are nothing.
+    for (const char* b : {"merci", "gracias", "por favor", "bitte", "danke", "obrigado",
+                          "Start por favor", "Ayuda por favor", "aide svp"})
+        expect_none(b);
+}
+
 TEST(RuleCourtesy, Negatives) {
     // Courtesy words alone, other words, opt-in/help with courtesy.
-    for (const char* b : {"ok", "please", "thank you", "ok thanks", "Arrêt, merci", "stop it",
+    for (const char* b : {"ok", "please", "thank you", "ok thanks", "stop it",
                           "stop kindly", "yes please", "start please", "help please", "info pls"})
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::None, Rule::None);
 }

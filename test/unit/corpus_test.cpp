@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -239,3 +240,94 @@ TEST(Corpus, EveryLineInEveryMode) {
 }
 
 }  // namespace
+
+// test/data/families.jsonl: the families of 0.2 (look-alike letters, typos,
+// courtesy words per language, other languages, legal-style revocations, a
+// keyword sentence first, the default verbs, the review queue), each with
+// its traps. Every line must pass in every mode, and no trap may be read as
+// an opt-out in any mode. Prints the per-family table of the README.
+namespace {
+
+std::string families_path() {
+    std::string p = OPTOUT_CORPUS;
+    const std::size_t slash = p.find_last_of('/');
+    return p.substr(0, slash + 1) + "families.jsonl";
+}
+
+bool parse_label(const std::string& label, Intent& out) {
+    if (label == "review") {
+        out = Intent::Review;
+        return true;
+    }
+    return optout::parse_intent(label, out);
+}
+
+}  // namespace
+
+TEST(Corpus, FamiliesEveryLineInEveryMode) {
+    std::ifstream in(families_path(), std::ios::binary);
+    ASSERT_TRUE(in) << "cannot open " << families_path();
+    const optout::KeywordSet keywords = optout::KeywordSet::defaults();
+    struct Tally {
+        int catches = 0, traps = 0;
+        int caught[3] = {0, 0, 0};      // catch lines read as expected in that mode with a non-null intent
+        int trap_stops[3] = {0, 0, 0};  // traps read as opt_out
+    };
+    std::map<std::string, Tally> tally;
+    std::vector<std::string> order;
+    std::string line;
+    int lineno = 0, nfail = 0, checked = 0;
+    std::ostringstream failures;
+    while (std::getline(in, line)) {
+        ++lineno;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        std::map<std::string, std::optional<std::string>> obj;
+        JsonLine parser(line);
+        ASSERT_TRUE(parser.parse(obj)) << "line " << lineno << ": " << parser.error();
+        ASSERT_TRUE(obj["body"] && obj["family"] && obj["kind"]) << "line " << lineno;
+        const std::string body = *obj["body"];
+        const std::string family = *obj["family"];
+        const bool trap = *obj["kind"] == "trap";
+        ASSERT_TRUE(trap || *obj["kind"] == "catch") << "line " << lineno;
+        if (!tally.count(family)) order.push_back(family);
+        Tally& t = tally[family];
+        (trap ? t.traps : t.catches)++;
+        int mi = 0;
+        for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) {
+            const char* label = optout::to_string(mode);
+            ASSERT_TRUE(obj.count(label)) << "line " << lineno << ": no label " << label;
+            Intent expected = Intent::None;
+            if (obj[label]) {
+                ASSERT_TRUE(parse_label(*obj[label], expected)) << "line " << lineno;
+            }
+            const optout::Match m = optout::classify(body, mode, keywords, true);
+            ++checked;
+            if (trap && m.intent == Intent::OptOut) t.trap_stops[mi]++;
+            if (!trap && m.intent != Intent::None && m.intent == expected) t.caught[mi]++;
+            if (m.intent != expected) {
+                ++nfail;
+                const char* got = optout::to_string(m.intent);
+                const char* exp = optout::to_string(expected);
+                const char* rule = optout::to_string(m.rule);
+                failures << "  line " << lineno << " body \"" << printable(body) << "\" mode " << label
+                         << ": expected " << (exp ? exp : "null") << ", got " << (got ? got : "null")
+                         << " (rule " << (rule ? rule : "none") << ", keyword \"" << m.keyword << "\")\n";
+            }
+            ++mi;
+        }
+    }
+    std::ostringstream table;
+    table << "| family | caught exact | caught standard | caught reasonable | traps | traps stopped (e/s/r) |\n"
+          << "|---|---|---|---|---|---|\n";
+    for (const std::string& f : order) {
+        const Tally& t = tally[f];
+        table << "| " << f;
+        for (int i = 0; i < 3; ++i) table << " | " << t.caught[i] << " / " << t.catches;
+        table << " | " << t.traps << " | " << t.trap_stops[0] << " / " << t.trap_stops[1] << " / "
+              << t.trap_stops[2] << " |\n";
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(t.trap_stops[i], 0) << "a trap of " << f << " stopped";
+    }
+    std::printf("%s", table.str().c_str());
+    EXPECT_GE(checked, 3 * 200);
+    EXPECT_EQ(nfail, 0) << nfail << " mismatches:\n" << failures.str();
+}

@@ -38,7 +38,19 @@ const std::vector<Def> kSpecDefaults = {
     {"salir", Intent::OptOut, "es"},    {"baja", Intent::OptOut, "es"},
     {"cancelar", Intent::OptOut, "es"}, {"parar", Intent::OptOut, "pt"},
     {"sair", Intent::OptOut, "pt"},     {"pare", Intent::OptOut, "pt"},
-    {"stopp", Intent::OptOut, "de"},    {"start", Intent::OptIn, "en"},
+    {"stopp", Intent::OptOut, "de"},
+    {"desuscribir", Intent::OptOut, "es"},   {"desuscribirme", Intent::OptOut, "es"},
+    {"desuscribo", Intent::OptOut, "es"},    {"desuscribanme", Intent::OptOut, "es"},
+    {"desabonner", Intent::OptOut, "fr"},    {"desabonne", Intent::OptOut, "fr"},
+    {"desabonnez", Intent::OptOut, "fr"},    {"desabonnement", Intent::OptOut, "fr"},
+    {"desinscrire", Intent::OptOut, "fr"},   {"desinscription", Intent::OptOut, "fr"},
+    {"descadastrar", Intent::OptOut, "pt"},  {"descadastre", Intent::OptOut, "pt"},
+    {"descadastra", Intent::OptOut, "pt"},   {"descadastro", Intent::OptOut, "pt"},
+    {"descadastrem", Intent::OptOut, "pt"},  {"abmelden", Intent::OptOut, "de"},
+    {"abmelde", Intent::OptOut, "de"},       {"abmeldung", Intent::OptOut, "de"},
+    {"abbestellen", Intent::OptOut, "de"},   {"abbestelle", Intent::OptOut, "de"},
+    {"austragen", Intent::OptOut, "de"},
+    {"start", Intent::OptIn, "en"},
     {"unstop", Intent::OptIn, "en"},    {"yes", Intent::OptIn, "en"},
     {"resume", Intent::OptIn, "en"},    {"subscribe", Intent::OptIn, "en"},
     {"nonarret", Intent::OptIn, "fr"},  {"help", Intent::Help, "en"},
@@ -67,8 +79,10 @@ TEST(KeywordSet, DefaultsContainTheSpecList) {
         EXPECT_EQ(m.language, d.language) << d.keyword;
     }
     // Not defaults.
-    for (const char* other : {"stops", "go", "no", "arr", "hilfe", "ja"})
+    for (const char* other : {"stops", "go", "arr", "hilfe", "ja", "anmelden", "abonner"})
         EXPECT_EQ(classify(other, Mode::Standard, set).intent, Intent::None) << other;
+    // A lone "no" is not a keyword: it goes to review, never a stop.
+    EXPECT_EQ(classify("no", Mode::Standard, set).intent, Intent::Review);
 }
 
 TEST(KeywordSet, AddingOneByOneEqualsDefaults) {

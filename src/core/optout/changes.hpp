@@ -1,4 +1,5 @@
-// Planning a batch of stops, starts and help requests.
+// Planning a batch of stops, starts, help requests and reviews (a review, like
+// a help request, records an event and changes nothing else).
 //
 // A statement can carry many opt-outs and opt-ins (a COPY of inbound
 // messages). optout applies them once per statement, set-based, with the
@@ -15,7 +16,7 @@
 
 namespace optout {
 
-enum class ChangeKind { Stop, Start, Help };
+enum class ChangeKind { Stop, Start, Help, Review };
 
 struct Change {
     ChangeKind kind = ChangeKind::Help;

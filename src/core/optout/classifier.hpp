@@ -17,7 +17,10 @@
 namespace optout {
 
 // What an inbound message asks for. None: not a keyword message (SQL NULL).
-enum class Intent : int { None = 0, OptOut = 1, OptIn = 2, Help = 3 };
+// Review: it may be a revocation but is too short or unclear to act on (a
+// lone "no", "S", "Stop, you're killing me"): a person decides. Never a
+// stop, never an intent a keyword can have.
+enum class Intent : int { None = 0, OptOut = 1, OptIn = 2, Help = 3, Review = 4 };
 
 // How strictly a body is read. Each mode accepts everything the previous one
 // accepts.
@@ -31,11 +34,19 @@ enum class Rule : int {
     Separator,   // the body's words, joined, spell a keyword ("opt-out", "S.T.O.P")
     Repeat,      // several opt-out keywords and nothing else ("stop stop")
     Courtesy,    // opt-out keywords mixed with courtesy words ("Stop please")
-    Phrase       // reasonable mode: natural-language request ("leave me alone")
+    Phrase,      // reasonable mode: natural-language request ("leave me alone")
+    Lookalike,   // a keyword spelled with look-alike letters of another script ("СANCEL")
+    Typo,        // reasonable: a keyword with one slip ("usnubscribe", "cnacel")
+    Sentence,    // reasonable: the first sentence is an opt-out ("END. Not interested")
+    LoneNegative,  // review: the message is a bare "no" (nope, nah, non, nein, nao)
+    LoneLetter,    // review: the message is one letter that begins an opt-out keyword ("S")
+    KeywordAside   // review (reasonable): an opt-out keyword, then "," or "?" and more ("Stop, you're killing me")
 };
 
-// SQL labels: "opt_out", "opt_in", "help"; "exact", "standard", "reasonable";
-// "exact", "normalized", "separator", "repeat", "courtesy", "phrase".
+// SQL labels: "opt_out", "opt_in", "help", "review"; "exact", "standard",
+// "reasonable"; "exact", "normalized", "separator", "repeat", "courtesy",
+// "phrase", "lookalike", "typo", "sentence", "lone_negative", "lone_letter",
+// "keyword_aside". parse_intent() accepts only the three keyword intents.
 // nullptr for Intent::None and Rule::None.
 const char* to_string(Intent intent) noexcept;
 const char* to_string(Mode mode) noexcept;
