@@ -167,10 +167,11 @@ check "stopped_now" "101" 0 "SELECT count(*) FROM optout.stopped_now"
 check "requests_daily (101 keyword stops, 1 by hand)" "102" 0 "SELECT sum(requests) FROM optout.requests_daily WHERE request = 'opt_out'"
 check "blocked_daily (queued failed: 2, and the 100 contacts' broadcast; sends: 3)" "102|3" 0 \
       "SELECT sum(queued_failed), sum(sends_blocked) FROM optout.blocked_daily"
-# Known limit, not done: explain_contact is an SQL function with parameters,
-# which Citus cannot plan against its tables. (When it works, this fails.)
-fails "explain_contact does not work on Citus yet (known limit)" "could not create distributed plan" 0 \
-      "SELECT optout.explain_contact('$b') IS NOT NULL"
+# explain_contact, from the coordinator: contact b's stop by hand, the queued
+# message it failed and the broadcast's row marked since.
+check "explain_contact" "$b|true|1|manual|1|1" 0 \
+      "SELECT r ->> 'contact', r ->> 'stopped', jsonb_array_length(r -> 'stops'), r #>> '{stops,0,source}',
+              r #>> '{stops,0,queued_failed}', r #>> '{stops,0,blocked_since}' FROM optout.explain_contact('$b') r"
 
 # A keyword added on the coordinator reaches every node's classifier.
 run "a keyword added on the coordinator" 0 "INSERT INTO optout.keywords (keyword, intent, language) VALUES ('basta', 'opt_out', 'it')"
