@@ -379,9 +379,17 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
                 const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
                 if (a->plans.groups_leave)
                     run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                if (a->plans.groups_join_stopped)
-                    run_for(a, a->plans.groups_join_stopped, pick(touched, stopped, nstopped),
-                            pick(groups, stopped, nstopped), nstopped);
+                if (a->plans.groups_join_stopped && nstopped > 0) {
+                    const char** sc = pick(touched, stopped, nstopped);
+                    const char** sg = pick(groups, stopped, nstopped);
+                    if (citus_table(a->relid)) {
+                        // On Citus, one contact at a time: its statement then
+                        // goes to the contact's shard (see optout._action_sql).
+                        for (int k = 0; k < nstopped; k++) run_for(a, a->plans.groups_join_stopped, sc + k, sg + k, 1);
+                    } else {
+                        run_for(a, a->plans.groups_join_stopped, sc, sg, nstopped);
+                    }
+                }
                 if (a->plans.groups_start)
                     run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
                                 pick(groups, started, nstarted), nstarted);

@@ -200,6 +200,8 @@ DECLARE
     sets text;
     known text;
     pairs text;
+    citus boolean := false;
+    join_sql text;
 BEGIN
     SELECT * INTO a FROM optout.attachments WHERE id = attachment;
     IF NOT FOUND THEN
@@ -235,17 +237,42 @@ BEGIN
           INTO known
           FROM optout.attachments ca JOIN pg_class c ON c.oid = ca.tbl JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE ca.kind = 'contacts';
+        -- On Citus, a table distributed by contact (README "Citus"): Citus
+        -- cannot plan the NOT EXISTS below for a set of contacts. apply.cpp
+        -- runs this form instead, once per contact ($1[1], $2[1]): every
+        -- table it reads is filtered by that contact's key, so Citus sends
+        -- the whole statement to the contact's shard.
+        IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p '
+                    'WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
+               INTO citus USING a.tbl;
+        END IF;
+        IF citus THEN
+            SELECT string_agg(format(' AND EXISTS (SELECT 1 FROM %I.%I k WHERE k.%I OPERATOR(pg_catalog.=) '
+                                     '($1::pg_catalog.text[])[1]::%s)',
+                                     n.nspname, c.relname, ca.contact_column, ctype), '')
+              INTO known
+              FROM optout.attachments ca JOIN pg_class c ON c.oid = ca.tbl JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE ca.kind = 'contacts';
+            join_sql := format('INSERT INTO %1$s (%2$I, %3$I) '
+                               'SELECT ($1::pg_catalog.text[])[1]::%4$s, ($2::pg_catalog.text[])[1]::%5$s '
+                               'WHERE ($2::pg_catalog.text[])[1] IS NOT NULL '
+                               'AND NOT EXISTS (SELECT 1 FROM %1$s x WHERE x.%2$I OPERATOR(pg_catalog.=) ($1::pg_catalog.text[])[1]::%4$s '
+                               'AND x.%3$I OPERATOR(pg_catalog.=) ($2::pg_catalog.text[])[1]::%5$s)%6$s',
+                               t, a.contact_column, a.group_column, ctype, gtype, coalesce(known, ''));
+        ELSE
+            join_sql := format('INSERT INTO %s (%I, %I) SELECT p.c, p.g FROM %s p '
+                               'WHERE p.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                               'AND x.%I OPERATOR(pg_catalog.=) p.g)%s',
+                               t, a.contact_column, a.group_column, pairs, t, a.contact_column, a.group_column,
+                               coalesce(known, ''));
+        END IF;
         RETURN QUERY VALUES
             ('groups.leave',
                 format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
                        'AND (x.%I OPERATOR(pg_catalog.=) p.g) IS NOT TRUE',
                        t, pairs, a.contact_column, a.group_column)),
-            ('groups.join_stopped',
-                format('INSERT INTO %s (%I, %I) SELECT p.c, p.g FROM %s p '
-                       'WHERE p.g IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) p.c '
-                       'AND x.%I OPERATOR(pg_catalog.=) p.g)%s',
-                       t, a.contact_column, a.group_column, pairs, t, a.contact_column, a.group_column,
-                       coalesce(known, ''))),
+            ('groups.join_stopped', join_sql),
             ('groups.start', format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
                                 'AND x.%I OPERATOR(pg_catalog.=) p.g',
                                 t, pairs, a.contact_column, a.group_column));

@@ -104,12 +104,6 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'optout attaches hash-distributed tables (create_distributed_table), co-located with each other.';
     END IF;
-    IF kind = 'groups' THEN
-        RAISE EXCEPTION 'optout cannot attach the distributed table % as groups yet', tbl
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'The statement that moves a stopped contact into its stopped group is one Citus cannot plan on distributed tables.',
-                  HINT = 'Attach the other tables; keep the group membership in the application for now (README, "Citus").';
-    END IF;
     -- Every attached distributed table in one co-location group: a contact's
     -- messages, contact row and events on its shard, so that a stop, its
     -- queued messages and a send to the contact meet on one node.

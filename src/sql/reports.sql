@@ -60,9 +60,17 @@ COMMENT ON VIEW optout.errors_after_stop IS
 
 -- Everything about one contact in one call.
 CREATE FUNCTION optout.explain_contact(contact text) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    -- One statement, planned for this contact (EXECUTE ... USING): on Citus
+    -- it then goes to the contact's shard of the events. (An SQL function's
+    -- statement is planned with its parameter unknown, which Citus cannot
+    -- route.)
+    EXECUTE $q$
 SELECT jsonb_build_object(
     'contact', $1,
     'stopped', EXISTS (SELECT 1 FROM optout.stops s WHERE s.contact = $1),
@@ -95,6 +103,9 @@ SELECT jsonb_build_object(
     'help_requests', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'help'),
     'open_reviews', (SELECT count(*) FROM optout.open_reviews r WHERE r.contact = $1),
     'status_changes_refused', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'status_kept'))
+$q$ INTO result USING contact;
+    RETURN result;
+END
 $$;
 COMMENT ON FUNCTION optout.explain_contact(text) IS
     'One contact in one call: its stops (the message, keyword, rule, source), blocked sends since, provider errors, the last opt-in';

@@ -49,20 +49,9 @@ optout.events|distributed
 optout.keywords|reference
 optout.stops|reference" 0 "SELECT * FROM optout.distribute()"
 cq 0 -f "$OPTOUT_ROOT/test/citus/schema.sql" >/dev/null
-# attach_rapidpro() without its groups attachment: optout's statement that
-# moves a contact to \Stopped (INSERT ... SELECT ... NOT EXISTS) is one Citus
-# cannot plan ("complex joins are only supported when all distributed tables
-# are co-located and joined on their distribution columns"): not done yet.
-check "attach the distributed tables as attach_rapidpro() does, groups aside" "4" 0 "
-SELECT count(*) FROM (
-SELECT optout.attach_contacts('contacts_contact', 'id', 'status', 'S', 'A')
-UNION ALL SELECT optout.attach_inbound('msgs_msg', 'text', 'contact_id', 'channel_id', scope => 'contact',
-                                       row_filter => '{\"direction\": \"I\"}')
-UNION ALL SELECT optout.attach_outbound('msgs_msg', 'contact_id', 'channel_id', on_blocked => 'mark',
-                                        mark => '{\"status\": \"F\", \"failed_reason\": \"C\", \"sent_on\": null}',
-                                        queued => '{\"status\": [\"I\", \"Q\", \"E\"]}', row_filter => '{\"direction\": \"O\"}')
-UNION ALL SELECT optout.attach_delivery_errors('channels_channelevent', 'contact_id', channel_column => 'channel_id',
-                                               event_column => 'event_type', stop_events => '{stop_contact}')) x"
+# attach_rapidpro(), groups included: on a table distributed by contact,
+# optout moves a stopped contact to \Stopped with a statement for its shard.
+check "attach_rapidpro() on the distributed tables" "5" 0 "SELECT count(*) FROM optout.attach_rapidpro()"
 # Shapes optout cannot enforce on are refused, with the reason.
 cq 0 >/dev/null <<'SQL'
 CREATE TABLE sms_by_id (id bigint PRIMARY KEY, contact_id integer NOT NULL, status text);
@@ -75,10 +64,7 @@ fails "attach_outbound refuses messages not co-located with the contacts" \
       "SELECT optout.attach_outbound('sms_by_id', 'contact_id', on_blocked => 'mark', mark => '{\"status\": \"F\"}')"
 fails "attach_inbound refuses a reference table" 'table public.sms_everywhere is a Citus reference table' 0 \
       "SELECT optout.attach_inbound('sms_everywhere', 'status', 'contact_id')"
-fails "attach_groups refuses a distributed table (not done yet)" \
-      'cannot attach the distributed table public.contacts_contactgroup_contacts as groups' 0 \
-      "SELECT optout.attach_groups('contacts_contactgroup_contacts', 'contact_id', 'contactgroup_id', stopped_group => '3')"
-check "nothing of the refused attachments is left" "4" 0 "SELECT count(*) FROM optout.attachments"
+check "nothing of the refused attachments is left" "5" 0 "SELECT count(*) FROM optout.attachments"
 check "optout's triggers are on every shard of msgs_msg" "0" 0 \
       "SELECT count(*) FILTER (WHERE r::int < 4) FROM run_command_on_shards('msgs_msg', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'optout%%'\$\$) x(shard, ok, r)"
 
@@ -87,6 +73,11 @@ worker_of() { cq 0 -c "SELECT nodeport FROM citus_shards WHERE shardid = get_sha
 a=1; while [ "$(worker_of $a)" != $((CITUS_PORT + 1)) ]; do a=$((a + 1)); done
 b=1; while [ "$(worker_of $b)" != $((CITUS_PORT + 2)) ]; do b=$((b + 1)); done
 echo "# contact $a is on the worker on $((CITUS_PORT + 1)), contact $b on $((CITUS_PORT + 2))"
+
+# A contact's groups, by name (they are on its shard).
+groups_of() { echo "SELECT coalesce(string_agg(g.name, ',' ORDER BY g.name), '(none)') FROM contacts_contactgroup_contacts m
+                   JOIN contacts_contactgroup g ON g.id = m.contactgroup_id WHERE m.contact_id = $1"; }
+check "contact $a starts in its org's groups" 'Farmers,\Active' 0 "$(groups_of $a)"
 
 # Queued messages for both, then a STOP from contact a, written on its own worker.
 run "queue a message for each" 0 "INSERT INTO msgs_msg (org_id, contact_id, text, direction, status)
@@ -98,6 +89,8 @@ check "its queued message on that shard is failed" "F|C" 0 \
 for n in 0 1 2; do
     check "the ledger says so on node $n" "t" $n "SELECT optout.is_stopped('$a')"
 done
+check "... it is in its org's \\Stopped group and out of every other" '\Stopped' 0 "$(groups_of $a)"
+check "... the other contact's groups are untouched" 'Farmers,\Active' 0 "$(groups_of $b)"
 check "the other contact's queued message is untouched" "Q" 0 \
       "SELECT status FROM msgs_msg WHERE contact_id = $b AND direction = 'O'"
 
@@ -106,6 +99,7 @@ check "the other contact's queued message is untouched" "Q" 0 \
 check "optout.stop() on the coordinator" "t" 0 "SELECT optout.stop('$b', reason => 'asked by phone')"
 check "queued message failed on the other worker's shard" "F" 0 \
       "SELECT status FROM msgs_msg WHERE contact_id = $b AND direction = 'O'"
+check "... and its groups, there too, are \\Stopped alone" '\Stopped' 0 "$(groups_of $b)"
 check "a send to the stopped contact, written on the other worker, is stored failed" "F" 2 \
       "INSERT INTO msgs_msg (org_id, contact_id, text, direction, status) VALUES (1, $a, 'hello', 'O', 'Q') RETURNING status"
 
@@ -120,6 +114,9 @@ check "... the marked ones are the stopped contacts" "$a,$b" 0 \
 # START from contact a, written through the other worker.
 run "START inserted through the other worker" 2 "INSERT INTO msgs_msg (org_id, contact_id, text, direction, status) VALUES (1, $a, 'START', 'I', 'H')"
 check "START lifts the stop" "A" 0 "SELECT status FROM contacts_contact WHERE id = $a"
+# As on one node: out of \Stopped, back in no other group (RapidPro's own
+# status trigger, absent here, puts it back in \Active).
+check "... and takes it out of \\Stopped" "(none)" 0 "$(groups_of $a)"
 for n in 0 1 2; do
     check "the ledger says so on node $n" "f" $n "SELECT optout.is_stopped('$a')"
 done
@@ -159,6 +156,9 @@ check "... stops every one of them" "100" 0 \
 for n in 0 1 2; do
     check "... in the ledger of node $n" "100" $n "SELECT count(*) FROM optout.stops WHERE contact::int BETWEEN 101 AND 200"
 done
+check "... each in its org's \\Stopped group alone" "100|100" 0 \
+      "SELECT count(*), count(*) FILTER (WHERE g.group_type = 'S') FROM contacts_contactgroup_contacts m
+         JOIN contacts_contactgroup g ON g.id = m.contactgroup_id WHERE m.contact_id BETWEEN 101 AND 200"
 check "... each with its stop event" "100" 0 \
       "SELECT count(*) FROM optout.events WHERE kind = 'stop' AND contact::int BETWEEN 101 AND 200"
 check "event ids are unique across the nodes" "t" 0 "SELECT count(DISTINCT id) = count(*) FROM optout.events"
@@ -167,10 +167,11 @@ check "stopped_now" "101" 0 "SELECT count(*) FROM optout.stopped_now"
 check "requests_daily (101 keyword stops, 1 by hand)" "102" 0 "SELECT sum(requests) FROM optout.requests_daily WHERE request = 'opt_out'"
 check "blocked_daily (queued failed: 2, and the 100 contacts' broadcast; sends: 3)" "102|3" 0 \
       "SELECT sum(queued_failed), sum(sends_blocked) FROM optout.blocked_daily"
-# Known limit, not done: explain_contact is an SQL function with parameters,
-# which Citus cannot plan against its tables. (When it works, this fails.)
-fails "explain_contact does not work on Citus yet (known limit)" "could not create distributed plan" 0 \
-      "SELECT optout.explain_contact('$b') IS NOT NULL"
+# explain_contact, from the coordinator: contact b's stop by hand, the queued
+# message it failed and the broadcast's row marked since.
+check "explain_contact" "$b|true|1|manual|1|1" 0 \
+      "SELECT r ->> 'contact', r ->> 'stopped', jsonb_array_length(r -> 'stops'), r #>> '{stops,0,source}',
+              r #>> '{stops,0,queued_failed}', r #>> '{stops,0,blocked_since}' FROM optout.explain_contact('$b') r"
 
 # A keyword added on the coordinator reaches every node's classifier.
 run "a keyword added on the coordinator" 0 "INSERT INTO optout.keywords (keyword, intent, language) VALUES ('basta', 'opt_out', 'it')"
