@@ -1,5 +1,6 @@
 // classify(): one test per rule of docs/classifier.md, in every mode,
 // with positive and negative cases; precedence; quotes; Unicode; robustness.
+#include "classify_support.hpp"
 #include "optout/classifier.hpp"
 
 #include <gtest/gtest.h>
@@ -16,19 +17,9 @@ using optout::Match;
 using optout::Mode;
 using optout::Rule;
 
-const KeywordSet& defaults() {
-    static const KeywordSet k = KeywordSet::defaults();
-    return k;
-}
-
-Match run(std::string_view body, Mode mode) { return classify(body, mode, defaults(), true); }
-
-std::string repeat(const std::string& unit, std::size_t times) {
-    std::string s;
-    s.reserve(unit.size() * times);
-    for (std::size_t i = 0; i < times; ++i) s += unit;
-    return s;
-}
+using optout_test::defaults;
+using optout_test::repeat;
+using optout_test::run;
 
 std::string show(const Match& m) {
     const char* i = optout::to_string(m.intent);

@@ -2,6 +2,7 @@
 // languages, legal-style revocations, a keyword sentence first, the review
 // queue. test/data/families.jsonl holds many more cases (corpus_test.cpp);
 // these are the rules' edges.
+#include "classify_support.hpp"
 #include "optout/classifier.hpp"
 
 #include <gtest/gtest.h>
@@ -17,18 +18,9 @@ using optout::Match;
 using optout::Mode;
 using optout::Rule;
 
-const KeywordSet& defaults() {
-    static const KeywordSet k = KeywordSet::defaults();
-    return k;
-}
-
-Match run(std::string_view body, Mode mode) { return classify(body, mode, defaults(), true); }
-
-std::string repeat(const std::string& unit, std::size_t times) {
-    std::string s;
-    for (std::size_t i = 0; i < times; ++i) s += unit;
-    return s;
-}
+using optout_test::defaults;
+using optout_test::repeat;
+using optout_test::run;
 
 void expect(std::string_view body, Mode mode, Intent intent, Rule rule, const char* keyword = nullptr) {
     const Match m = run(body, mode);
