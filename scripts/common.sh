@@ -17,9 +17,10 @@ optout_packages() {
          "postgresql-15 postgresql-server-dev-15"
 }
 
+# The packages of those named (default: optout_packages) that are not installed.
 missing_packages() {
     local p missing=()
-    for p in $(optout_packages); do
+    for p in ${*:-$(optout_packages)}; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     echo "${missing[@]}"

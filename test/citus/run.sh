@@ -56,10 +56,9 @@ build_citus() {
     flock 8
     [ -f "$prefix/.optout-complete" ] && return 0
     local need="autoconf flex bison liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev"
-    local p missing=()
-    for p in $need; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
+    local missing
+    # shellcheck disable=SC2086,SC2207
+    missing=($(missing_packages $need))
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "building Citus needs: sudo apt-get install -y ${missing[*]}"
         say "installing ${missing[*]}"
