@@ -20,7 +20,7 @@
 # pg-VERSION, complete when it holds .optout-complete; it is world-readable so
 # that the unprivileged user the tests run as can use what root built.
 #
-# A build needs bison, flex, perl, libicu-dev, libreadline-dev, zlib1g-dev and
+# A build needs bison, flex, perl, libicu-dev, libreadline-dev, zlib1g-dev, valgrind (its headers: the build defines USE_VALGRIND) and
 # pkg-config; as root, missing ones are installed. The source package comes
 # from the Debian mirror this machine already uses (read from its apt
 # sources), through a private apt configuration: the system's apt sources and
@@ -48,7 +48,12 @@ elif [ "$(id -u)" = 0 ] || [ -f "/var/cache/optout/pg-$V/.optout-complete" ]; th
 else cache=${XDG_CACHE_HOME:-$HOME/.cache}/optout
 fi
 prefix=$cache/pg-$V
-if [ -f "$prefix/.optout-complete" ]; then
+# Built with -DUSE_VALGRIND (valgrind then sees misuse of palloc'd memory;
+# outside valgrind its client requests cost next to nothing). A cached build
+# without it, from an older scripts/pg.sh, is rebuilt.
+cflags="-DUSE_VALGRIND"
+complete() { [ -f "$prefix/.optout-complete" ] && [ "$(cat "$prefix/.optout-cflags" 2>/dev/null)" = "$cflags" ]; }
+if complete; then
     say "PostgreSQL $(cat "$prefix/.optout-complete") in $prefix (cached)"
     echo "$prefix/bin/pg_config"; exit 0
 fi
@@ -57,9 +62,9 @@ umask 022
 mkdir -p "$cache"
 exec 9>"$cache/pg-$V.lock"
 flock 9   # one build per version at a time; a second caller waits and reuses it
-if [ -f "$prefix/.optout-complete" ]; then echo "$prefix/bin/pg_config"; exit 0; fi
+if complete; then echo "$prefix/bin/pg_config"; exit 0; fi
 
-build_packages="bison flex perl pkg-config libicu-dev libreadline-dev zlib1g-dev make gcc"
+build_packages="bison flex perl pkg-config libicu-dev libreadline-dev zlib1g-dev make gcc valgrind"
 missing=()
 for p in $build_packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -104,7 +109,7 @@ say "building PostgreSQL $debver into $prefix (about 15 minutes on 2 cores)"
 rm -rf "$prefix"
 {
     cd "$src"
-    ./configure --prefix="$prefix" --without-llvm --with-icu --with-readline --with-zlib --enable-debug \
+    ./configure --prefix="$prefix" CPPFLAGS="$cflags" --without-llvm --with-icu --with-readline --with-zlib --enable-debug \
     && make -j"$JOBS" \
     && make install \
     && make -C contrib/dblink -j"$JOBS" install
@@ -116,6 +121,7 @@ for f in src/test/regress/pg_regress src/test/isolation/pg_isolation_regress src
     [ -x "$pgxs/$f" ] || die "the build did not install $f"
 done
 echo "postgresql-$V $debver ($suite), orig $(sha256sum "$orig" | cut -d' ' -f1)" >"$prefix/SOURCE"
+echo "$cflags" >"$prefix/.optout-cflags"
 chmod -R a+rX "$prefix"
 "$prefix/bin/pg_config" --version | sed 's/^PostgreSQL //' >"$prefix/.optout-complete"
 say "PostgreSQL $(cat "$prefix/.optout-complete") built in $prefix"
