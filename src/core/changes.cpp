@@ -94,7 +94,10 @@ ChangePlan plan_changes(const std::vector<Change>& changes, const std::vector<Le
                 out.result = true;
                 if (!s.channel) out.contact_wide = true;
             }
-            if (out.result && out.contact_wide) cp.final_state = FinalState::Started;
+            if (out.result && out.contact_wide) {
+                cp.final_state = FinalState::Started;
+                cp.lifted = true;
+            }
         }
     }
 

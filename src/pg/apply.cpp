@@ -261,6 +261,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     const char** plan_contact = static_cast<const char**>(palloc(sizeof(char*) * n));
     bool* left_groups = static_cast<bool*>(palloc0(sizeof(bool) * n));
     int* final_state = static_cast<int*>(palloc0(sizeof(int) * n));
+    bool* lifted = static_cast<bool*>(palloc0(sizeof(bool) * n));
     static int ndel, nins, nscopes, ncontacts;  // static: they cross the guard
     ndel = nins = nscopes = ncontacts = 0;
     OPTOUT_GUARD({
@@ -289,6 +290,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
             plan_contact[ncontacts] = c.contact.data();
             left_groups[ncontacts] = c.left_groups;
             final_state[ncontacts] = static_cast<int>(c.final_state);
+            lifted[ncontacts] = c.lifted;
             ncontacts++;
         }
     });
@@ -342,64 +344,83 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
 
     // The platform's tables: every contact-wide stop leaves its groups; the
     // last contact-wide action decides status and the Stopped group. The
-    // contacts with anything to do, and the three sets of them (as indexes).
+    // contacts with anything to do, and the three sets of them (as indexes):
+    // left (a contact-wide stop: the batch stops it), started (it ends
+    // started) and flip_start (it ends stopped after a start lifted a
+    // contact-wide stop). A contact the batch both stopped and started, in
+    // either order, gets the statements of both states, the one it ends in
+    // last: one request at a time, its status would have changed and changed
+    // back, and the touch column moved (RapidPro's modified_on).
     const char** touched = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
     int* left = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
-    int* stopped = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
     int* started = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
-    int ntouched = 0, nleft = 0, nstopped = 0, nstarted = 0;
+    int* flip_start = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    int ntouched = 0, nleft = 0, nstarted = 0, nflip_start = 0;
     for (int i = 0; i < n_contacts; i++) {
         bool is_stopped = final_state[i] == static_cast<int>(optout::FinalState::Stopped);
         bool is_started = final_state[i] == static_cast<int>(optout::FinalState::Started);
         if (!left_groups[i] && !is_stopped && !is_started) continue;
         if (left_groups[i]) left[nleft++] = ntouched;
-        if (is_stopped) stopped[nstopped++] = ntouched;
         if (is_started) started[nstarted++] = ntouched;
+        if (left_groups[i] && lifted[i] && is_stopped) flip_start[nflip_start++] = ntouched;
         touched[ntouched++] = plan_contact[i];
     }
     int nattachments;
     Attachment* attachments = all_attachments(&nattachments);
     // The statements below fire triggers, optout's among them: the cache is
     // pinned while they run (an error unpins it on the way out).
+    // In three passes over the attachments, as one request at a time would
+    // leave them: (1) the contacts the batch ends stopped after lifting a
+    // stop are started first (see flip_start); (2) every contact with a
+    // contact-wide stop is stopped: status, other groups left, Stopped group
+    // joined, queued messages failed; (3) the contacts it ends started are
+    // started: status back, Stopped group left. (The platform's own triggers
+    // move a contact between its status groups as its status changes: each
+    // pass runs before the group statements of the next.)
+    const char*** groups = static_cast<const char***>(palloc0(sizeof(char**) * (nattachments ? nattachments : 1)));
     pin_attachments();
     PG_TRY();
     {
-    for (int i = 0; i < nattachments; i++) {
-        Attachment* a = &attachments[i];
-        if (i == 1) fault_point("apply_platform");
-        switch (a->kind) {
-            case kContacts:
-                if (a->plans.contacts_stop)
-                    run_for(a, a->plans.contacts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
-                if (a->plans.contacts_start)
-                    run_lifting(a, a->plans.contacts_start, pick(touched, started, nstarted), nullptr, nstarted);
-                break;
-            case kGroups: {
-                // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
-                const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
-                if (a->plans.groups_leave)
-                    run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                if (a->plans.groups_join_stopped && nstopped > 0) {
-                    const char** sc = pick(touched, stopped, nstopped);
-                    const char** sg = pick(groups, stopped, nstopped);
-                    if (citus_table(a->relid)) {
-                        // On Citus, one contact at a time: its statement then
-                        // goes to the contact's shard (see optout._action_sql).
-                        for (int k = 0; k < nstopped; k++) run_for(a, a->plans.groups_join_stopped, sc + k, sg + k, 1);
-                    } else {
-                        run_for(a, a->plans.groups_join_stopped, sc, sg, nstopped);
+    for (int pass = 0; pass < 3; pass++) {
+        // pass 0: flip_start; pass 1: left; pass 2: started
+        const int* which = pass == 0 ? flip_start : pass == 1 ? left : started;
+        int nwhich = pass == 0 ? nflip_start : pass == 1 ? nleft : nstarted;
+        if (nwhich == 0 && pass != 1) continue;
+        const char** who = pick(touched, which, nwhich);
+        for (int i = 0; i < nattachments; i++) {
+            Attachment* a = &attachments[i];
+            if (pass == 1 && i == 1) fault_point("apply_platform");
+            switch (a->kind) {
+                case kContacts:
+                    if (pass == 1 && a->plans.contacts_stop) run_for(a, a->plans.contacts_stop, who, nullptr, nwhich);
+                    if (pass != 1 && a->plans.contacts_start) run_lifting(a, a->plans.contacts_start, who, nullptr, nwhich);
+                    break;
+                case kGroups: {
+                    // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
+                    if (!groups[i] && ntouched > 0) groups[i] = stopped_groups(a, touched, ntouched);
+                    const char** sg = pick(groups[i], which, nwhich);
+                    if (pass != 1) {
+                        if (a->plans.groups_start) run_lifting(a, a->plans.groups_start, who, sg, nwhich);
+                        break;
                     }
+                    if (a->plans.groups_leave) run_for(a, a->plans.groups_leave, who, sg, nwhich);
+                    if (a->plans.groups_join_stopped && nwhich > 0) {
+                        if (citus_table(a->relid)) {
+                            // On Citus, one contact at a time: its statement then
+                            // goes to the contact's shard (see optout._action_sql).
+                            for (int k = 0; k < nwhich; k++) run_for(a, a->plans.groups_join_stopped, who + k, sg + k, 1);
+                        } else {
+                            run_for(a, a->plans.groups_join_stopped, who, sg, nwhich);
+                        }
+                    }
+                    break;
                 }
-                if (a->plans.groups_start)
-                    run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
-                                pick(groups, started, nstarted), nstarted);
-                break;
+                case kOutbound:
+                    if (pass == 1) fail_queued(a, reqs, scopes, n_scopes);
+                    break;
+                default:
+                    break;
             }
-            case kOutbound:
-                fail_queued(a, reqs, scopes, n_scopes);
-                break;
-            default:
-                break;
         }
     }
     }
@@ -420,6 +441,80 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         for (int i = 0; i < n; i++) results[i] = outcomes[i].result;
 }
 }  // namespace
+
+bool contact_query_finds(const Attachment* a, SPIPlanPtr plan, const char* contact) {
+    int guc_level = pin_search_path();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    Datum arg = CStringGetTextDatum(contact);
+    TableOwnerScope owner = enter_table_owner(a);
+    int rc = SPI_execute_snapshot(plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+    leave_table_owner(owner);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: a query of attachment %d failed: %s", a->id, SPI_result_code_string(rc));
+    bool found = SPI_processed > 0;
+    SPI_finish();
+    unpin_search_path(guc_level);
+    return found;
+}
+
+int64 apply_existing_stops(Attachment* a) {
+    if (a->kind != kContacts && a->kind != kGroups) return 0;
+    // The contact-wide stops on record (a stop on one channel changes no
+    // status and no group), read as optout's owner.
+    MemoryContext caller = CurrentMemoryContext;
+    OwnerScope scope = enter_owner();
+    int rc = SPI_execute("SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
+                         "ORDER BY s.contact COLLATE pg_catalog.\"C\"", true, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
+    int n = static_cast<int>(SPI_processed);
+    const char** found = static_cast<const char**>(MemoryContextAlloc(caller, sizeof(char*) * (n ? n : 1)));
+    for (int i = 0; i < n; i++)
+        found[i] = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    leave_owner(scope);
+    if (n == 0) return 0;
+    // Under the contacts' locks, the ones still stopped contact-wide.
+    lock_contacts_for_change(found, n);
+    char** lcontacts;
+    char** lchannels;
+    int nledger = ledger_load(found, n, &lcontacts, &lchannels);
+    const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * (nledger ? nledger : 1)));
+    int ncontacts = 0;
+    for (int i = 0; i < nledger; i++)
+        if (!lchannels[i]) contacts[ncontacts++] = lcontacts[i];
+    if (ncontacts == 0) return 0;
+
+    int64 changed = 0;
+    pin_attachments();
+    PG_TRY();
+    {
+        if (a->kind == kContacts && a->plans.contacts_stop) {
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+            changed += static_cast<int64>(exec_plan(a, a->plans.contacts_stop, cstring_array(contacts, ncontacts), (Datum)0));
+            SPI_finish();
+        } else if (a->kind == kGroups) {
+            const char** groups = stopped_groups(a, contacts, ncontacts);
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+            if (a->plans.groups_leave)
+                changed += static_cast<int64>(exec_plan(a, a->plans.groups_leave, cstring_array(contacts, ncontacts),
+                                                        cstring_array(groups, ncontacts)));
+            if (a->plans.groups_join_stopped) {
+                if (citus_table(a->relid)) {
+                    for (int k = 0; k < ncontacts; k++)
+                        changed += static_cast<int64>(exec_plan(a, a->plans.groups_join_stopped,
+                                                                cstring_array(contacts + k, 1), cstring_array(groups + k, 1)));
+                } else {
+                    changed += static_cast<int64>(exec_plan(a, a->plans.groups_join_stopped,
+                                                            cstring_array(contacts, ncontacts),
+                                                            cstring_array(groups, ncontacts)));
+                }
+            }
+            SPI_finish();
+        }
+    }
+    PG_FINALLY();
+    { unpin_attachments(); }
+    PG_END_TRY();
+    return changed;
+}
 
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
     ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};

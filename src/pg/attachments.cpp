@@ -75,6 +75,7 @@ void free_cache() {
         for (const ActionName& action : kActionNames)
             if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
+        if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
     }
     attachments = nullptr;
     nattachments = 0;
@@ -155,7 +156,11 @@ void load_cache() {
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "s.names, s.sqls, "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
-        "a.stopped_group, a.stopped_group_query, c.relowner "
+        "a.stopped_group, a.stopped_group_query, c.relowner, "
+        // Columns of 0.4.0, read so that a 0.3.0 catalog (before ALTER
+        // EXTENSION optout UPDATE) loads too: absent, they are NULL.
+        "(pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'review')::pg_catalog.bool, "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'review_unless' "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
@@ -217,6 +222,14 @@ void load_cache() {
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
+        }
+        bool review_null;
+        Datum review = SPI_getbinval(tup, desc, 27, &review_null);
+        a->review = review_null || DatumGetBool(review);  // NULL: the default, reviews on
+        char* review_unless = SPI_getvalue(tup, desc, 28);
+        if (review_unless) {
+            static Oid one_text[1] = {TEXTOID};
+            a->review_unless_plan = prepare_one(review_unless, 1, one_text, a->id);
         }
         fault_point("cache_load");
     }

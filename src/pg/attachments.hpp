@@ -62,6 +62,11 @@ struct Attachment {
     char* stopped_group;
     char* stopped_group_query;
     SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
+    // inbound: does a review-intent reply record a review (review => false:
+    // never); review_unless_plan, when given, is a query ($1 the contact key)
+    // that returns a row when the contact is answering a question: no review.
+    bool review;
+    SPIPlanPtr review_unless_plan;
     ActionPlans plans;
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
@@ -79,6 +84,14 @@ Attachment* all_attachments(int* n);
 // after. Unpin in PG_FINALLY: an error must unpin it on the way out.
 void pin_attachments();
 void unpin_attachments();
+// Runs a query of an attachment that takes one contact key ($1, text), as
+// the table's owner with search_path pinned, read-only, on the latest
+// committed state: does it return a row? (apply.cpp)
+bool contact_query_finds(const Attachment* a, SPIPlanPtr plan, const char* contact);
+// Applies the contact-wide stops already in the ledger to a contacts or
+// groups attachment (status; groups left, Stopped group joined), as a stop
+// would: returns the number of the table's rows it changed. (apply.cpp)
+int64 apply_existing_stops(Attachment* a);
 // The contact key type of the first attachment (InvalidOid: none).
 Oid attached_contact_type();
 // The relation's column numbers for the attachment, cached; errors when the

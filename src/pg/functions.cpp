@@ -1,5 +1,6 @@
 // The SQL-callable functions: optout.stop / start / is_stopped /
-// record_delivery_error, and optout._apply_stop (for optout.backfill).
+// record_delivery_error, optout._apply_stop (for optout.backfill) and
+// optout._apply_existing_stops (for attach_contacts and attach_groups).
 #include "attachments.hpp"
 
 extern "C" {
@@ -9,6 +10,7 @@ PG_FUNCTION_INFO_V1(optout_is_stopped);
 PG_FUNCTION_INFO_V1(optout_record_delivery_error);
 PG_FUNCTION_INFO_V1(optout_apply_stop);
 PG_FUNCTION_INFO_V1(optout_confirm_next);
+PG_FUNCTION_INFO_V1(optout_apply_existing_stops);
 }
 
 using optout_pg::EventInfo;
@@ -117,4 +119,17 @@ extern "C" Datum optout_confirm_next(PG_FUNCTION_ARGS) {
     char* channel = arg_string(fcinfo, 1);
     optout_pg::arm_confirmation(contact, channel);
     PG_RETURN_BOOL(optout_pg::confirmation_allowed(contact, channel ? channel : optout_pg::kAnyChannel));
+}
+
+// optout._apply_existing_stops(attachment integer) -> bigint: the contact-wide
+// stops already on record, applied to a contacts or groups attachment just
+// attached (status stopped; other groups left, Stopped group joined), with
+// the statements a stop runs. Returns the number of the table's rows changed.
+// Not granted to PUBLIC.
+extern "C" Datum optout_apply_existing_stops(PG_FUNCTION_ARGS) {
+    int id = PG_GETARG_INT32(0);
+    optout_pg::Attachment* a = optout_pg::find_attachment(id);
+    if (!a)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("optout attachment %d does not exist", id)));
+    PG_RETURN_INT64(optout_pg::apply_existing_stops(a));
 }

@@ -244,6 +244,13 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
             req.channel = a->channel_scope ? channel : nullptr;
             break;
         case optout::Intent::Review:  // a person decides (optout.open_reviews)
+            // Unless the attachment records no reviews, or its review_unless
+            // query says the contact is answering a question (RapidPro: a
+            // waiting flow session): then "No" or "A" is an answer. Only a
+            // review is ever suppressed, never a stop.
+            if (!a->review) return PointerGetDatum(nullptr);
+            if (a->review_unless_plan && optout_pg::contact_query_finds(a, a->review_unless_plan, contact))
+                return PointerGetDatum(nullptr);
             req.type = ChangeType::Review;
             req.channel = channel;
             break;

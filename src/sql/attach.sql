@@ -31,6 +31,8 @@ CREATE TABLE optout.attachments (
     event_column    name,
     stop_events     text[],
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    review          boolean,            -- inbound: false records no reviews (NULL: true)
+    review_unless   text,               -- inbound: a query with $1 = contact key (text): a row means no review
     CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind)
 );
 COMMENT ON TABLE optout.attachments IS 'The platform tables optout enforces on; written by the optout.attach_* functions';
@@ -67,6 +69,10 @@ CREATE FUNCTION optout._reply_when(attachment integer, reply "char", contact "an
     AS 'MODULE_PATHNAME', 'optout_reply_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE FUNCTION optout._reply_when(attachment integer, reply "char", contact "any") RETURNS boolean
     AS 'MODULE_PATHNAME', 'optout_reply_when' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+-- The contact-wide stops already on record, applied to a contacts or groups
+-- attachment as a stop applies them; returns the table's rows changed.
+CREATE FUNCTION optout._apply_existing_stops(attachment integer) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'optout_apply_existing_stops' LANGUAGE C VOLATILE STRICT;
 -- The platform's way to say "the next send is the confirmation" (no filter).
 CREATE FUNCTION optout.confirm_next(contact text, channel text DEFAULT NULL) RETURNS boolean
     AS 'MODULE_PATHNAME', 'optout_confirm_next' LANGUAGE C VOLATILE;
@@ -356,12 +362,16 @@ DECLARE
     s text;
     params text;
 BEGIN
-    -- The statements take arrays of keys; a stopped_group_query one key.
+    -- The statements take arrays of keys; a stopped_group_query or a
+    -- review_unless query one key.
     FOR s, params IN
         SELECT q.sql, '(text[], text[])' FROM optout._action_sql(attachment) q
         UNION ALL
         SELECT a.stopped_group_query, '(text)' FROM optout.attachments a
          WHERE a.id = attachment AND a.stopped_group_query IS NOT NULL
+        UNION ALL
+        SELECT a.review_unless, '(text)' FROM optout.attachments a
+         WHERE a.id = attachment AND a.review_unless IS NOT NULL
     LOOP
         BEGIN
             EXECUTE format('PREPARE optout_attach_verify%s AS %s', params, s);
@@ -414,7 +424,8 @@ $$;
 
 CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
                                       channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
-                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL)
+                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
+                                      review boolean DEFAULT true, review_unless text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -432,11 +443,28 @@ BEGIN
     IF scope = 'channel' AND channel_column IS NULL THEN
         RAISE EXCEPTION 'scope ''channel'' needs a channel column' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A reply the classifier sends to review (a lone "No", a lone letter)
+    -- is an answer where the platform asks questions: review => false
+    -- records none; review_unless records none while its query finds the
+    -- contact answering (docs/reference.md, "attach_inbound").
+    IF review IS FALSE AND review_unless IS NOT NULL THEN
+        RAISE EXCEPTION 'review_unless has no use with review => false'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'review => false records no reviews at all; review_unless records none only while its query returns a row.';
+    END IF;
+    IF review_unless IS NOT NULL AND btrim(review_unless) = '' THEN
+        RAISE EXCEPTION 'review_unless must be a query, not an empty string'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A query with $1 = the contact key (text) that returns a row when the contact is answering a question.';
+    END IF;
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope)
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
+                                         review, review_unless)
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope)
+            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope,
+            coalesce(attach_inbound.review, true), attach_inbound.review_unless)
     RETURNING a.id INTO id;
+    PERFORM optout._attach_verify(id);
     -- Only the rows that classify as a keyword fire the trigger (the WHEN
     -- classifies every row as it is inserted, which keeps COPY's batched
     -- inserts); their stops and starts are applied at the end of the statement.
@@ -540,6 +568,7 @@ AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'contacts', key_column);
     id integer;
+    changed bigint;
 BEGIN
     PERFORM optout._column(tbl, status_column, 'status');
     IF stopped_value IS NULL OR active_value IS NULL OR stopped_value = active_value THEN
@@ -559,6 +588,12 @@ BEGIN
                    'WHEN (NEW.%I OPERATOR(pg_catalog.=) %L AND OLD.%I IS DISTINCT FROM NEW.%I) '
                    'EXECUTE FUNCTION optout._contacts_trigger(%L)',
                    status_column, t, status_column, active_value, status_column, status_column, id);
+    -- Stops already on record (a table attached after optout was in use, or
+    -- attached again) are applied now, as a stop applies them.
+    changed := optout._apply_existing_stops(id);
+    IF changed > 0 THEN
+        RAISE NOTICE 'optout: % contacts of % set to % (stopped before the table was attached)', changed, tbl, stopped_value;
+    END IF;
     RETURN id;
 END
 $$;
@@ -571,6 +606,7 @@ CREATE FUNCTION optout.attach_groups(tbl regclass, contact_column name, group_co
 AS $$
 DECLARE
     id integer;
+    changed bigint;
 BEGIN
     PERFORM optout._attach_check(tbl, 'groups', contact_column);
     PERFORM optout._column(tbl, group_column, 'group');
@@ -584,6 +620,12 @@ BEGIN
     VALUES (attach_groups.tbl, 'groups', contact_column, group_column, stopped_group, stopped_group_query)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
+    -- Stops already on record: the contacts leave their other groups and
+    -- join their Stopped group now, as a stop makes them.
+    changed := optout._apply_existing_stops(id);
+    IF changed > 0 THEN
+        RAISE NOTICE 'optout: % group memberships of % changed (contacts stopped before the table was attached)', changed, tbl;
+    END IF;
     RETURN id;
 END
 $$;
@@ -698,7 +740,8 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._qualified_type(regclass, name),
     optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
     optout._check_value(regclass, name, text), optout._codes_check(),
-    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
+    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text),
+    optout._apply_existing_stops(integer),
     optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb),
     optout.attach_contacts(regclass, name, name, text, text, name),
     optout.attach_groups(regclass, name, name, text, text),

@@ -14,6 +14,7 @@ CREATE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public', confirmatio
 AS $$
 DECLARE
     t text;
+    answering text;
 BEGIN
     IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
         RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
@@ -36,8 +37,16 @@ BEGIN
                                      'SELECT g.id FROM %1$I.contacts_contactgroup g JOIN %1$I.contacts_contact c '
                                      'ON c.org_id = g.org_id WHERE c.id = $1::integer AND g.group_type = ''S'' '
                                      'ORDER BY g.id LIMIT 1', schema));
+    -- RapidPro's flows ask questions: a contact with a waiting flow session
+    -- (flows_flowsession, status W) is answering one, and a lone "No" or "A"
+    -- from it is an answer, not a revocation to review. (A STOP still stops.)
+    IF to_regclass(format('%I.flows_flowsession', schema)) IS NOT NULL THEN
+        answering := format('SELECT 1 FROM %I.flows_flowsession s WHERE s.contact_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4 '
+                            'AND s.status OPERATOR(pg_catalog.=) ''W''', schema);
+    END IF;
     PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
-                                  scope => 'contact', row_filter => '{"direction": "I"}');
+                                  scope => 'contact', row_filter => '{"direction": "I"}',
+                                  review_unless => answering);
     PERFORM optout.attach_outbound(format('%I.msgs_msg', schema)::regclass, 'contact_id', 'channel_id',
                                    on_blocked => 'mark',
                                    mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
@@ -54,4 +63,4 @@ END
 $$;
 REVOKE ALL ON FUNCTION optout.attach_rapidpro(name, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION optout.attach_rapidpro(name, jsonb) IS
-    'Wires a RapidPro database: keyword stops on msgs_msg, sticky stops on contacts_contact, the \Stopped group, failed sends, stop_contact channel events';
+    'Wires a RapidPro database: keyword stops on msgs_msg (no review for a reply to a waiting flow session), sticky stops on contacts_contact, the \Stopped group, failed sends, stop_contact channel events';

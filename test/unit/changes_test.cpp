@@ -232,6 +232,7 @@ TEST(PlanChanges, StartWhenNothingStopped) {
     EXPECT_EQ(p.contacts[0].contact, "c1");
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Untouched);
     EXPECT_FALSE(p.contacts[0].left_groups);
+    EXPECT_FALSE(p.contacts[0].lifted);
     EXPECT_TRUE(p.stopped_scopes.empty());
 }
 
@@ -243,6 +244,9 @@ TEST(PlanChanges, SecondStartLiftsNothing) {
     // The second start lifted nothing: the last contact-wide action stays
     // the first start.
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Started);
+    // Lifted, but never stopped in the batch: one state's statements only.
+    EXPECT_TRUE(p.contacts[0].lifted);
+    EXPECT_FALSE(p.contacts[0].left_groups);
 }
 
 // ------------------------------------------------------------- sequences
@@ -256,6 +260,8 @@ TEST(PlanChanges, StopThenStartNewContact) {
     ASSERT_EQ(p.contacts.size(), 1u);
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Started);
     EXPECT_TRUE(p.contacts[0].left_groups);
+    // Stopped and started: the platform's statements of both states run.
+    EXPECT_TRUE(p.contacts[0].lifted);
     EXPECT_EQ(p.stopped_scopes, Idx({0}));
 }
 
@@ -268,6 +274,7 @@ TEST(PlanChanges, StartThenStopWithLedgerRow) {
     ASSERT_EQ(p.contacts.size(), 1u);
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Stopped);
     EXPECT_TRUE(p.contacts[0].left_groups);
+    EXPECT_TRUE(p.contacts[0].lifted);
     EXPECT_EQ(p.stopped_scopes, Idx({1}));
 }
 
@@ -279,6 +286,7 @@ TEST(PlanChanges, StopStartStopKeepsLastStopsRow) {
     EXPECT_EQ(p.ledger_insert, Idx({2}));
     EXPECT_TRUE(p.ledger_delete.empty());
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Stopped);
+    EXPECT_TRUE(p.contacts[0].lifted);
     // One scope: the index of its first stop.
     EXPECT_EQ(p.stopped_scopes, Idx({0}));
 }

@@ -48,6 +48,11 @@ struct ContactPlan {
     // group) or a start that lifted a contact-wide stop (status active, out
     // of the Stopped group).
     FinalState final_state = FinalState::Untouched;
+    // A start of the batch lifted a contact-wide stop. With left_groups, the
+    // batch both stopped and started the contact: one request at a time, its
+    // status would have changed (and changed back), so the platform's
+    // statements for the other state run too (the touch column moves).
+    bool lifted = false;
 };
 
 struct ChangePlan {
