@@ -482,7 +482,14 @@ int64 apply_existing_stops(Attachment* a) {
         if (!lchannels[i]) contacts[ncontacts++] = lcontacts[i];
     if (ncontacts == 0) return 0;
 
-    int64 changed = 0;
+    volatile int64 changed = 0;  // read after PG_TRY
+    // The attach_* function that calls this runs with search_path pinned;
+    // the platform's own triggers, which these statements fire, get the
+    // session's default search_path (its reset value) instead, as they would
+    // in the platform's own sessions. (optout's statements name everything.)
+    int guc_level = NewGUCNestLevel();
+    (void)set_config_option("search_path", GetConfigOptionResetString("search_path"), PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
     pin_attachments();
     PG_TRY();
     {
@@ -513,6 +520,7 @@ int64 apply_existing_stops(Attachment* a) {
     PG_FINALLY();
     { unpin_attachments(); }
     PG_END_TRY();
+    AtEOXact_GUC(true, guc_level);
     return changed;
 }
 
