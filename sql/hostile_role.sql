@@ -72,6 +72,43 @@ TRUNCATE app.hijacks;
 TRUNCATE optout.events, optout.stops;
 
 -- ---------------------------------------------------------------------------
+-- 1b. A review_unless query (issue #24) is the DBA's, run by the inbound
+--     trigger the app's inserts fire: with optout's pinned path, as the
+--     table's owner. The app plants = for (integer, integer) and puts its
+--     schema first; the query, written with its operators unqualified,
+--     never calls it, and decides as it should. (The event ids of what
+--     follows stay as they were without this section.)
+SELECT last_value AS events_seq FROM optout.events_id_seq \gset
+SET ROLE regress_optout_app;
+CREATE TABLE app.sms (id serial PRIMARY KEY, contact_id int, channel text, body text);
+CREATE TABLE app.asking (contact_id int);
+INSERT INTO app.asking VALUES (2);
+CREATE FUNCTION app.int_eq(a int, b int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM app.note('= (int, int)');
+    RETURN a OPERATOR(pg_catalog.=) b;
+END
+$$;
+CREATE OPERATOR app.= (LEFTARG = int, RIGHTARG = int, FUNCTION = app.int_eq);
+RESET ROLE;
+SELECT optout.attach_inbound('app.sms', 'body', 'contact_id', 'channel',
+           review_unless => 'SELECT 1 FROM app.asking a WHERE a.contact_id = $1::int') > 0 AS attached;
+SET ROLE regress_optout_app;
+SET search_path = app, pg_catalog;
+INSERT INTO app.sms (contact_id, channel, body) VALUES (1, '+1', 'no'), (2, '+1', 'no'), (2, '+1', 'STOP');
+RESET search_path;
+RESET ROLE;
+SELECT h.what, h.by_user, count(*) AS calls FROM app.hijacks h GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT kind, contact, body FROM optout.events ORDER BY id;
+SELECT optout.detach('app.sms') AS detached;
+DROP TABLE app.sms, app.asking;
+DROP OPERATOR app.= (int, int);
+DROP FUNCTION app.int_eq(int, int);
+TRUNCATE app.hijacks;
+TRUNCATE optout.events, optout.stops;
+SELECT setval('optout.events_id_seq', :events_seq) > 0 AS events_seq_restored;
+
+-- ---------------------------------------------------------------------------
 -- 2. The platform, created by the app in its schema (with the schema's
 --    defaults, before anything is planted).
 SET ROLE regress_optout_app;
