@@ -34,6 +34,15 @@ CREATE TABLE channels_channelevent (
     event_type varchar(16) NOT NULL, status varchar(1) NOT NULL DEFAULT 'P', extra text,
     occurred_on timestamptz NOT NULL DEFAULT now(), created_on timestamptz NOT NULL DEFAULT now());
 
+-- A contact's flow sessions: W waiting for its reply, C completed, I
+-- interrupted, X expired, F failed.
+CREATE TABLE flows_flowsession (
+    id serial PRIMARY KEY, uuid uuid NOT NULL DEFAULT gen_random_uuid(), org_id integer NOT NULL,
+    contact_id integer NOT NULL REFERENCES contacts_contact,
+    status varchar(1) NOT NULL CHECK (status IN ('W', 'C', 'I', 'X', 'F')),
+    session_type varchar(1) NOT NULL DEFAULT 'M', output text, created_on timestamptz NOT NULL DEFAULT now(),
+    ended_on timestamptz, current_flow_id integer);
+
 -- Stand-in for RapidPro's status-group trigger: moves a contact between the
 -- four status groups of its org when its status changes.
 CREATE FUNCTION contact_status_groups() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -162,6 +171,16 @@ INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status, f
     (1, 7, 5, 'You are unsubscribed (sent twice).', 'O', 'Q', 42),
     (1, 7, 5, 'Weekly news', 'O', 'Q', 7);
 SELECT text, status, failed_reason FROM msgs_msg WHERE contact_id = 5 AND direction = 'O' AND text <> 'broadcast' ORDER BY id;
+
+-- Flows ask questions (issue #24): a lone "No" or "B" from contact 33, whose
+-- flow session waits for its reply, is an answer, not a review; the same
+-- from contact 34, whose session has ended, is a review. A STOP from 33 stops.
+INSERT INTO flows_flowsession (org_id, contact_id, status, ended_on) VALUES (1, 33, 'W', NULL), (1, 34, 'C', now());
+INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status) VALUES
+    (1, 7, 33, 'No', 'I', 'P'), (1, 7, 33, 'B', 'I', 'P'), (1, 7, 34, 'No', 'I', 'P'), (1, 7, 34, 'B', 'I', 'P');
+SELECT contact, message, rule FROM optout.open_reviews ORDER BY review_id;
+INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status) VALUES (1, 7, 33, 'STOP', 'I', 'P');
+SELECT id, status FROM contacts_contact WHERE id IN (33, 34) ORDER BY id;
 
 -- Undo: detach every table.
 SELECT sum(optout.detach(tbl)) AS detached FROM (SELECT DISTINCT tbl FROM optout.attached) t;
