@@ -11,7 +11,7 @@ CREATE TABLE optout.attachments (
     channel_column  name,
     body_column     name,
     row_filter      jsonb,              -- {"column": value | [values] | null}: the rows that matter
-    mode            optout.match_mode,  -- inbound: NULL means the optout.match_mode setting
+    mode            optout.match_mode,  -- inbound: fixed at attach (never the session's setting)
     scope           text CHECK (scope IN ('contact', 'channel')),
     on_blocked      text CHECK (on_blocked IN ('error', 'skip', 'mark')),
     mark            jsonb,              -- outbound: {"column": value} given to blocked and failed rows
@@ -31,7 +31,8 @@ CREATE TABLE optout.attachments (
     event_column    name,
     stop_events     text[],
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind)
+    CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind),
+    CONSTRAINT attachments_inbound_mode_check CHECK (kind <> 'inbound' OR mode IS NOT NULL)
 );
 COMMENT ON TABLE optout.attachments IS 'The platform tables optout enforces on; written by the optout.attach_* functions';
 
@@ -435,7 +436,12 @@ BEGIN
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope)
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope)
+            attach_inbound.body_column, attach_inbound.row_filter,
+            -- The mode is fixed here: enforcement never reads the session's
+            -- optout.match_mode, which any role may set (docs/security.md).
+            coalesce(attach_inbound.mode,
+                     coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
+            attach_inbound.scope)
     RETURNING a.id INTO id;
     -- Only the rows that classify as a keyword fire the trigger (the WHEN
     -- classifies every row as it is inserted, which keeps COPY's batched
