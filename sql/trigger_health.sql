@@ -111,6 +111,25 @@ SET ROLE regress_health_monitor;
 SELECT count(*) AS attachments, bool_and(triggers_ok) AS all_ok FROM optout.health();
 RESET ROLE;
 
+-- A hostile application role plants look-alikes of what health() and the
+-- view use, first on the path of the DBA who calls them: none is called.
+SET ROLE regress_health_app;
+CREATE TABLE app.hijacks (what text);
+GRANT INSERT ON app.hijacks TO PUBLIC;
+CREATE FUNCTION app.neq(a text, b text) RETURNS boolean LANGUAGE sql
+    AS $$ INSERT INTO app.hijacks VALUES ('<>'); SELECT a OPERATOR(pg_catalog.<>) b $$;
+CREATE OPERATOR app.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = app.neq);
+CREATE FUNCTION app.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE sql
+    AS $$ INSERT INTO app.hijacks VALUES ('format'); SELECT f $$;
+CREATE FUNCTION app.jsonb_array_elements(j jsonb) RETURNS SETOF jsonb LANGUAGE sql
+    AS $$ INSERT INTO app.hijacks VALUES ('jsonb_array_elements'); SELECT j $$;
+RESET ROLE;
+SET search_path = app, pg_catalog, public;
+SELECT count(*) AS attachments, bool_and(triggers_ok) AS all_ok, sum(stops) AS stops FROM optout.health();
+SELECT count(*) AS rows, bool_and(trigger_enabled) AS all_enabled FROM optout.attached;
+RESET search_path;
+SELECT count(*) AS hijacked FROM app.hijacks;
+
 -- 4. Detach and DROP TABLE keep working, without a warning: detach removes
 --    the attachments before it drops the triggers.
 SELECT optout.detach('app.events') AS detached;
