@@ -73,6 +73,12 @@ SELECT status FROM app.contacts WHERE id = 4;
 RESET optout.match_mode;
 RESET ROLE;
 
+-- The evidence pack states the mode the attachment classifies with, not
+-- the session's.
+SET optout.match_mode = 'reasonable';
+SELECT optout.evidence('1') #> '{settings,match_mode}' AS evidence_mode;
+RESET optout.match_mode;
+
 -- An inbound attachment cannot be left without a mode.
 \set VERBOSITY terse
 UPDATE optout.attachments SET mode = NULL WHERE tbl = 'app.msgs'::regclass AND kind = 'inbound';

@@ -170,3 +170,83 @@ $$;
 REVOKE ALL ON FUNCTION optout.health(timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION optout.health(timestamptz) IS
     'Per attachment: are all its triggers in place and firing (and what is wrong if not), and the stops, starts, blocked sends, provider opt-out errors and refused status changes recorded on its table since it was attached (or since the time given)';
+
+-- The evidence pack reports the stored match mode (issue #26)
+-- settings.match_mode is the mode the inbound attachments classify with,
+-- not the calling session's optout.match_mode.
+CREATE OR REPLACE FUNCTION optout.evidence(contact text) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH ev AS (
+    SELECT e.*, (SELECT min(n.id) FROM optout.events n
+                  WHERE n.contact = e.contact AND n.kind = 'start' AND n.id > e.id
+                    AND (n.detail ->> 'lifted') IS NOT NULL) AS lifted_by
+      FROM optout.events e WHERE e.contact = $1
+), stops AS (
+    SELECT e.*, h.received_at, h.honour_time, h.business_days, h.within_10_business_days
+      FROM ev e JOIN optout.honour_times h ON h.stop_event = e.id
+     WHERE e.kind = 'stop'
+)
+SELECT jsonb_build_object(
+    'contact', $1,
+    'generated_at', pg_catalog.now(),
+    'optout_version', (SELECT x.extversion FROM pg_extension x WHERE x.extname = 'optout'),
+    'settings', jsonb_build_object(
+        -- the mode inbound attachments classify with (fixed at attach; one
+        -- mode, or {table: mode} when they differ), not the session's setting
+        'match_mode', (SELECT CASE WHEN count(DISTINCT a.mode) = 1 THEN to_jsonb(min(a.mode::text))
+                                   WHEN count(*) > 0 THEN jsonb_object_agg(a.tbl::text, a.mode) END
+                         FROM optout.attachments a WHERE a.kind = 'inbound'),
+        'confirmation_window', pg_catalog.current_setting('optout.confirmation_window', true),
+        'revoke_all_from', nullif(pg_catalog.current_setting('optout.revoke_all_from', true), '')),
+    'stopped_now', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                        'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
+                        'channel', s.channel, 'since', s.stopped_at, 'source', s.source, 'stop_event', s.event_id)
+                      ORDER BY s.stopped_at, s.channel NULLS FIRST)
+                    FROM optout.stops s WHERE s.contact = $1), '[]'::jsonb),
+    'revocations', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', s.id, 'source', s.source, 'channel', s.channel,
+        'message', s.body, 'keyword', s.keyword, 'language', s.language, 'rule', s.rule,
+        'provider', s.provider, 'code', s.code, 'reason', s.reason, 'table', s.table_name, 'actor', s.actor,
+        'classified_by', CASE WHEN s.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', s.optout_version, 'keyword_set', s.keyword_set) END,
+        'revoke_all_from', s.detail ->> 'revoke_all_from',
+        'requested_channel', s.detail ->> 'requested_channel',
+        'received_at', s.received_at, 'honoured_at', s.at,
+        'honour_time_seconds', extract(epoch FROM s.honour_time),
+        'business_days', s.business_days, 'within_10_business_days', s.within_10_business_days,
+        'lifted_by_event', s.lifted_by,
+        'sends_after', (SELECT jsonb_build_object(
+                'blocked', coalesce(sum(CASE WHEN b.detail ? 'queued_failed' THEN 0
+                                             ELSE coalesce((b.detail ->> 'count')::bigint, 1) END), 0),
+                'queued_failed', coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0),
+                'first_at', min(b.at), 'last_at', max(b.at),
+                'records', coalesce(jsonb_agg(jsonb_build_object(
+                        'at', b.at, 'channel', b.channel, 'table', b.table_name, 'rule', b.detail ->> 'rule',
+                        'count', coalesce((b.detail ->> 'count')::bigint, 0),
+                        'queued_failed', coalesce((b.detail ->> 'queued_failed')::bigint, 0)) ORDER BY b.id)
+                    FILTER (WHERE b.id IS NOT NULL), '[]'::jsonb))
+              FROM ev b WHERE b.kind = 'blocked' AND b.id > s.id AND b.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'provider_errors_after', (SELECT jsonb_build_object('count', count(*), 'first_at', min(p.at), 'last_at', max(p.at))
+              FROM ev p WHERE p.kind = 'provider_error' AND p.id > s.id
+               AND p.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'confirmation', (SELECT jsonb_build_object('at', c.at, 'channel', c.channel, 'table', c.table_name,
+                                                   'seconds_after_stop', (c.detail ->> 'seconds_after_stop')::numeric)
+                           FROM ev c WHERE c.kind = 'confirmation' AND (c.detail ->> 'for_event')::bigint = s.id))
+      ORDER BY s.id) FROM stops s), '[]'::jsonb),
+    'opt_ins', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', o.id, 'at', o.at, 'source', o.source, 'channel', o.channel, 'message', o.body,
+        'keyword', o.keyword, 'rule', o.rule, 'reason', o.reason, 'actor', o.actor,
+        'lifted', o.detail ->> 'lifted',
+        'classified_by', CASE WHEN o.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', o.optout_version, 'keyword_set', o.keyword_set) END)
+      ORDER BY o.id) FROM ev o WHERE o.kind = 'start'), '[]'::jsonb),
+    'help_requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', h.id, 'at', h.at, 'channel', h.channel, 'message', h.body, 'keyword', h.keyword,
+        'reply', (SELECT jsonb_build_object('at', r.at, 'channel', r.channel, 'table', r.table_name,
+                                            'seconds_after_help', (r.detail ->> 'seconds_after_help')::numeric)
+                    FROM ev r WHERE r.kind = 'help_reply' AND (r.detail ->> 'for_event')::bigint = h.id))
+      ORDER BY h.id) FROM ev h WHERE h.kind = 'help'), '[]'::jsonb),
+    'status_changes_refused', (SELECT count(*) FROM ev k WHERE k.kind = 'status_kept'))
+$$;
