@@ -14,7 +14,7 @@ OPTOUT_PG_MAJOR=${PG:-${OPTOUT_PG_MAJOR:-15}}
 # and the source of the cross-version dump and restore.
 optout_packages() {
     echo "make g++ clang cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
-         "postgresql-15 postgresql-server-dev-15"
+         "postgresql-15 postgresql-server-dev-15 pgbouncer"
 }
 
 # The packages of those named (default: optout_packages) that are not installed.

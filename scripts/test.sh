@@ -205,6 +205,12 @@ if pg_parts ""; then
         echo "==> pg_dump / pg_restore"
         script_suite dump_restore test/scripts/dump_restore.sh
     fi
+    part "PostgreSQL $OPTOUT_PG_MAJOR: pgbouncer"
+    script_suite pgbouncer test/scripts/pgbouncer.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: standby"
+    script_suite standby test/scripts/standby.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: logical replication"
+    script_suite logical test/scripts/logical.sh
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"

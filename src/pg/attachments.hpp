@@ -44,7 +44,7 @@ struct Attachment {
     char* contact_col;
     char* channel_col;
     char* body_col;
-    int mode;  // -1: the optout.match_mode setting
+    int mode;  // fixed at attach; -1 (never stored for inbound): standard
     bool channel_scope;
     OnBlocked on_blocked;
     int nmark;

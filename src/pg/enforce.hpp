@@ -145,6 +145,9 @@ bool lifting_stop();
 
 // --- the workflow around a stop (reply.cpp; settings in module.cpp) ---------
 // optout.confirmation_window and optout.help_reply_window, in seconds.
+// On a hot standby or in a read-only transaction: a clear error (25006)
+// naming what cannot be done and the function to call on the primary.
+void require_writable(const char* what, const char* function);
 int confirmation_window();
 int help_reply_window();
 // optout.confirm_manual_stops: a manual or backfill stop allows a confirmation too.

@@ -4,6 +4,11 @@
 #include "attachments.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+}
+
+extern "C" {
 PG_FUNCTION_INFO_V1(optout_stop);
 PG_FUNCTION_INFO_V1(optout_start);
 PG_FUNCTION_INFO_V1(optout_is_stopped);
@@ -43,8 +48,30 @@ char* required_contact(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
+namespace optout_pg {
+
+// The functions that write the ledger (stop, start, record_delivery_error,
+// dismiss_review) say so clearly on a hot standby, or in a read-only
+// transaction, instead of failing on nextval() deep inside (SQLSTATE 25006).
+void require_writable(const char* what, const char* function) {
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("optout: cannot %s on a hot standby", what),
+                        errdetail("This server is a standby in recovery: optout's ledger is written on the primary "
+                                  "and reaches the standby by replication. Reads (optout.is_stopped, classify, the "
+                                  "reports) work here."),
+                        errhint("Call %s on the primary.", function)));
+    if (XactReadOnly)
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("optout: cannot %s in a read-only transaction", what),
+                        errhint("Call %s in a read-write transaction.", function)));
+}
+
+}  // namespace optout_pg
+
 // optout.stop(contact text, channel text DEFAULT NULL, reason text DEFAULT NULL) -> boolean
 extern "C" Datum optout_stop(PG_FUNCTION_ARGS) {
+    optout_pg::require_writable("stop a contact", "optout.stop()");
     char* contact = required_contact(fcinfo);
     EventInfo info;
     info.source = "manual";
@@ -54,6 +81,7 @@ extern "C" Datum optout_stop(PG_FUNCTION_ARGS) {
 
 // optout.start(contact text, channel text DEFAULT NULL, reason text) -> boolean
 extern "C" Datum optout_start(PG_FUNCTION_ARGS) {
+    optout_pg::require_writable("lift a stop", "optout.start()");
     char* contact = required_contact(fcinfo);
     char* reason = arg_string(fcinfo, 2);
     if (!reason || strspn(reason, " \t\r\n") == strlen(reason))
@@ -75,6 +103,7 @@ extern "C" Datum optout_is_stopped(PG_FUNCTION_ARGS) {
 
 // optout.record_delivery_error(contact text, channel text, provider text, code text) -> boolean
 extern "C" Datum optout_record_delivery_error(PG_FUNCTION_ARGS) {
+    optout_pg::require_writable("record a delivery error", "optout.record_delivery_error()");
     char* contact = required_contact(fcinfo);
     EventInfo info;
     info.source = "provider";
@@ -97,6 +126,7 @@ extern "C" Datum optout_record_delivery_error(PG_FUNCTION_ARGS) {
 // table_name, detail jsonb) -> boolean: a stop with every field of its record
 // given (used by optout.backfill). Not granted to PUBLIC.
 extern "C" Datum optout_apply_stop(PG_FUNCTION_ARGS) {
+    optout_pg::require_writable("stop a contact", "optout.backfill");
     char* contact = required_contact(fcinfo);
     EventInfo info;
     info.source = arg_string(fcinfo, 2);

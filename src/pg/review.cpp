@@ -60,6 +60,7 @@ bool review_open(int64 id) {
 
 // optout.dismiss_review(review_id bigint, reason text) -> boolean
 extern "C" Datum optout_dismiss_review(PG_FUNCTION_ARGS) {
+    optout_pg::require_writable("dismiss a review", "optout.dismiss_review()");
     if (PG_ARGISNULL(0))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("review_id must not be NULL")));
     int64 id = PG_GETARG_INT64(0);

@@ -110,7 +110,10 @@ Attachment* when_attachment(FunctionCallInfo fcinfo) {
 
 bool classify_row(Attachment* a, text* body_t) {
     optout_pg::Utf8 body = optout_pg::text_to_utf8(body_t);
-    optout::Mode mode = a->mode < 0 ? optout_pg::default_mode() : static_cast<optout::Mode>(a->mode);
+    // The attachment's mode, fixed at attach; never the session's
+    // optout.match_mode, which any role may set (a row without one, which the
+    // table's CHECK refuses, reads as the default, standard).
+    optout::Mode mode = a->mode < 0 ? optout::Mode::Standard : static_cast<optout::Mode>(a->mode);
     const optout::KeywordSet& kw = optout_pg::keywords();
     OPTOUT_GUARD({
         inbound_match = optout::classify(std::string_view(body.data, body.size), mode, kw);

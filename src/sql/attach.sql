@@ -11,7 +11,7 @@ CREATE TABLE optout.attachments (
     channel_column  name,
     body_column     name,
     row_filter      jsonb,              -- {"column": value | [values] | null}: the rows that matter
-    mode            optout.match_mode,  -- inbound: NULL means the optout.match_mode setting
+    mode            optout.match_mode,  -- inbound: fixed at attach (never the session's setting)
     scope           text CHECK (scope IN ('contact', 'channel')),
     on_blocked      text CHECK (on_blocked IN ('error', 'skip', 'mark')),
     mark            jsonb,              -- outbound: {"column": value} given to blocked and failed rows
@@ -33,7 +33,8 @@ CREATE TABLE optout.attachments (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     review          boolean,            -- inbound: false records no reviews (NULL: true)
     review_unless   text,               -- inbound: a query with $1 = contact key (text): a row means no review
-    CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind)
+    CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind),
+    CONSTRAINT attachments_inbound_mode_check CHECK (kind <> 'inbound' OR mode IS NOT NULL)
 );
 COMMENT ON TABLE optout.attachments IS 'The platform tables optout enforces on; written by the optout.attach_* functions';
 
@@ -461,7 +462,12 @@ BEGIN
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
                                          review, review_unless)
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope,
+            attach_inbound.body_column, attach_inbound.row_filter,
+            -- The mode is fixed here: enforcement never reads the session's
+            -- optout.match_mode, which any role may set (docs/security.md).
+            coalesce(attach_inbound.mode,
+                     coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
+            attach_inbound.scope,
             coalesce(attach_inbound.review, true), attach_inbound.review_unless)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
@@ -696,6 +702,10 @@ DECLARE
 BEGIN
     SELECT format('%I.%I', ns.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
+    -- The attachments go first: the event trigger that guards optout's
+    -- triggers (optout_trigger_guard) lets a table's be dropped once it has none.
+    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
+    GET DIAGNOSTICS n = ROW_COUNT;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
                   AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
@@ -709,8 +719,6 @@ BEGIN
                                    UNION ALL SELECT tbl::oid) LOOP
         EXECUTE format('DROP TRIGGER optout_flush ON %s', p);
     END LOOP;
-    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
-    GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
         RAISE NOTICE 'table % was not attached to optout', tbl;
     END IF;
@@ -719,17 +727,46 @@ END
 $$;
 COMMENT ON FUNCTION optout.detach(regclass) IS 'Removes everything optout attached to a table; returns the number of attachments removed';
 
+-- `triggers`: each trigger an attachment needs, on its table and on each
+-- partition of it (the row triggers are cloned there, the statement trigger
+-- is made there), and its state: enabled (tgenabled O) or always (A): it
+-- fires; replica (R), disabled (D) or missing: it does not, and enforcement
+-- is off there. trigger_enabled: all of them fire (NULL for groups: none).
 CREATE VIEW optout.attached AS
 SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a.row_filter,
        a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.confirmation, a.help_reply, a.status_column, a.stopped_value, a.active_value,
        a.group_column, a.stopped_group, a.stopped_group_query, a.code_column, a.provider, a.event_column,
        a.stop_events, a.created_at,
        t.tgname AS trigger_name,
-       CASE WHEN a.kind = 'groups' THEN NULL ELSE t.tgname IS NOT NULL AND t.tgenabled <> 'D' END AS trigger_enabled
+       CASE WHEN a.kind = 'groups' THEN NULL ELSE coalesce(h.ok, false) END AS trigger_enabled,
+       h.triggers
   FROM optout.attachments a
   LEFT JOIN pg_catalog.pg_trigger t
-    ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal;
-COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether its trigger is in place';
+    ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.bool_and(s.state IN ('enabled', 'always')) AS ok,
+               coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                            'table', s.relation::pg_catalog.regclass::pg_catalog.text, 'trigger', s.tgname,
+                            'state', s.state) ORDER BY s.relation <> a.tbl::pg_catalog.oid,
+                                                    s.relation::pg_catalog.regclass::pg_catalog.text, s.tgname),
+                        '[]') AS triggers
+          FROM (SELECT r.relid AS relation, n.tgname,
+                       CASE g.tgenabled WHEN 'O' THEN 'enabled' WHEN 'A' THEN 'always' WHEN 'R' THEN 'replica'
+                                        WHEN 'D' THEN 'disabled' ELSE 'missing' END AS state
+                  FROM (SELECT a.tbl::pg_catalog.oid AS relid
+                        UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(a.tbl) pt) r
+                 CROSS JOIN pg_catalog.unnest(CASE a.kind
+                            WHEN 'inbound' THEN ARRAY['optout_inbound', 'optout_flush']
+                            WHEN 'outbound' THEN CASE WHEN coalesce(a.row_filter, '{}') <> '{}'
+                                                        OR coalesce(a.queued, '{}') <> '{}'
+                                                      THEN ARRAY['optout_outbound', 'optout_outbound_requeue']
+                                                      ELSE ARRAY['optout_outbound'] END
+                            WHEN 'contacts' THEN ARRAY['optout_contacts']
+                            WHEN 'delivery_errors' THEN ARRAY['optout_delivery_errors', 'optout_flush']
+                            ELSE ARRAY[]::pg_catalog.text[] END::pg_catalog.name[]) n(tgname)
+                  LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid AND g.tgname = n.tgname AND NOT g.tgisinternal
+               ) s) h ON true;
+COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether every trigger it needs is in place and fires';
 
 -- ---------------------------------------------------------------------------
 -- Privileges: the application needs none of these to send and receive.
@@ -829,3 +866,47 @@ REVOKE ALL ON FUNCTION optout._on_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER optout_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION optout._on_ddl_end();
+
+-- optout's triggers on an attached table cannot be dropped, disabled, set to
+-- ENABLE REPLICA, renamed or replaced by a role that is not superuser (an
+-- ERROR with a hint to detach); a superuser may, with a WARNING
+-- (src/pg/trigger_guard.cpp). optout.detach() removes the attachments first.
+CREATE FUNCTION optout._trigger_guard() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'optout_trigger_guard' LANGUAGE C;
+REVOKE ALL ON FUNCTION optout._trigger_guard() FROM PUBLIC;
+CREATE EVENT TRIGGER optout_trigger_guard ON ddl_command_start
+    WHEN TAG IN ('DROP TRIGGER', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE TRIGGER')
+    EXECUTE FUNCTION optout._trigger_guard();
+
+-- ---------------------------------------------------------------------------
+-- For a monitoring job: per attachment, whether every trigger it needs is
+-- there and fires, what is wrong if not, and what was recorded on its table
+-- since it was attached (or since the time given, whichever is later).
+CREATE FUNCTION optout.health(since timestamptz DEFAULT NULL)
+    RETURNS TABLE (attachment integer, tbl regclass, kind text, triggers_ok boolean, problems text[],
+                   counted_from timestamptz, stops bigint, starts bigint, blocked bigint, provider_errors bigint,
+                   status_kept bigint, last_event_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.id, a.tbl, a.kind, coalesce(a.trigger_enabled, true),
+       ARRAY(SELECT format('trigger %s of %s: %s', t ->> 'trigger', t ->> 'table', t ->> 'state')
+               FROM jsonb_array_elements(a.triggers) t
+              WHERE t ->> 'state' NOT IN ('enabled', 'always')),
+       f.from_at, e.stops, e.starts, e.blocked, e.provider_errors, e.status_kept, e.last_at
+  FROM optout.attached a
+ CROSS JOIN LATERAL (SELECT greatest(a.created_at, $1) AS from_at,
+                            format('%I.%I', n.nspname, c.relname) AS table_name
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl) f
+ CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE v.kind = 'stop') AS stops,
+                            count(*) FILTER (WHERE v.kind = 'start') AS starts,
+                            count(*) FILTER (WHERE v.kind = 'blocked') AS blocked,
+                            count(*) FILTER (WHERE v.kind = 'provider_error') AS provider_errors,
+                            count(*) FILTER (WHERE v.kind = 'status_kept') AS status_kept,
+                            max(v.at) AS last_at
+                       FROM optout.events v WHERE v.at >= f.from_at AND v.table_name = f.table_name) e
+ ORDER BY a.id
+$$;
+REVOKE ALL ON FUNCTION optout.health(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION optout.health(timestamptz) IS
+    'Per attachment: are all its triggers in place and firing (and what is wrong if not), and the stops, starts, blocked sends, provider opt-out errors and refused status changes recorded on its table since it was attached (or since the time given)';

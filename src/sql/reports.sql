@@ -186,7 +186,11 @@ SELECT jsonb_build_object(
     'generated_at', pg_catalog.now(),
     'optout_version', (SELECT x.extversion FROM pg_extension x WHERE x.extname = 'optout'),
     'settings', jsonb_build_object(
-        'match_mode', pg_catalog.current_setting('optout.match_mode', true),
+        -- the mode inbound attachments classify with (fixed at attach; one
+        -- mode, or {table: mode} when they differ), not the session's setting
+        'match_mode', (SELECT CASE WHEN count(DISTINCT a.mode) = 1 THEN to_jsonb(min(a.mode::text))
+                                   WHEN count(*) > 0 THEN jsonb_object_agg(a.tbl::text, a.mode) END
+                         FROM optout.attachments a WHERE a.kind = 'inbound'),
         'confirmation_window', pg_catalog.current_setting('optout.confirmation_window', true),
         'revoke_all_from', nullif(pg_catalog.current_setting('optout.revoke_all_from', true), '')),
     'stopped_now', coalesce((SELECT jsonb_agg(jsonb_build_object(

@@ -46,6 +46,9 @@ check() {  # check NAME EXPECTED SQL: SQL's result in the restored database
 }
 
 psql -d postgres -c 'CREATE DATABASE source'
+# A database-level setting, which a pg_dump without --create does not carry:
+# the inbound attachment below, made without a mode, stores it (issue #26).
+psql -d postgres -c "ALTER DATABASE source SET optout.match_mode = 'reasonable'"
 psql_dst -d postgres -c 'CREATE DATABASE restored'
 psql -d source >/dev/null <<'SQL'
 CREATE EXTENSION optout;
@@ -87,6 +90,10 @@ check "delivery codes: user edit and addition kept" "f|t" \
 check "ledger kept" "1,2" "SELECT string_agg(contact, ',' ORDER BY contact) FROM optout.stops"
 check "events kept" "$(psql -d source -At -c 'SELECT count(*) FROM optout.events')" "SELECT count(*) FROM optout.events"
 check "attachments kept" "3" "SELECT count(*) FROM optout.attached WHERE trigger_enabled"
+check "the database-level setting is not in the restored database" "" \
+      "SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+check "the inbound attachment keeps the mode fixed at attach (reasonable)" "reasonable" \
+      "SELECT mode FROM optout.attachments WHERE kind = 'inbound'"
 check "classifier sees the restored keywords" "opt_out|" "SELECT optout.classify('BASTA!'), optout.classify('yes')"
 check "enforcement after restore: a send to a stopped contact is marked" "F" \
       "INSERT INTO \"Messages\" (contact, direction, body) VALUES (2, 'out', 'after restore') RETURNING status"
@@ -94,6 +101,8 @@ check "enforcement after restore: a new STOP stops" "S" \
       "INSERT INTO \"Messages\" (contact, direction, body) VALUES (3, 'in', 'Stop please'); SELECT status FROM contacts WHERE id = 3"
 check "enforcement after restore: the sticky stop holds" "S" \
       "UPDATE contacts SET status = 'A' WHERE id = 1; SELECT status FROM contacts WHERE id = 1"
+check "enforcement after restore: the restored mode (reasonable) is used" "S" \
+      "INSERT INTO \"Messages\" (contact, direction, body) VALUES (4, 'in', 'please stop texting me'); SELECT status FROM contacts WHERE id = 4"
 check "new events continue the sequence" "t" \
       "SELECT count(*) = count(DISTINCT id) FROM optout.events"
 
