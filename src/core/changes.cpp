@@ -95,6 +95,9 @@ ChangePlan plan_changes(const std::vector<Change>& changes, const std::vector<Le
                 if (!s.channel) out.contact_wide = true;
             }
             if (out.result && out.contact_wide) cp.final_state = FinalState::Started;
+            // A start that lifts nothing (an opt-in keyword from a contact
+            // never stopped, a second START) records nothing.
+            if (!out.result) out.event = false;
         }
     }
 
