@@ -373,7 +373,7 @@ TEST(PlanChanges, LedgerRowsOfOtherContactsIgnoredAndInsertInRequestOrder) {
     ChangePlan p = plan_changes(changes, ledger);
     EXPECT_EQ(p.ledger_insert, Idx({0, 1, 2, 4}));
     EXPECT_TRUE(p.ledger_delete.empty());
-    expect_outcome(p.outcomes[3], true, false, false);
+    expect_outcome(p.outcomes[3], false, false, false);  // c9 was not stopped: no event
     ASSERT_EQ(p.contacts.size(), 4u);
     EXPECT_EQ(find_contact(p, "x"), nullptr);
     EXPECT_EQ(find_contact(p, "y"), nullptr);
