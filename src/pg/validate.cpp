@@ -18,6 +18,7 @@ extern "C" {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(optout_check_statement);
+PG_FUNCTION_INFO_V1(optout_check_value_input);
 }
 
 namespace {
@@ -92,7 +93,7 @@ extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(run_as, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    SetUserIdAndSecContext(run_as, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     Query* q = parse_analyze_fixedparams(stmt, sql, types, nparams, nullptr);
     (void)check_walker(reinterpret_cast<Node*>(q), &cx);
     if (cx.what) {
@@ -116,6 +117,42 @@ extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
             ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                             errmsg("%s returns %s, not %s", cx.what, format_type_be(type), format_type_be(returns))));
     }
+    SetUserIdAndSecContext(saved_user, saved_context);
+    PG_RETURN_VOID();
+}
+
+// optout._check_value_input(tbl regclass, col name, val text) -> void
+//
+// Reads val as a value of the column, the way an assignment to it would:
+// the type's input function with the column's type modifier ('FAILED' does
+// not fit varchar(1): an error, where a cast would truncate). A domain's
+// constraints are checked too. It runs as the table's owner, as optout's
+// statements that write the value will: a domain's CHECK that calls a
+// function of the table owner's never runs with the attaching role's rights.
+extern "C" Datum optout_check_value_input(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_VOID();
+    Oid relid = PG_GETARG_OID(0);
+    Name col = PG_GETARG_NAME(1);
+    char* val = text_to_cstring(PG_GETARG_TEXT_PP(2));
+    HeapTuple tup = SearchSysCacheAttName(relid, NameStr(*col));
+    if (!HeapTupleIsValid(tup))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("column \"%s\" of table %s does not exist", NameStr(*col), get_rel_name(relid))));
+    Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tup));
+    Oid type = att->atttypid;
+    int32 typmod = att->atttypmod;
+    ReleaseSysCache(tup);
+    HeapTuple rel = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(rel)) elog(ERROR, "optout: cache lookup failed for relation %u", relid);
+    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(rel))->relowner;
+    ReleaseSysCache(rel);
+    Oid in, ioparam;
+    getTypeInputInfo(type, &in, &ioparam);
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    (void)OidInputFunctionCall(in, val, ioparam, typmod);
     SetUserIdAndSecContext(saved_user, saved_context);
     PG_RETURN_VOID();
 }

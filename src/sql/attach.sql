@@ -454,7 +454,11 @@ $$;
 
 -- A value optout will write to (or compare with) a column fits it as an
 -- assignment does: the type's input function with the column's typmod, so
--- 'FAILED' does not fit varchar(1) (a cast would truncate it to 'F').
+-- 'FAILED' does not fit varchar(1) (a cast would truncate it to 'F'); read
+-- as the table's owner (src/pg/validate.cpp).
+CREATE FUNCTION optout._check_value_input(tbl regclass, col name, val text)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_value_input' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION optout._check_value(tbl regclass, col name, val text, what text DEFAULT 'value')
     RETURNS void
     LANGUAGE plpgsql
@@ -462,22 +466,8 @@ CREATE FUNCTION optout._check_value(tbl regclass, col name, val text, what text 
 AS $$
 DECLARE
     typname text := optout._column(tbl, col, 'value');
-    fn text;
-    nargs integer;
-    ioparam oid;
-    typmod integer;
 BEGIN
-    IF val IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT format('%I.%I', pn.nspname, p.proname), p.pronargs,
-           CASE WHEN t.typelem <> 0 THEN t.typelem ELSE t.oid END, a.atttypmod
-      INTO fn, nargs, ioparam, typmod
-      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-      JOIN pg_proc p ON p.oid = t.typinput JOIN pg_namespace pn ON pn.oid = p.pronamespace
-     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-    EXECUTE format('SELECT %s($1::pg_catalog.cstring%s)', fn, CASE nargs WHEN 3 THEN ', $2, $3' WHEN 2 THEN ', $2' ELSE '' END)
-      USING val, ioparam, typmod;
+    PERFORM optout._check_value_input(tbl, col, val);
 EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
     RAISE EXCEPTION 'the % % does not fit column "%" of table %, of type %', what, optout._cut(quote_literal(val)), col, tbl, typname
         USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
@@ -830,7 +820,7 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
     optout._check_value(regclass, name, text, text), optout._codes_check(),
     optout._check_filter(regclass, jsonb, text), optout._check_statement(text, regtype[], regrole, text, regtype),
-    optout._cut(text), optout._key_family(oid),
+    optout._cut(text), optout._key_family(oid), optout._check_value_input(regclass, name, text),
     optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb),
     optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb),
     optout.attach_contacts(regclass, name, name, text, text, name),
