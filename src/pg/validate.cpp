@@ -5,7 +5,7 @@
 //
 // Plain C-style code: everything here may ereport, and no C++ object with
 // a destructor is alive.
-#include "pg.hpp"
+#include "glue.hpp"
 
 extern "C" {
 #include "nodes/nodeFuncs.h"
@@ -78,6 +78,9 @@ extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
     Oid* types = static_cast<Oid*>(palloc(sizeof(Oid) * (nparams ? nparams : 1)));
     for (int i = 0; i < nparams; i++) types[i] = nulls[i] ? InvalidOid : DatumGetObjectId(elems[i]);
 
+    // Names resolve as they will when optout prepares the statement: with
+    // search_path = pg_catalog, pg_temp, whatever the caller's.
+    int guc_level = optout_pg::pin_search_path();
     List* raw = pg_parse_query(sql);
     if (list_length(raw) != 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -118,6 +121,7 @@ extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
                             errmsg("%s returns %s, not %s", cx.what, format_type_be(type), format_type_be(returns))));
     }
     SetUserIdAndSecContext(saved_user, saved_context);
+    optout_pg::unpin_search_path(guc_level);
     PG_RETURN_VOID();
 }
 
