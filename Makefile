@@ -32,7 +32,9 @@ REGRESS_OPTS = --encoding=UTF8 --no-locale
 # Isolation specs (test/isolation/specs/*.spec, expected output in
 # test/isolation/expected/): behaviour across concurrent sessions.
 ISOLATION   = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --encoding=UTF8 --no-locale
+# The folders are in the options, so that PGXS's installcheck finds them too
+# (its own --inputdir, the top folder, comes first and is overridden).
+ISOLATION_OPTS = --encoding=UTF8 --no-locale --inputdir=./test/isolation --outputdir=output_iso
 EXTRA_CLEAN = tmp_install tmp_install_vg tmp_check_vg tmp_check_vg_out valgrind_logs
 
 PG_CONFIG  ?= pg_config
@@ -85,4 +87,4 @@ regresscheck: temp-install
 
 isolationcheck: temp-install
 	$(top_builddir)/src/test/isolation/pg_isolation_regress --temp-instance=./tmp_check_iso \
-	  --inputdir=./test/isolation --outputdir=output_iso --bindir='$(TMP_BINDIR)' $(ISOLATION_OPTS) $(ISOLATION)
+	  --bindir='$(TMP_BINDIR)' $(ISOLATION_OPTS) $(ISOLATION)

@@ -211,6 +211,8 @@ if pg_parts ""; then
     script_suite standby test/scripts/standby.sh
     part "PostgreSQL $OPTOUT_PG_MAJOR: logical replication"
     script_suite logical test/scripts/logical.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: installcheck"
+    script_suite installcheck test/scripts/installcheck.sh
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"

@@ -616,6 +616,28 @@ SELECT result ->> 'status' AS status, result ->> 'rows_scanned' AS rows_scanned,
        result ->> 'contacts_stopped' AS contacts_stopped
   FROM seen WHERE what = 'backfill_progress' ORDER BY (result ->> 'run_id')::int;
 
+-- Attach-time checks run nothing of the app's with the DBA's rights (issue
+-- #26): a value is checked against the column's type as the table's owner,
+-- so a domain whose CHECK calls the app's function runs as the app.
+SET ROLE regress_optout_app;
+CREATE FUNCTION app.noted(what text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM app.note(what);
+    RETURN true;
+END
+$$;
+CREATE DOMAIN app.flag AS text CHECK (app.noted('domain_check'));
+CREATE TABLE app.flagged (contact_id integer, channel text, status app.flag);
+RESET ROLE;
+TRUNCATE app.hijacks;
+SET search_path = app, pg_catalog, public;
+SELECT optout.attach_outbound('app.flagged', 'contact_id', 'channel', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}') IS NOT NULL AS flagged;
+RESET search_path;
+SELECT what, by_user AS ran_as, count(*) > 0 AS ran FROM app.hijacks GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_optout_app';
+SELECT optout.detach('app.flagged') AS detached;
+
 -- Clean up (as the DBA).
 SELECT count(*) AS detached FROM (SELECT optout.detach(tbl) FROM (SELECT DISTINCT tbl FROM optout.attached) t) d;
 DROP SCHEMA app CASCADE;

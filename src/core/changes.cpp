@@ -98,6 +98,9 @@ ChangePlan plan_changes(const std::vector<Change>& changes, const std::vector<Le
                 cp.final_state = FinalState::Started;
                 cp.lifted = true;
             }
+            // A start that lifts nothing (an opt-in keyword from a contact
+            // never stopped, a second START) records nothing.
+            if (!out.result) out.event = false;
         }
     }
 

@@ -440,6 +440,16 @@ void set_normalized(Match& m, Scratch& s) {
 
 Error::Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
 
+namespace {
+ShouldStop should_stop_fn = nullptr;
+}  // namespace
+
+void set_should_stop(ShouldStop fn) noexcept { should_stop_fn = fn; }
+
+void detail::poll_interrupt() {
+    if (should_stop_fn != nullptr && should_stop_fn()) throw Error(Error::Kind::Interrupted, "interrupted");
+}
+
 const char* to_string(Intent intent) noexcept {
     switch (intent) {
         case Intent::OptOut: return "opt_out";
@@ -575,8 +585,11 @@ void classify_base(std::string_view body, Mode mode, const Impl* k, Scratch& s, 
         keyed = node >= 0 && (k->node(node).flags & Impl::kStdPrefix) != 0;
     }
     if (keyed) {
-        do s.words.push_back(w);
-        while (tk.next(w));
+        detail::Poller poll;
+        do {
+            s.words.push_back(w);
+            poll.at(w.end);
+        } while (tk.next(w));
     } else if (mode == Mode::Reasonable && any_word) {
         // Only (B) reads these words, and of a message longer than
         // kMaxPhraseWords words only that it is longer.

@@ -85,7 +85,9 @@ bool run_normalizer(const UNormalizer2* norm, const std::u16string& in, std::u16
     out.clear();
     const std::size_t n = in.size();
     std::size_t pos = 0;
+    Poller poll;
     while (pos < n) {
+        poll.at(pos);
         std::size_t end = n;
         if (n - pos > kIcuChunk) {
             end = pos + kIcuChunk;
@@ -147,7 +149,9 @@ void stream_safe(const UNormalizer2* cfd, const std::u16string& raw, std::u16str
     const std::size_t n = raw.size();
     std::size_t i = 0;
     std::size_t run = 0;
+    Poller poll;
     while (i < n) {
+        poll.at(i);
         UChar32 c;
         U16_NEXT(s, i, n, c);
         if (c < 0x80 || unorm2_hasBoundaryBefore(cfd, c)) {
@@ -189,7 +193,9 @@ void strip_marks(const std::u16string& dec, std::u16string& out) {
     const std::size_t n = dec.size();
     std::size_t i = 0;
     std::size_t run = 0;
+    Poller poll;
     while (i < n) {
+        poll.at(i);
         UChar32 c;
         U16_NEXT(s, i, n, c);
         if (c < 0x80) {
@@ -217,7 +223,9 @@ void fallback_normalize(const std::u16string& raw, std::u16string& out) {
     const char16_t* s = raw.data();
     const std::size_t n = raw.size();
     std::size_t i = 0;
+    Poller poll;
     while (i < n) {
+        poll.at(i);
         UChar32 c;
         U16_NEXT(s, i, n, c);
         if (c >= 0x80 && u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT)) continue;
@@ -315,7 +323,9 @@ void decode_utf8(std::string_view utf8, std::u16string& out) {
     const std::uint8_t* s = reinterpret_cast<const std::uint8_t*>(utf8.data());
     const std::size_t n = utf8.size();
     std::size_t i = 0;
+    Poller poll;
     while (i < n) {
+        poll.at(i);
         UChar32 c;
         U8_NEXT(s, i, n, c);
         if (c < 0) c = 0xFFFD;
@@ -408,7 +418,9 @@ void normalize_text(std::string_view utf8, bool ascii, bool raw_ready, Scratch& 
         // has no diacritics; only the grave accent is an apostrophe variant.
         const std::size_t n = utf8.size();
         out.resize(n);
+        Poller poll;
         for (std::size_t i = 0; i < n; ++i) {
+            poll.at(i);
             char c = utf8[i];
             if (c >= 'A' && c <= 'Z')
                 c = static_cast<char>(c - 'A' + 'a');

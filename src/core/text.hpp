@@ -25,6 +25,21 @@ constexpr std::size_t kMaxNonStarters = 30;
 // Lengths in UTF-16 code units above which ICU is called chunk by chunk.
 constexpr std::size_t kIcuChunk = std::size_t{1} << 16;
 
+// Interrupts (classifier.hpp, set_should_stop): a loop over a body asks
+// every kPollUnits units. Poller::at(i) is one comparison per iteration;
+// it throws Error(Kind::Interrupted) when the installed callback says stop.
+constexpr std::size_t kPollUnits = std::size_t{1} << 18;
+void poll_interrupt();
+struct Poller {
+    std::size_t next = kPollUnits;
+    void at(std::size_t i) {
+        if (i >= next) {
+            poll_interrupt();
+            next = i + kPollUnits;
+        }
+    }
+};
+
 // A word: [begin, end) in UTF-16 code units of the normalised text.
 struct Span {
     std::size_t begin;

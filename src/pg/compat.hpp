@@ -12,6 +12,7 @@
 extern "C" {
 #include "access/genam.h"
 #include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
 }
 
 namespace optout_pg::compat {
@@ -34,6 +35,36 @@ inline IndexScanDesc index_beginscan(Relation heap, Relation index, Snapshot sna
     return ::index_beginscan(heap, index, snapshot, nullptr, nkeys, norderbys);
 #else
     return ::index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+// Walkers over a parse tree (optout._check_statement). PostgreSQL 15
+// declares the walker as bool (*)(), which C++ reads as taking no argument;
+// PostgreSQL 16 made them macros over a typed callback.
+using TreeWalker = bool (*)(Node*, void*);
+inline bool query_walk(Query* q, TreeWalker walker, void* context) {
+#if PG_VERSION_NUM >= 160000
+    return query_tree_walker(q, walker, context, 0);
+#else
+    return ::query_tree_walker(q, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walker)), context, 0);
+#endif
+}
+inline bool expression_walk(Node* node, TreeWalker walker, void* context) {
+#if PG_VERSION_NUM >= 160000
+    return expression_tree_walker(node, walker, context);
+#else
+    return ::expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walker)), context);
+#endif
+}
+
+// The current role may do what a query asks of the relations of its range
+// table (not of its subqueries'), or an error. PostgreSQL 16 moved the
+// privileges asked from the range table entries to rteperminfos.
+inline void check_query_permissions(Query* q) {
+#if PG_VERSION_NUM >= 160000
+    (void)ExecCheckPermissions(q->rtable, q->rteperminfos, true);
+#else
+    (void)ExecCheckRTPerms(q->rtable, true);
 #endif
 }
 

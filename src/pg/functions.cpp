@@ -30,12 +30,32 @@ char* arg_string(FunctionCallInfo fcinfo, int n) {
 // A contact key as the attached tables spell it: ' 42' is 42, an upper-case
 // uuid is its canonical lower-case form. A key that is not of the platform's
 // type is an error here, before anything changes.
+struct ContactKeyContext {
+    const char* contact;
+    Oid type;
+};
+
+// An error reading a key says what optout was reading, and as what.
+void contact_key_context(void* arg) {
+    const ContactKeyContext* c = static_cast<const ContactKeyContext*>(arg);
+    int len = static_cast<int>(strlen(c->contact));
+    errcontext("optout reads contact key \"%.*s%s\" as %s, the type of the contact columns attached to it",
+               len > 60 ? 57 : len, c->contact, len > 60 ? "..." : "", format_type_be(c->type));
+}
+
 char* canonical_contact(char* contact) {
     Oid contact_type = optout_pg::attached_contact_type();
     if (!OidIsValid(contact_type) || contact_type == TEXTOID) return contact;
     Oid in, ioparam;
     getTypeInputInfo(contact_type, &in, &ioparam);
+    ContactKeyContext cx{contact, contact_type};
+    ErrorContextCallback callback;
+    callback.callback = contact_key_context;
+    callback.arg = &cx;
+    callback.previous = error_context_stack;
+    error_context_stack = &callback;
     Datum d = OidInputFunctionCall(in, contact, ioparam, -1);
+    error_context_stack = callback.previous;
     return optout_pg::datum_text(d, contact_type);
 }
 

@@ -26,6 +26,7 @@ namespace optout_pg {
 
 struct GuardFailure {
     int sqlstate = 0;
+    bool interrupted = false;  // the core stopped for a pending cancel (optout::set_should_stop)
     char message[512] = {0};
 };
 
@@ -47,6 +48,10 @@ bool run_guarded(GuardFailure& failure, Fn&& fn) noexcept {
             case optout::Error::Kind::InvalidKeyword: code = ERRCODE_INVALID_PARAMETER_VALUE; break;
             case optout::Error::Kind::KeywordConflict: code = ERRCODE_UNIQUE_VIOLATION; break;
             case optout::Error::Kind::Icu: code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION; break;
+            case optout::Error::Kind::Interrupted:
+                code = ERRCODE_QUERY_CANCELED;
+                failure.interrupted = true;
+                break;
         }
         set_failure(failure, code, e.what());
     } catch (const std::bad_alloc&) {
@@ -60,6 +65,8 @@ bool run_guarded(GuardFailure& failure, Fn&& fn) noexcept {
 }
 
 // Raises the failure as a PostgreSQL error. Called outside any catch block.
+// An interrupted core: CHECK_FOR_INTERRUPTS() raises the pending cancel (or
+// termination) as PostgreSQL would have.
 [[noreturn]] void report_failure(const GuardFailure& failure);
 
 }  // namespace optout_pg

@@ -67,7 +67,22 @@ const struct config_enum_entry match_mode_options[] = {
 
 }  // namespace
 
+// The core's interrupt check (optout::set_should_stop), called from its long
+// loops: is a cancel or termination pending that CHECK_FOR_INTERRUPTS()
+// would act on now? It only reads flags: it never ereports (a longjmp
+// through C++ frames). The test hook 'classify:cancel' cancels there.
+namespace {
+bool should_stop() {
+    if (fault_setting && strcmp(fault_setting, "classify:cancel") == 0) {
+        QueryCancelPending = true;
+        InterruptPending = true;
+    }
+    return InterruptPending && (QueryCancelPending || ProcDiePending) && INTERRUPTS_CAN_BE_PROCESSED();
+}
+}  // namespace
+
 void _PG_init(void) {
+    optout::set_should_stop(&should_stop);
     DefineCustomEnumVariable(
         "optout.match_mode",
         "How strictly inbound messages are read as opt-out, opt-in or help requests.",
@@ -116,6 +131,10 @@ TimestampTz revoke_all_from(const char** text) {
 }
 
 void report_failure(const GuardFailure& failure) {
+    if (failure.interrupted) {
+        CHECK_FOR_INTERRUPTS();
+        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement: optout was interrupted")));
+    }
     ereport(ERROR, (errcode(failure.sqlstate), errmsg("optout: %s", failure.message)));
     pg_unreachable();
 }

@@ -84,6 +84,15 @@ COMMENT ON FUNCTION optout.confirm_next(text, text) IS
 -- Attaching a platform's tables. All names are quoted with %I, all values
 -- with %L: a name with quotes, spaces or semicolons is just a name.
 
+-- A user's input as an error message shows it: at most 60 characters.
+CREATE FUNCTION optout._cut(val text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.length($1) > 60 THEN pg_catalog."left"($1, 57) OPERATOR(pg_catalog.||) '...' ELSE $1 END
+$$;
+
 -- The type of a column, or a clear error.
 CREATE FUNCTION optout._column(tbl regclass, col name, what text, key_type boolean DEFAULT false)
     RETURNS text
@@ -150,7 +159,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF jsonb_typeof(filter) <> 'object' THEN
-        RAISE EXCEPTION 'a row filter must be a JSON object of column names and values, not %', filter
+        RAISE EXCEPTION 'a row filter must be a JSON object of column names and values, not %', optout._cut(filter::text)
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example: ''{"direction": "I"}'' or ''{"status": ["I", "Q", "E"]}''.';
     END IF;
@@ -319,6 +328,18 @@ BEGIN
 END
 $$;
 
+-- The kind of contact key a type is: keys of one kind are read alike.
+CREATE FUNCTION optout._key_family(typ oid)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                            'pg_catalog.int8'::pg_catalog.regtype) THEN 'integer'
+                WHEN $1 IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN 'text'
+                ELSE $1::pg_catalog.regtype::pg_catalog.text END
+$$;
+
 -- Shared checks of every attach_* function (the table, a second attach, the
 -- contact and channel key columns); returns the quoted table name.
 CREATE FUNCTION optout._attach_check(tbl regclass, kind text, contact_column name, channel_column name DEFAULT NULL)
@@ -329,6 +350,7 @@ AS $$
 DECLARE
     t text;
     rk "char";
+    other record;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'a table must be given' USING ERRCODE = 'null_value_not_allowed';
@@ -345,6 +367,23 @@ BEGIN
                   HINT = format('Run optout.detach(%L) first to attach it again.', t);
     END IF;
     PERFORM optout._column(tbl, contact_column, 'contact', true);
+    -- optout.stop(), start() and is_stopped() read a contact key one way for
+    -- every attached table: their contact columns agree on the kind of key.
+    SELECT a.id, a.tbl, a.contact_column, format_type(o.atttypid, NULL) AS old_type,
+           format_type(n.atttypid, NULL) AS new_type INTO other
+      FROM optout.attachments a
+      JOIN pg_attribute o ON o.attrelid = a.tbl AND o.attname = a.contact_column
+      JOIN pg_attribute n ON n.attrelid = _attach_check.tbl AND n.attname = _attach_check.contact_column
+     WHERE optout._key_family(o.atttypid) <> optout._key_family(n.atttypid)
+     ORDER BY a.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'contact column "%" of table % has type %, but attachment % (table %) keys contacts by %',
+                        contact_column, tbl, other.new_type, other.id, other.tbl, other.old_type
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = format('Column "%s" of table %s is of type %s.', other.contact_column, other.tbl, other.old_type),
+                  HINT = 'Every attached table names a contact by the same kind of key (integers, text, uuid...): '
+                         'optout.stop(), start() and is_stopped() read one.';
+    END IF;
     IF channel_column IS NOT NULL THEN
         PERFORM optout._column(tbl, channel_column, 'channel', true);
     END IF;
@@ -353,51 +392,126 @@ BEGIN
 END
 $$;
 
--- Checks that an attachment's statements prepare, so mistakes surface now.
+-- Parses and analyses one statement as a role, checking that role's
+-- privileges on every table it names; with query_name, that it is one
+-- read-only SELECT of one column of type `returns` (src/pg/validate.cpp).
+-- Nothing is planned or run.
+CREATE FUNCTION optout._check_statement(sql text, params regtype[], run_as regrole,
+                                        query_name text DEFAULT NULL, returns regtype DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_statement' LANGUAGE C VOLATILE;
+
+-- Checks, without running anything, what an attachment will run: its
+-- statements and its stopped_group_query parse and analyse, as the table's
+-- owner (who runs them), with that role's privileges; a stopped_group_query
+-- is one read-only SELECT returning the group column's type. A contacts
+-- attachment changes what the groups attachments run: they are checked again.
 CREATE FUNCTION optout._attach_verify(attachment integer)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    a optout.attachments;
+    owner regrole;
+    nm text;
     s text;
-    params text;
+    st text;
+    msg text;
+    hint text;
 BEGIN
-    -- The statements take arrays of keys; a stopped_group_query or a
-    -- review_unless query one key.
-    FOR s, params IN
-        SELECT q.sql, '(text[], text[])' FROM optout._action_sql(attachment) q
-        UNION ALL
-        SELECT a.stopped_group_query, '(text)' FROM optout.attachments a
-         WHERE a.id = attachment AND a.stopped_group_query IS NOT NULL
-        UNION ALL
-        SELECT a.review_unless, '(text)' FROM optout.attachments a
-         WHERE a.id = attachment AND a.review_unless IS NOT NULL
-    LOOP
-        BEGIN
-            EXECUTE format('PREPARE optout_attach_verify%s AS %s', params, s);
-            DEALLOCATE optout_attach_verify;
-        EXCEPTION WHEN syntax_error_or_access_rule_violation THEN  -- class 42: unknown names, types
-            RAISE EXCEPTION 'optout cannot prepare what this attachment runs: %', SQLERRM
-                USING ERRCODE = SQLSTATE, DETAIL = format('Statement: %s', s),
-                      HINT = 'Schema-qualify every name in a query you pass (it runs with search_path = pg_catalog); $1 is the contact key as text.';
-        END;
+    FOR a IN SELECT * FROM optout.attachments x
+              WHERE x.id = attachment
+                 OR (x.kind = 'groups' AND EXISTS (SELECT 1 FROM optout.attachments y
+                                                    WHERE y.id = attachment AND y.kind = 'contacts'))
+              ORDER BY x.id LOOP
+        SELECT c.relowner::regrole INTO owner FROM pg_class c WHERE c.oid = a.tbl;
+        IF a.stopped_group_query IS NOT NULL THEN
+            BEGIN
+                PERFORM optout._check_statement(a.stopped_group_query, '{text}', owner, 'stopped_group_query',
+                                                (SELECT t.atttypid::regtype FROM pg_attribute t
+                                                  WHERE t.attrelid = a.tbl AND t.attname = a.group_column));
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+                RAISE EXCEPTION 'the stopped_group_query of table % cannot be used: %', a.tbl, msg
+                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.stopped_group_query)),
+                          HINT = coalesce(nullif(hint, ''),
+                                 'Give one read-only SELECT of the group key for contact $1 (text), every name '
+                                 'schema-qualified; it runs as the table''s owner with search_path = pg_catalog.');
+            END;
+        END IF;
+        IF a.review_unless IS NOT NULL THEN
+            BEGIN
+                PERFORM optout._check_statement(a.review_unless, '{text}', owner);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                RAISE EXCEPTION 'the review_unless query of table % cannot be used: %', a.tbl, msg
+                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.review_unless)),
+                          HINT = 'Give a read-only query that returns a row while contact $1 (text) is answering a question, '
+                                 'every name schema-qualified; it runs as the table''s owner with search_path = pg_catalog.';
+            END;
+        END IF;
+        FOR nm, s IN SELECT q.name, q.sql FROM optout._action_sql(a.id) q LOOP
+            BEGIN
+                PERFORM optout._check_statement(s, '{text[],text[]}', owner);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                IF st = '42501' THEN
+                    RAISE EXCEPTION 'role % cannot run what optout runs on table %: %', owner, a.tbl, msg
+                        USING ERRCODE = st,
+                              DETAIL = format('optout runs its %s statement as the table''s owner, %s.', nm, owner),
+                              HINT = format('Grant role %s what it lacks, or attach a table owned by a role that has it.', owner);
+                END IF;
+                RAISE EXCEPTION 'optout cannot prepare what it runs on table % (%): %', a.tbl, nm, msg
+                    USING ERRCODE = st,
+                          HINT = 'The table or a table it refers to may have changed; check the names and types given.';
+            END;
+        END LOOP;
     END LOOP;
 END
 $$;
 
-CREATE FUNCTION optout._check_value(tbl regclass, col name, val text)
+-- A value optout will write to (or compare with) a column fits it as an
+-- assignment does: the type's input function with the column's typmod, so
+-- 'FAILED' does not fit varchar(1) (a cast would truncate it to 'F'); read
+-- as the table's owner (src/pg/validate.cpp).
+CREATE FUNCTION optout._check_value_input(tbl regclass, col name, val text)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_value_input' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION optout._check_value(tbl regclass, col name, val text, what text DEFAULT 'value')
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    typname text := optout._column(tbl, col, 'value');
 BEGIN
-    IF val IS NOT NULL THEN
-        EXECUTE format('SELECT %L::%s', val, optout._column(tbl, col, 'value'));
-    END IF;
-EXCEPTION WHEN data_exception THEN
-    RAISE EXCEPTION 'value % does not fit column "%" of table %: %', quote_literal(val), col, tbl, SQLERRM
-        USING ERRCODE = 'invalid_parameter_value';
+    PERFORM optout._check_value_input(tbl, col, val);
+EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    RAISE EXCEPTION 'the % % does not fit column "%" of table %, of type %', what, optout._cut(quote_literal(val)), col, tbl, typname
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+END
+$$;
+
+-- A row filter argument (row_filter, queued, confirmation, help_reply):
+-- its shape, and each value fits its column.
+CREATE FUNCTION optout._check_filter(tbl regclass, filter jsonb, what text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v text;
+BEGIN
+    PERFORM optout._filter_sql(tbl, filter, '');
+    FOR k, v IN SELECT e.key, x.v
+                  FROM jsonb_each(CASE WHEN jsonb_typeof(filter) = 'object' THEN filter END) e
+                 CROSS JOIN LATERAL (SELECT e.value #>> '{}' AS v WHERE jsonb_typeof(e.value) NOT IN ('array', 'null')
+                                     UNION ALL
+                                     SELECT y FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value) = 'array'
+                                                                                  THEN e.value END) y) x LOOP
+        PERFORM optout._check_value(tbl, k::name, v, what || ' value');
+    END LOOP;
 END
 $$;
 
@@ -438,7 +552,7 @@ DECLARE
 BEGIN
     PERFORM optout._column(tbl, body_column, 'body');
     IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
-        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(quote_literal(scope), 'NULL')
+        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(optout._cut(quote_literal(scope)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF scope = 'channel' AND channel_column IS NULL THEN
@@ -458,6 +572,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A query with $1 = the contact key (text) that returns a row when the contact is answering a question.';
     END IF;
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
                                          review, review_unless)
@@ -503,11 +618,11 @@ DECLARE
     id integer;
 BEGIN
     IF on_blocked IS NULL OR on_blocked NOT IN ('error', 'skip', 'mark') THEN
-        RAISE EXCEPTION 'on_blocked must be ''error'', ''skip'' or ''mark'', not %', coalesce(quote_literal(on_blocked), 'NULL')
+        RAISE EXCEPTION 'on_blocked must be ''error'', ''skip'' or ''mark'', not %', coalesce(optout._cut(quote_literal(on_blocked)), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF mark IS NOT NULL AND jsonb_typeof(mark) <> 'object' THEN
-        RAISE EXCEPTION 'mark must be a JSON object of column names and values, not %', mark
+        RAISE EXCEPTION 'mark must be a JSON object of column names and values, not %', optout._cut(mark::text)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"status": "F", "failed_reason": "C"}''.';
     END IF;
     IF on_blocked = 'mark' AND (mark IS NULL OR mark = '{}'::jsonb) THEN
@@ -518,9 +633,12 @@ BEGIN
         IF jsonb_typeof(v) IN ('object', 'array') THEN
             RAISE EXCEPTION 'the mark for column "%" must be a value or null', k USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        PERFORM optout._check_value(tbl, k::name, v #>> '{}');
+        PERFORM optout._check_value(tbl, k::name, v #>> '{}', 'mark value');
     END LOOP;
-    PERFORM optout._filter_sql(tbl, queued, '');
+    PERFORM optout._check_filter(tbl, queued, 'queued');
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
+    PERFORM optout._check_filter(tbl, confirmation, 'confirmation');
+    PERFORM optout._check_filter(tbl, help_reply, 'help_reply');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     cw := optout._filter_sql(tbl, confirmation, 'NEW.');
     hw := optout._filter_sql(tbl, help_reply, 'NEW.');
@@ -581,8 +699,8 @@ BEGIN
         RAISE EXCEPTION 'the stopped and active values must be given and differ'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM optout._check_value(tbl, status_column, stopped_value);
-    PERFORM optout._check_value(tbl, status_column, active_value);
+    PERFORM optout._check_value(tbl, status_column, stopped_value, 'stopped_value');
+    PERFORM optout._check_value(tbl, status_column, active_value, 'active_value');
     IF touch_column IS NOT NULL THEN
         PERFORM optout._column(tbl, touch_column, 'touch');
     END IF;
@@ -621,7 +739,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'stopped_group names a fixed group; stopped_group_query returns the group for contact $1 (text).';
     END IF;
-    PERFORM optout._check_value(tbl, group_column, stopped_group);
+    PERFORM optout._check_value(tbl, group_column, stopped_group, 'stopped_group');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, group_column, stopped_group, stopped_group_query)
     VALUES (attach_groups.tbl, 'groups', contact_column, group_column, stopped_group, stopped_group_query)
     RETURNING a.id INTO id;
@@ -662,6 +780,11 @@ BEGIN
         END IF;
         IF provider_column IS NOT NULL THEN
             PERFORM optout._column(tbl, provider_column, 'provider');
+        ELSIF NOT EXISTS (SELECT 1 FROM optout.delivery_error_codes d WHERE d.provider = lower(attach_delivery_errors.provider)) THEN
+            RAISE EXCEPTION 'provider % is unknown to optout', optout._cut(quote_literal(provider))
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Known providers: %s; add a provider''s codes to optout.delivery_error_codes first.',
+                                    (SELECT string_agg(DISTINCT d.provider, ', ') FROM optout.delivery_error_codes d));
         END IF;
     END IF;
     IF event_column IS NOT NULL THEN
@@ -675,6 +798,7 @@ BEGIN
         RAISE EXCEPTION 'scope must be ''contact'', or ''channel'' with a channel column'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, code_column, provider,
                                          provider_column, event_column, stop_events, scope, row_filter)
@@ -700,6 +824,10 @@ DECLARE
     trg name;
     p regclass;
 BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'optout.detach(tbl): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the attached table, e.g. optout.detach(''public.msgs_msg'').';
+    END IF;
     SELECT format('%I.%I', ns.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     -- The attachments go first: the event trigger that guards optout's
@@ -776,9 +904,11 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
     optout._qualified_type(regclass, name),
     optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
-    optout._check_value(regclass, name, text), optout._codes_check(),
-    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text),
     optout._apply_existing_stops(integer),
+    optout._check_value(regclass, name, text, text), optout._codes_check(),
+    optout._check_filter(regclass, jsonb, text), optout._check_statement(text, regtype[], regrole, text, regtype),
+    optout._cut(text), optout._key_family(oid), optout._check_value_input(regclass, name, text),
+    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text),
     optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb),
     optout.attach_contacts(regclass, name, name, text, text, name),
     optout.attach_groups(regclass, name, name, text, text),

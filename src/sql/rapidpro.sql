@@ -16,8 +16,12 @@ DECLARE
     t text;
     answering text;
 BEGIN
-    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
-        RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'optout.attach_rapidpro(schema): schema must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the schema that holds RapidPro''s tables (default: public).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema % does not exist', quote_ident(schema)
             USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds RapidPro''s tables.';
     END IF;
     FOREACH t IN ARRAY ARRAY['msgs_msg', 'contacts_contact', 'contacts_contactgroup',

@@ -66,6 +66,10 @@ AS $$
 DECLARE
     result jsonb;
 BEGIN
+    IF contact IS NULL THEN
+        RAISE EXCEPTION 'optout.explain_contact(contact): contact must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Give the contact''s key as text, e.g. optout.explain_contact(''42'').';
+    END IF;
     -- One statement, planned for this contact (EXECUTE ... USING): on Citus
     -- it then goes to the contact's shard of the events. (An SQL function's
     -- statement is planned with its parameter unknown, which Citus cannot

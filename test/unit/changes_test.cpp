@@ -201,7 +201,7 @@ TEST(PlanChanges, StartWithChannelLiftsOnlyThatChannel) {
 
 TEST(PlanChanges, StartWithChannelNotStoppedThereLiftsNothing) {
     ChangePlan p = plan_changes({start("c1", "sms")}, {{"c1", "whatsapp"}});
-    expect_outcome(p.outcomes[0], true, false, false);
+    expect_outcome(p.outcomes[0], false, false, false);  // lifted nothing: no event
     EXPECT_TRUE(p.ledger_delete.empty());
     EXPECT_EQ(p.contacts[0].final_state, FinalState::Untouched);
 }
@@ -225,7 +225,7 @@ TEST(PlanChanges, StartWithoutChannelLiftsChannelRowsOnly) {
 TEST(PlanChanges, StartWhenNothingStopped) {
     ChangePlan p = plan_changes({start("c1")}, {{"c2", kAll}});
     ASSERT_EQ(p.outcomes.size(), 1u);
-    expect_outcome(p.outcomes[0], true, false, false);
+    expect_outcome(p.outcomes[0], false, false, false);  // a no-op start records nothing
     EXPECT_TRUE(p.ledger_delete.empty());
     EXPECT_TRUE(p.ledger_insert.empty());
     ASSERT_EQ(p.contacts.size(), 1u);
@@ -239,7 +239,7 @@ TEST(PlanChanges, StartWhenNothingStopped) {
 TEST(PlanChanges, SecondStartLiftsNothing) {
     ChangePlan p = plan_changes({start("c1"), start("c1")}, {{"c1", kAll}});
     expect_outcome(p.outcomes[0], true, true, true);
-    expect_outcome(p.outcomes[1], true, false, false);
+    expect_outcome(p.outcomes[1], false, false, false);  // lifted nothing: no event
     EXPECT_EQ(p.ledger_delete, Idx({0}));
     // The second start lifted nothing: the last contact-wide action stays
     // the first start.
@@ -381,7 +381,7 @@ TEST(PlanChanges, LedgerRowsOfOtherContactsIgnoredAndInsertInRequestOrder) {
     ChangePlan p = plan_changes(changes, ledger);
     EXPECT_EQ(p.ledger_insert, Idx({0, 1, 2, 4}));
     EXPECT_TRUE(p.ledger_delete.empty());
-    expect_outcome(p.outcomes[3], true, false, false);
+    expect_outcome(p.outcomes[3], false, false, false);  // c9 was not stopped: no event
     ASSERT_EQ(p.contacts.size(), 4u);
     EXPECT_EQ(find_contact(p, "x"), nullptr);
     EXPECT_EQ(find_contact(p, "y"), nullptr);
@@ -476,6 +476,7 @@ struct Model {
                     r = rows.erase(r);
                 }
                 if (out.result && out.contact_wide) cp.final_state = FinalState::Started;
+                if (!out.result) out.event = false;
             }
             plan.outcomes.push_back(out);
         }

@@ -34,7 +34,7 @@ struct LedgerRow {
 };
 
 struct ChangeOutcome {
-    bool event = true;          // the request records an event
+    bool event = true;          // the request records an event (not a start that lifted nothing)
     bool result = false;        // stop: the ledger gained the row; start: a stop was lifted
     bool contact_wide = false;  // start: a contact-wide stop was among those lifted
 };

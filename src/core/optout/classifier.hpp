@@ -58,13 +58,21 @@ bool parse_mode(std::string_view label, Mode& out) noexcept;
 // already belongs to another intent.
 class Error : public std::runtime_error {
 public:
-    enum class Kind { InvalidKeyword, KeywordConflict, Icu };
+    enum class Kind { InvalidKeyword, KeywordConflict, Icu, Interrupted };
     Error(Kind kind, const std::string& message);
     Kind kind() const noexcept { return kind_; }
 
 private:
     Kind kind_;
 };
+
+// Interrupts. Long loops of the core (decoding, normalising, tokenising a
+// large body) call `should_stop` every kPollUnits units of work; when it
+// returns true the core throws Error(Kind::Interrupted). The PostgreSQL glue
+// installs one that reports a pending cancel or termination, so a 100 MB
+// body honours statement_timeout. Null (the default): never interrupted.
+using ShouldStop = bool (*)();
+void set_should_stop(ShouldStop fn) noexcept;
 
 // The `standard` normalisation of a body (docs/classifier.md,
 // "Normalisation"): NFKC with full case folding, default-ignorable code

@@ -16,6 +16,25 @@ CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_co
                                       scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
                                       review boolean DEFAULT true, review_unless text DEFAULT NULL)
     RETURNS integer
+-- Attach validates everything it will run, and runs nothing (issue #26)
+-- New helpers: _cut (inputs in messages), _key_family (one kind of contact
+-- key), _check_filter, _check_statement (parse and analyse only, as the
+-- table's owner); _check_value takes the argument's name; the attach
+-- functions, detach, _filter_sql, _attach_check and _attach_verify check
+-- more; attach_rapidpro and explain_contact refuse NULL.
+CREATE OR REPLACE FUNCTION optout._cut(val text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.length($1) > 60 THEN pg_catalog."left"($1, 57) OPERATOR(pg_catalog.||) '...' ELSE $1 END
+$$;
+DROP FUNCTION optout._check_value(regclass, name, text);
+CREATE OR REPLACE FUNCTION optout._check_value_input(tbl regclass, col name, val text)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_value_input' LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION optout._check_value(tbl regclass, col name, val text, what text DEFAULT 'value')
+    RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -77,6 +96,16 @@ CREATE OR REPLACE FUNCTION optout.attach_inbound(tbl regclass, body_column name,
                                       scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
                                       review boolean DEFAULT true, review_unless text DEFAULT NULL)
     RETURNS integer
+    typname text := optout._column(tbl, col, 'value');
+BEGIN
+    PERFORM optout._check_value_input(tbl, col, val);
+EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    RAISE EXCEPTION 'the % % does not fit column "%" of table %, of type %', what, optout._cut(quote_literal(val)), col, tbl, typname
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout._check_filter(tbl regclass, filter jsonb, what text)
+    RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -134,6 +163,125 @@ $$;
 
 REVOKE ALL ON FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text) FROM PUBLIC;
 
+    k text;
+    v text;
+BEGIN
+    PERFORM optout._filter_sql(tbl, filter, '');
+    FOR k, v IN SELECT e.key, x.v
+                  FROM jsonb_each(CASE WHEN jsonb_typeof(filter) = 'object' THEN filter END) e
+                 CROSS JOIN LATERAL (SELECT e.value #>> '{}' AS v WHERE jsonb_typeof(e.value) NOT IN ('array', 'null')
+                                     UNION ALL
+                                     SELECT y FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value) = 'array'
+                                                                                  THEN e.value END) y) x LOOP
+        PERFORM optout._check_value(tbl, k::name, v, what || ' value');
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout._check_statement(sql text, params regtype[], run_as regrole,
+                                        query_name text DEFAULT NULL, returns regtype DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_statement' LANGUAGE C VOLATILE;
+CREATE OR REPLACE FUNCTION optout._key_family(typ oid)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                            'pg_catalog.int8'::pg_catalog.regtype) THEN 'integer'
+                WHEN $1 IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN 'text'
+                ELSE $1::pg_catalog.regtype::pg_catalog.text END
+$$;
+CREATE OR REPLACE FUNCTION optout._filter_sql(tbl regclass, filter jsonb, prefix text)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    parts text[] := '{}';
+    vals text[];
+BEGIN
+    IF filter IS NULL OR filter = '{}'::jsonb THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'a row filter must be a JSON object of column names and values, not %', optout._cut(filter::text)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: ''{"direction": "I"}'' or ''{"status": ["I", "Q", "E"]}''.';
+    END IF;
+    FOR k, v IN SELECT key, value FROM jsonb_each(filter) ORDER BY key LOOP
+        PERFORM optout._column(tbl, k::name, 'filter');
+        CASE jsonb_typeof(v)
+            WHEN 'null' THEN
+                parts := parts || format('%s%I IS NULL', prefix, k);
+            WHEN 'array' THEN
+                IF jsonb_array_length(v) = 0 OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e
+                                                         WHERE jsonb_typeof(e) IN ('object', 'array', 'null')) THEN
+                    RAISE EXCEPTION 'the filter on column "%" must list scalar values', k
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                SELECT array_agg(format('%s%I OPERATOR(pg_catalog.=) %L', prefix, k, e)) INTO vals
+                  FROM jsonb_array_elements_text(v) e;
+                parts := parts || format('(%s)', array_to_string(vals, ' OR '));
+            WHEN 'object' THEN
+                RAISE EXCEPTION 'the filter on column "%" must be a value, a list of values or null', k
+                    USING ERRCODE = 'invalid_parameter_value';
+            ELSE
+                parts := parts || format('%s%I OPERATOR(pg_catalog.=) %L', prefix, k, v #>> '{}');
+        END CASE;
+    END LOOP;
+    RETURN array_to_string(parts, ' AND ');
+END
+$$;
+CREATE OR REPLACE FUNCTION optout._attach_check(tbl regclass, kind text, contact_column name, channel_column name DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    rk "char";
+    other record;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'a table must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format('%I.%I', n.nspname, c.relname), c.relkind INTO t, rk
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF rk NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'optout attaches ordinary and partitioned tables.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM optout.attachments a WHERE a.tbl = _attach_check.tbl AND a.kind = _attach_check.kind) THEN
+        RAISE EXCEPTION 'table % is already attached as %', tbl, kind
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Run optout.detach(%L) first to attach it again.', t);
+    END IF;
+    PERFORM optout._column(tbl, contact_column, 'contact', true);
+    -- optout.stop(), start() and is_stopped() read a contact key one way for
+    -- every attached table: their contact columns agree on the kind of key.
+    SELECT a.id, a.tbl, a.contact_column, format_type(o.atttypid, NULL) AS old_type,
+           format_type(n.atttypid, NULL) AS new_type INTO other
+      FROM optout.attachments a
+      JOIN pg_attribute o ON o.attrelid = a.tbl AND o.attname = a.contact_column
+      JOIN pg_attribute n ON n.attrelid = _attach_check.tbl AND n.attname = _attach_check.contact_column
+     WHERE optout._key_family(o.atttypid) <> optout._key_family(n.atttypid)
+     ORDER BY a.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'contact column "%" of table % has type %, but attachment % (table %) keys contacts by %',
+                        contact_column, tbl, other.new_type, other.id, other.tbl, other.old_type
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = format('Column "%s" of table %s is of type %s.', other.contact_column, other.tbl, other.old_type),
+                  HINT = 'Every attached table names a contact by the same kind of key (integers, text, uuid...): '
+                         'optout.stop(), start() and is_stopped() read one.';
+    END IF;
+    IF channel_column IS NOT NULL THEN
+        PERFORM optout._column(tbl, channel_column, 'channel', true);
+    END IF;
+    PERFORM optout._citus_check(tbl, kind);  -- Citus only (src/sql/citus.sql)
+    RETURN t;
+END
+$$;
 CREATE OR REPLACE FUNCTION optout._attach_verify(attachment integer)
     RETURNS void
     LANGUAGE plpgsql
@@ -174,6 +322,174 @@ CREATE FUNCTION optout._apply_existing_stops(attachment integer) RETURNS bigint
     AS 'MODULE_PATHNAME', 'optout_apply_existing_stops' LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION optout._apply_existing_stops(integer) FROM PUBLIC;
 
+    a optout.attachments;
+    owner regrole;
+    nm text;
+    s text;
+    st text;
+    msg text;
+    hint text;
+BEGIN
+    FOR a IN SELECT * FROM optout.attachments x
+              WHERE x.id = attachment
+                 OR (x.kind = 'groups' AND EXISTS (SELECT 1 FROM optout.attachments y
+                                                    WHERE y.id = attachment AND y.kind = 'contacts'))
+              ORDER BY x.id LOOP
+        SELECT c.relowner::regrole INTO owner FROM pg_class c WHERE c.oid = a.tbl;
+        IF a.stopped_group_query IS NOT NULL THEN
+            BEGIN
+                PERFORM optout._check_statement(a.stopped_group_query, '{text}', owner, 'stopped_group_query',
+                                                (SELECT t.atttypid::regtype FROM pg_attribute t
+                                                  WHERE t.attrelid = a.tbl AND t.attname = a.group_column));
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+                RAISE EXCEPTION 'the stopped_group_query of table % cannot be used: %', a.tbl, msg
+                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.stopped_group_query)),
+                          HINT = coalesce(nullif(hint, ''),
+                                 'Give one read-only SELECT of the group key for contact $1 (text), every name '
+                                 'schema-qualified; it runs as the table''s owner with search_path = pg_catalog.');
+            END;
+        END IF;
+        FOR nm, s IN SELECT q.name, q.sql FROM optout._action_sql(a.id) q LOOP
+            BEGIN
+                PERFORM optout._check_statement(s, '{text[],text[]}', owner);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                IF st = '42501' THEN
+                    RAISE EXCEPTION 'role % cannot run what optout runs on table %: %', owner, a.tbl, msg
+                        USING ERRCODE = st,
+                              DETAIL = format('optout runs its %s statement as the table''s owner, %s.', nm, owner),
+                              HINT = format('Grant role %s what it lacks, or attach a table owned by a role that has it.', owner);
+                END IF;
+                RAISE EXCEPTION 'optout cannot prepare what it runs on table % (%): %', a.tbl, nm, msg
+                    USING ERRCODE = st,
+                          HINT = 'The table or a table it refers to may have changed; check the names and types given.';
+            END;
+        END LOOP;
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
+                                      channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
+                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := optout._attach_check(tbl, 'inbound', contact_column, channel_column);
+    w text;
+    id integer;
+BEGIN
+    PERFORM optout._column(tbl, body_column, 'body');
+    IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
+        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(optout._cut(quote_literal(scope)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scope = 'channel' AND channel_column IS NULL THEN
+        RAISE EXCEPTION 'scope ''channel'' needs a channel column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
+    w := optout._filter_sql(tbl, row_filter, 'NEW.');
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope)
+    VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
+            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope)
+    RETURNING a.id INTO id;
+    -- Only the rows that classify as a keyword fire the trigger (the WHEN
+    -- classifies every row as it is inserted, which keeps COPY's batched
+    -- inserts); their stops and starts are applied at the end of the statement.
+    EXECUTE format('CREATE TRIGGER optout_inbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION optout._inbound_trigger(%L)',
+                   t, concat_ws(' AND ', w, format('optout._inbound_when(%s, NEW.%I::pg_catalog.text)', id, body_column)),
+                   id);
+    PERFORM optout._flush_triggers(tbl);
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channel_column name DEFAULT NULL,
+                                       on_blocked text DEFAULT 'error', mark jsonb DEFAULT NULL,
+                                       queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL,
+                                       confirmation jsonb DEFAULT NULL, help_reply jsonb DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := optout._attach_check(tbl, 'outbound', contact_column, channel_column);
+    w text;
+    bw text;
+    sendable text;
+    cw text;
+    hw text;
+    k text;
+    v jsonb;
+    id integer;
+BEGIN
+    IF on_blocked IS NULL OR on_blocked NOT IN ('error', 'skip', 'mark') THEN
+        RAISE EXCEPTION 'on_blocked must be ''error'', ''skip'' or ''mark'', not %', coalesce(optout._cut(quote_literal(on_blocked)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF mark IS NOT NULL AND jsonb_typeof(mark) <> 'object' THEN
+        RAISE EXCEPTION 'mark must be a JSON object of column names and values, not %', optout._cut(mark::text)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"status": "F", "failed_reason": "C"}''.';
+    END IF;
+    IF on_blocked = 'mark' AND (mark IS NULL OR mark = '{}'::jsonb) THEN
+        RAISE EXCEPTION 'on_blocked ''mark'' needs the values to mark a blocked row with'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass mark => ''{"status": "F"}'' or similar.';
+    END IF;
+    FOR k, v IN SELECT key, value FROM jsonb_each(coalesce(mark, '{}')) LOOP
+        IF jsonb_typeof(v) IN ('object', 'array') THEN
+            RAISE EXCEPTION 'the mark for column "%" must be a value or null', k USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM optout._check_value(tbl, k::name, v #>> '{}', 'mark value');
+    END LOOP;
+    PERFORM optout._check_filter(tbl, queued, 'queued');
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
+    PERFORM optout._check_filter(tbl, confirmation, 'confirmation');
+    PERFORM optout._check_filter(tbl, help_reply, 'help_reply');
+    w := optout._filter_sql(tbl, row_filter, 'NEW.');
+    cw := optout._filter_sql(tbl, confirmation, 'NEW.');
+    hw := optout._filter_sql(tbl, help_reply, 'NEW.');
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, row_filter, on_blocked, mark, queued,
+                                         confirmation, help_reply)
+    VALUES (attach_outbound.tbl, 'outbound', attach_outbound.contact_column, attach_outbound.channel_column,
+            attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued,
+            nullif(attach_outbound.confirmation, '{}'), nullif(attach_outbound.help_reply, '{}'))
+    RETURNING a.id INTO id;
+    PERFORM optout._attach_verify(id);
+    -- The WHEN checks every row against the ledger as it is written (and
+    -- takes the contact's send lock); only a blocked row calls the trigger
+    -- function, which refuses, drops or marks it. Every way a row becomes
+    -- sendable is checked: an INSERT (COPY included); an UPDATE that sets
+    -- the contact or channel column, changed or not; and an UPDATE that makes
+    -- a row match row_filter and queued when it did not before (a resend).
+    bw := format('optout._outbound_when(%s, NEW.%I%s)', id, contact_column,
+                 coalesce(', NEW.' || quote_ident(channel_column), ''));
+    -- A row that looks like a confirmation (a help reply) asks whether it is
+    -- the one allowed instead; every other row is checked as before.
+    IF cw IS NOT NULL OR hw IS NOT NULL THEN
+        bw := format('CASE %s%sELSE %s END', 
+                     CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
+                          cw, id, 'c', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
+                          hw, id, 'h', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     bw);
+    END IF;
+    EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
+                   concat_ws(' AND ', w, bw), id);
+    sendable := concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'NEW.'), optout._filter_sql(tbl, queued, 'NEW.'));
+    IF sendable IS NOT NULL AND sendable <> '' THEN
+        EXECUTE format('CREATE TRIGGER optout_outbound_requeue BEFORE UPDATE ON %s FOR EACH ROW '
+                       'WHEN (%s AND (%s) IS NOT TRUE AND %s) EXECUTE FUNCTION optout._outbound_trigger(%L)',
+                       t, sendable,
+                       concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'OLD.'), optout._filter_sql(tbl, queued, 'OLD.')),
+                       bw, id);
+    END IF;
+    RETURN id;
+END
+$$;
 CREATE OR REPLACE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_column name,
                                        stopped_value text, active_value text, touch_column name DEFAULT NULL)
     RETURNS integer
@@ -192,6 +508,8 @@ BEGIN
     END IF;
     PERFORM optout._check_value(tbl, status_column, stopped_value);
     PERFORM optout._check_value(tbl, status_column, active_value);
+    PERFORM optout._check_value(tbl, status_column, stopped_value, 'stopped_value');
+    PERFORM optout._check_value(tbl, status_column, active_value, 'active_value');
     IF touch_column IS NOT NULL THEN
         PERFORM optout._column(tbl, touch_column, 'touch');
     END IF;
@@ -250,6 +568,91 @@ SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a
                ) s) h ON true;
 COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether every trigger it needs is in place and fires';
 
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout.attach_groups(tbl regclass, contact_column name, group_column name,
+                                     stopped_group text DEFAULT NULL, stopped_group_query text DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id integer;
+BEGIN
+    PERFORM optout._attach_check(tbl, 'groups', contact_column);
+    PERFORM optout._column(tbl, group_column, 'group');
+    IF (stopped_group IS NULL) = (stopped_group_query IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of stopped_group and stopped_group_query'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'stopped_group names a fixed group; stopped_group_query returns the group for contact $1 (text).';
+    END IF;
+    PERFORM optout._check_value(tbl, group_column, stopped_group, 'stopped_group');
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, group_column, stopped_group, stopped_group_query)
+    VALUES (attach_groups.tbl, 'groups', contact_column, group_column, stopped_group, stopped_group_query)
+    RETURNING a.id INTO id;
+    PERFORM optout._attach_verify(id);
+    RETURN id;
+END
+$$;
+CREATE OR REPLACE FUNCTION optout.attach_delivery_errors(tbl regclass, contact_column name, code_column name DEFAULT NULL,
+                                              provider text DEFAULT NULL, provider_column name DEFAULT NULL,
+                                              channel_column name DEFAULT NULL, event_column name DEFAULT NULL,
+                                              stop_events text[] DEFAULT NULL, scope text DEFAULT 'contact',
+                                              row_filter jsonb DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := optout._attach_check(tbl, 'delivery_errors', contact_column, channel_column);
+    w text;
+    id integer;
+BEGIN
+    IF code_column IS NULL AND event_column IS NULL THEN
+        RAISE EXCEPTION 'give a code column (with provider or provider_column) or an event column (with stop_events)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF code_column IS NOT NULL THEN
+        PERFORM optout._column(tbl, code_column, 'code');
+        IF (provider IS NULL) = (provider_column IS NULL) THEN
+            RAISE EXCEPTION 'a code column needs exactly one of provider and provider_column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF provider_column IS NOT NULL THEN
+            PERFORM optout._column(tbl, provider_column, 'provider');
+        ELSIF NOT EXISTS (SELECT 1 FROM optout.delivery_error_codes d WHERE d.provider = lower(attach_delivery_errors.provider)) THEN
+            RAISE EXCEPTION 'provider % is unknown to optout', optout._cut(quote_literal(provider))
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Known providers: %s; add a provider''s codes to optout.delivery_error_codes first.',
+                                    (SELECT string_agg(DISTINCT d.provider, ', ') FROM optout.delivery_error_codes d));
+        END IF;
+    END IF;
+    IF event_column IS NOT NULL THEN
+        PERFORM optout._column(tbl, event_column, 'event');
+        IF stop_events IS NULL OR cardinality(stop_events) = 0 THEN
+            RAISE EXCEPTION 'an event column needs the events that mean "stopped" (stop_events)'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'For RapidPro: stop_events => ''{stop_contact}''.';
+        END IF;
+    END IF;
+    IF scope IS NULL OR scope NOT IN ('contact', 'channel') OR (scope = 'channel' AND channel_column IS NULL) THEN
+        RAISE EXCEPTION 'scope must be ''contact'', or ''channel'' with a channel column'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
+    w := optout._filter_sql(tbl, row_filter, 'NEW.');
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, code_column, provider,
+                                         provider_column, event_column, stop_events, scope, row_filter)
+    VALUES (attach_delivery_errors.tbl, 'delivery_errors', contact_column, channel_column, code_column,
+            lower(provider), provider_column, event_column, stop_events, scope, row_filter)
+    RETURNING a.id INTO id;
+    EXECUTE format('CREATE TRIGGER optout_delivery_errors AFTER INSERT ON %s FOR EACH ROW %s EXECUTE FUNCTION optout._delivery_trigger(%L)',
+                   t, CASE WHEN w IS NOT NULL THEN format('WHEN (%s)', w) ELSE '' END, id);
+    -- The stops a statement's rows cause are applied at its end, together.
+    PERFORM optout._flush_triggers(tbl);
+    RETURN id;
+END
+$$;
 CREATE OR REPLACE FUNCTION optout.detach(tbl regclass)
     RETURNS integer
     LANGUAGE plpgsql
@@ -267,6 +670,12 @@ BEGIN
     -- triggers (optout_trigger_guard) lets a table's be dropped once it has none.
     DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'optout.detach(tbl): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the attached table, e.g. optout.detach(''public.msgs_msg'').';
+    END IF;
+    SELECT format('%I.%I', ns.nspname, c.relname) INTO t
+      FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
                   AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
@@ -280,6 +689,8 @@ BEGIN
                                    UNION ALL SELECT tbl::oid) LOOP
         EXECUTE format('DROP TRIGGER optout_flush ON %s', p);
     END LOOP;
+    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
+    GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
         RAISE NOTICE 'table % was not attached to optout', tbl;
     END IF;
@@ -333,6 +744,13 @@ DECLARE
 BEGIN
     IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
         RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
+BEGIN
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'optout.attach_rapidpro(schema): schema must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the schema that holds RapidPro''s tables (default: public).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema % does not exist', quote_ident(schema)
             USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds RapidPro''s tables.';
     END IF;
     FOREACH t IN ARRAY ARRAY['msgs_msg', 'contacts_contact', 'contacts_contactgroup',
@@ -362,6 +780,8 @@ BEGIN
     PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
                                   scope => 'contact', row_filter => '{"direction": "I"}',
                                   review_unless => answering);
+    PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
+                                  scope => 'contact', row_filter => '{"direction": "I"}');
     PERFORM optout.attach_outbound(format('%I.msgs_msg', schema)::regclass, 'contact_id', 'channel_id',
                                    on_blocked => 'mark',
                                    mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
@@ -525,3 +945,59 @@ SELECT jsonb_build_object(
       ORDER BY h.id) FROM ev h WHERE h.kind = 'help'), '[]'::jsonb),
     'status_changes_refused', (SELECT count(*) FROM ev k WHERE k.kind = 'status_kept'))
 $$;
+CREATE OR REPLACE FUNCTION optout.explain_contact(contact text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    IF contact IS NULL THEN
+        RAISE EXCEPTION 'optout.explain_contact(contact): contact must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Give the contact''s key as text, e.g. optout.explain_contact(''42'').';
+    END IF;
+    -- One statement, planned for this contact (EXECUTE ... USING): on Citus
+    -- it then goes to the contact's shard of the events. (An SQL function's
+    -- statement is planned with its parameter unknown, which Citus cannot
+    -- route.)
+    EXECUTE $q$
+SELECT jsonb_build_object(
+    'contact', $1,
+    'stopped', EXISTS (SELECT 1 FROM optout.stops s WHERE s.contact = $1),
+    'stops', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
+                    'channel', s.channel, 'since', s.stopped_at, 'source', s.source,
+                    'message', e.body, 'message_channel', e.channel, 'keyword', s.keyword,
+                    'language', e.language, 'rule', s.rule,
+                    'provider', e.provider, 'code', e.code, 'reason', e.reason, 'table', e.table_name,
+                    'blocked_since', (SELECT coalesce(sum(coalesce((b.detail ->> 'count')::bigint, 1)), 0)
+                                        FROM optout.events b
+                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
+                                         AND NOT coalesce(b.detail ? 'queued_failed', false)),
+                    'queued_failed', (SELECT coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0) FROM optout.events b
+                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
+                                         AND b.detail ? 'queued_failed'))
+                  ORDER BY s.stopped_at, s.channel NULLS FIRST)
+                FROM optout.stops s LEFT JOIN optout.events e ON e.id = s.event_id
+               WHERE s.contact = $1), '[]'::jsonb),
+    'provider_errors', coalesce((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'channel', e.channel,
+                                        'provider', e.provider, 'code', e.code) ORDER BY e.id)
+                                   FROM optout.events e WHERE e.contact = $1 AND e.kind = 'provider_error'), '[]'::jsonb),
+    'last_opt_out', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
+                                               'keyword', e.keyword, 'language', e.language, 'rule', e.rule,
+                                               'provider', e.provider, 'code', e.code, 'reason', e.reason)
+                       FROM optout.events e WHERE e.contact = $1 AND e.kind = 'stop' ORDER BY e.id DESC LIMIT 1),
+    'last_opt_in', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
+                                              'keyword', e.keyword, 'reason', e.reason, 'lifted', e.detail ->> 'lifted')
+                      FROM optout.events e WHERE e.contact = $1 AND e.kind = 'start' ORDER BY e.id DESC LIMIT 1),
+    'help_requests', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'help'),
+    'open_reviews', (SELECT count(*) FROM optout.open_reviews r WHERE r.contact = $1),
+    'status_changes_refused', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'status_kept'))
+$q$ INTO result USING contact;
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION optout._check_value(regclass, name, text, text), optout._check_filter(regclass, jsonb, text),
+    optout._check_statement(text, regtype[], regrole, text, regtype), optout._cut(text), optout._key_family(oid),
+    optout._check_value_input(regclass, name, text)
+  FROM PUBLIC;
