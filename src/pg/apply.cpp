@@ -398,6 +398,14 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
             case kOutbound:
                 fail_queued(a, reqs, scopes, n_scopes);
                 break;
+            case kOptouts:
+                // The platform's opt-out rows: optout's own writes (its
+                // trigger there ignores them, see lifting_stop()).
+                if (a->plans.optouts_stop)
+                    run_lifting(a, a->plans.optouts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
+                if (a->plans.optouts_start)
+                    run_lifting(a, a->plans.optouts_start, pick(touched, started, nstarted), nullptr, nstarted);
+                break;
             default:
                 break;
         }

@@ -31,6 +31,8 @@ constexpr ActionName kActionNames[] = {
     {"groups.join_stopped", &ActionPlans::groups_join_stopped},
     {"groups.start", &ActionPlans::groups_start},
     {"outbound.fail_queued", &ActionPlans::outbound_fail_queued},
+    {"optouts.stop", &ActionPlans::optouts_stop},
+    {"optouts.start", &ActionPlans::optouts_start},
 };
 
 // Static: the cache lives as long as the backend, and must outlive an error
@@ -155,7 +157,8 @@ void load_cache() {
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "s.names, s.sqls, "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
-        "a.stopped_group, a.stopped_group_query, c.relowner "
+        "a.stopped_group, a.stopped_group_query, c.relowner, "
+        "a.contact_format, a.organization_column::pg_catalog.text "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
@@ -182,6 +185,7 @@ void load_cache() {
                   : strcmp(kind, "outbound") == 0 ? kOutbound
                   : strcmp(kind, "contacts") == 0 ? kContacts
                   : strcmp(kind, "groups") == 0   ? kGroups
+                  : strcmp(kind, "optouts") == 0  ? kOptouts
                                                   : kDeliveryErrors;
         a->contact_col = cache_strdup(tup, desc, 4);
         a->channel_col = cache_strdup(tup, desc, 5);
@@ -214,6 +218,8 @@ void load_cache() {
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
         a->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
+        a->organization_col = cache_strdup(tup, desc, 28);
+        a->keyed = SPI_getvalue(tup, desc, 27) != nullptr || a->organization_col != nullptr;
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
@@ -317,6 +323,7 @@ RelInfo* rel_info(Attachment* a, Relation rel) {
     r->code = column(rel, a, a->code_col, true);
     r->provider = column(rel, a, a->provider_col, true);
     r->event = column(rel, a, a->event_col, true);
+    r->organization = column(rel, a, a->organization_col, true);
     r->status = column(rel, a, a->status_col, true);
     if (r->status) {
         r->status_type = TupleDescAttr(desc, r->status - 1)->atttypid;
