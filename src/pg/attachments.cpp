@@ -144,7 +144,9 @@ void load_cache() {
     attachments_relid = optout_table("attachments");
 
     // As the owner, with search_path pinned: names in the statements resolve
-    // the same way as when they were checked at attach time.
+    // the same way as when they were checked at attach time. (Columns added
+    // since 0.3.0 are read through to_jsonb: a 0.3.0 database runs this
+    // library until ALTER EXTENSION optout UPDATE.)
     OwnerScope scope = enter_owner();
     int rc = SPI_execute(
         "SELECT a.id, a.tbl::pg_catalog.oid, a.kind, a.contact_column::pg_catalog.text, "
@@ -158,7 +160,8 @@ void load_cache() {
         "s.names, s.sqls, "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
         "a.stopped_group, a.stopped_group_query, c.relowner, "
-        "a.contact_format, a.organization_column::pg_catalog.text "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'contact_format', "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'organization_column' "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
