@@ -252,6 +252,26 @@ insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from
 RESET ROLE;
 \set VERBOSITY default
 
+-- The same options outside Spoke: a table with the organization in a
+-- column of its own. An inbound STOP with no number, or one optout cannot
+-- read, goes to the review queue; a number written another way is the
+-- same contact's.
+CREATE TABLE public.inbox (phone text, org int, body text);
+SELECT optout.attach_inbound('public.inbox', 'body', 'phone', contact_format => 'phone', organization_column => 'org') > 0 AS attached;
+INSERT INTO public.inbox VALUES (NULL, 7, 'STOP'), ('555 0100', 7, 'STOP'), ('(555) 010-0042', 7, 'STOP'), ('+15550100042', NULL, 'STOP');
+SELECT contact, source FROM optout.stops WHERE contact LIKE '7:%';
+SELECT contact, message, table_name FROM optout.open_reviews WHERE table_name = 'public.inbox' ORDER BY review_id;
+SELECT reason FROM optout.events WHERE kind = 'review' AND table_name = 'public.inbox' ORDER BY id;
+SELECT optout.detach('public.inbox') AS detached;
+DROP TABLE public.inbox;
+-- Org 7 is not one of Spoke's: its stop wrote no opt_out row (the column
+-- references organization). Nor do keys of another form: another
+-- attachment's contact id, a number that is not E.164.
+SELECT optout.stop('42', reason => 'another attachment''s contact') AS s1,
+       optout.stop('1:42', reason => 'not a number') AS s2;
+SELECT cell, organization_id, reason_code FROM spoke.opt_out ORDER BY id;
+SELECT optout.start('42', reason => 'test') AS s1, optout.start('1:42', reason => 'test') AS s2;
+
 -- Attach errors.
 CREATE TABLE public.t (id int, phone text, org int, ch int, body text);
 SELECT optout.attach_outbound('public.t', 'phone', contact_format => 'email');

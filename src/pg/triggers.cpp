@@ -258,7 +258,8 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     bool unplaced = false;
     if (!contact && a->keyed) {
         contact = column_text(tup, rel, r->contact);
-        unplaced = contact != nullptr;
+        if (!contact) contact = pstrdup("");  // no number: on record under ''
+        unplaced = true;
     }
     if (!contact) return PointerGetDatum(nullptr);  // documented: a row without a contact is not enforced
     char* channel = column_text(tup, rel, r->channel);
@@ -282,8 +283,9 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     if (unplaced) {
         req.type = ChangeType::Review;
         req.channel = channel;
-        info.reason = a->organization_col ? "no organization for this message: its stop or start cannot be applied"
-                                          : "a number optout cannot read: its stop or start cannot be applied";
+        info.reason = !*contact ? "no number in this message: its stop or start cannot be applied"
+                      : a->organization_col ? "no number optout can read or no organization for this message: its stop or start cannot be applied"
+                                            : "a number optout cannot read: its stop or start cannot be applied";
         optout_pg::collect_change(req);
         return PointerGetDatum(nullptr);
     }
