@@ -624,16 +624,24 @@ DECLARE
     sets text;
     cols text;
     vals text;
+    reftbl text;
+    refcol name;
 BEGIN
     SELECT format('%I.%I', n.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
+    -- Only keys of this attachment's form: a stop may be another
+    -- attachment's contact (a RapidPro contact id), never one of these rows.
     IF a.organization_column IS NOT NULL THEN
         keys := '(SELECT DISTINCT u.k, pg_catalog.split_part(u.k, '':'', 1) AS org, '
                 'pg_catalog.substr(u.k, pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.+) 1) AS phone '
-                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k))';
+                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k) '
+                'WHERE pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.>) 1)';
     ELSE
         keys := '(SELECT DISTINCT u.k, NULL::pg_catalog.text AS org, u.k AS phone '
                 'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k))';
+    END IF;
+    IF a.contact_format = 'phone' THEN
+        keys := format('(SELECT * FROM %s q WHERE q.phone OPERATOR(pg_catalog.~) ''^\+[0-9]{8,15}$'')', keys);
     END IF;
     rowkey := format('optout._row_key(%s, x.%I::pg_catalog.text, %s, false)', a.id, a.contact_column,
                      coalesce(format('x.%I::pg_catalog.text', a.organization_column), 'NULL'));
@@ -676,8 +684,29 @@ BEGIN
         vals := format('p.phone::%s', optout._qualified_type(a.tbl, a.contact_column));
         cond := format('x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.phone', a.contact_column);
         IF a.organization_column IS NOT NULL THEN
+            -- The organization must be one the platform has: where the column
+            -- references a table (Spoke's opt_out.organization_id), a stop for
+            -- an organization not in it writes no row; otherwise a key that
+            -- does not fit the column's type writes none.
+            SELECT format('%I.%I', rn.nspname, rc.relname), ra.attname INTO reftbl, refcol
+              FROM pg_constraint k
+              JOIN pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = k.conkey[1]
+              JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+              JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1]
+             WHERE k.conrelid = a.tbl AND k.contype = 'f' AND cardinality(k.conkey) = 1
+               AND ca.attname = a.organization_column
+             ORDER BY k.conname LIMIT 1;
             cols := cols || ', ' || quote_ident(a.organization_column);
-            vals := vals || format(', p.org::%s', optout._qualified_type(a.tbl, a.organization_column));
+            IF reftbl IS NOT NULL THEN
+                vals := vals || ', p.org_ref';
+                keys := format('(SELECT q.*, r.%1$I AS org_ref FROM %2$s q JOIN %3$s r ON r.%1$I::pg_catalog.text OPERATOR(pg_catalog.=) q.org)',
+                               refcol, keys, reftbl);
+            ELSE
+                vals := vals || format(', p.org::%s', optout._qualified_type(a.tbl, a.organization_column));
+                IF optout._column(a.tbl, a.organization_column, 'organization') IN ('smallint', 'integer', 'bigint') THEN
+                    keys := format('(SELECT * FROM %s q WHERE q.org OPERATOR(pg_catalog.~) ''^-?[0-9]{1,18}$'')', keys);
+                END IF;
+            END IF;
             cond := cond || format(' AND x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.org', a.organization_column);
         END IF;
         SELECT cols || coalesce(string_agg(', ' || quote_ident(key), '' ORDER BY key), ''),
@@ -795,3 +824,4 @@ COMMENT ON FUNCTION optout.attach_spoke(name) IS
 REVOKE ALL ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb),
     optout._key_check(regclass, name, name, text, name, text), optout._keyed_action_sql(optout.attachments)
   FROM PUBLIC;
+-- (end of the Spoke section)
