@@ -120,6 +120,12 @@ insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from
 -- The inbound message (twilio's convertMessagePartsToMessage, saved by
 -- cacheableData.message.save with the campaign contact it matched):
 insert into "spoke"."message" ("campaign_contact_id", "contact_number", "created_at", "error_code", "is_from_contact", "media", "messageservice_sid", "send_status", "service", "service_id", "text", "user_id", "user_number") values (1, '+15550100000', now(), NULL, true, NULL, 'MG1', 'DELIVERED', 'twilio', 'SM1', 'STOP', NULL, '+15550109999') returning "id";
+-- Spoke's auto-optout reply (sendRawMessage with user {}: no user_id) is
+-- the stop's one confirmation; a second is refused.
+insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from_contact", "messageservice_sid", "queued_at", "send_before", "send_status", "service", "text", "user_number") values (1, '+15550100000', false, NULL, now(), NULL, 'QUEUED', 'twilio', 'I''m opting you out of texts immediately. Have a great day.', '') returning "id";
+\set VERBOSITY terse
+insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from_contact", "messageservice_sid", "queued_at", "send_before", "send_status", "service", "text", "user_number") values (1, '+15550100000', false, NULL, now(), NULL, 'QUEUED', 'twilio', 'I''m opting you out of texts immediately. Have a great day.', '') returning "id";
+\set VERBOSITY default
 RESET ROLE;
 -- One stop for the number in org A, from the keyword.
 SELECT contact, channel, source, keyword FROM optout.stops ORDER BY contact;
@@ -129,7 +135,7 @@ SELECT cell, assignment_id, organization_id, reason_code FROM spoke.opt_out ORDE
 SELECT id, campaign_id, cell, is_opted_out FROM spoke.campaign_contact ORDER BY id;
 -- The message queued in org A is failed; org B's is still queued.
 SELECT id, campaign_contact_id, send_status, error_code, text FROM spoke.message WHERE NOT is_from_contact ORDER BY id;
-SELECT kind, contact, source, keyword, table_name, detail FROM optout.events ORDER BY id;
+SELECT kind, contact, source, keyword, table_name, detail - 'seconds_after_stop' AS detail FROM optout.events ORDER BY id;
 
 -- ---------------------------------------------------------------------------
 -- 3. Sends after the stop: to the number in another campaign of org A,
@@ -142,7 +148,7 @@ insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from
 -- Requeueing the failed message (an UPDATE that makes it sendable) is refused too.
 update "spoke"."message" set "send_status" = 'QUEUED', "error_code" = NULL where "id" = 1;
 -- Spoke's twilio send of org B's message (service-vendors/twilio: the row's status):
-update "spoke"."message" set "send_status" = 'SENT', "service" = 'twilio', "sent_at" = now() where "id" = 5;
+update "spoke"."message" set "send_status" = 'SENT', "service" = 'twilio', "sent_at" = now() where "id" = 7;
 -- A texter's UI cannot clear is_opted_out behind the stop.
 update "spoke"."campaign_contact" set "is_opted_out" = false where "id" = 2;
 select "id", "is_opted_out" from "spoke"."campaign_contact" where "id" = 2;
@@ -155,9 +161,11 @@ SET ROLE regress_spoke_app;
 insert into "spoke"."opt_out" ("assignment_id", "cell", "organization_id", "reason_code") values (1, '+15550100001', 1, 'texter');
 update "spoke"."campaign_contact" set "is_opted_out" = true where "id" in (select "campaign_contact"."id" from "spoke"."campaign_contact" inner join "spoke"."campaign" on "campaign_contact"."campaign_id" = "campaign"."id" where "campaign"."is_archived" = false and "campaign"."organization_id" = 1 and "campaign_contact"."cell" = '+15550100001') and "is_opted_out" = false;
 insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from_contact", "messageservice_sid", "queued_at", "send_before", "send_status", "service", "text", "user_id", "user_number") values (4, '+15550100001', false, NULL, now(), NULL, 'QUEUED', 'twilio', 'Hi Bob', 1, '') returning "id";
+-- A platform stop allows its one confirmation too.
+insert into "spoke"."message" ("campaign_contact_id", "contact_number", "is_from_contact", "messageservice_sid", "queued_at", "send_before", "send_status", "service", "text", "user_number") values (4, '+15550100001', false, NULL, now(), NULL, 'QUEUED', 'twilio', 'You are opted out.', '') returning "id";
 RESET ROLE;
 SELECT contact, source, keyword FROM optout.stops ORDER BY contact;
-SELECT kind, contact, source, table_name FROM optout.events WHERE contact = '1:+15550100001' ORDER BY id;
+SELECT kind, contact, source, table_name, detail->>'stop_source' AS stop_source FROM optout.events WHERE contact = '1:+15550100001' ORDER BY id;
 -- Spoke's row only: optout wrote no second one.
 SELECT cell, assignment_id, organization_id, reason_code FROM spoke.opt_out ORDER BY id;
 SELECT id, is_opted_out FROM spoke.campaign_contact WHERE cell = '+15550100001';

@@ -331,8 +331,11 @@ COMMENT ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb) IS
 -- Spoke in one call (see docs/spoke.md). A contact is a phone number within
 -- an organization; Spoke's opt_out rows are the stops; a send to a stopped
 -- number is refused (Spoke sends the message it saved, not the row, so a
--- marked row would still go out); queued messages are failed.
-CREATE FUNCTION optout.attach_spoke(schema name DEFAULT 'public')
+-- marked row would still go out); queued messages are failed. Spoke's own
+-- reply to a STOP (auto-optout's SEND_AUTO_OPT_OUT_RESPONSE) is sent with
+-- no texter (user_id NULL): by default that row is the stop's one
+-- confirmation; confirmation => NULL refuses it too.
+CREATE FUNCTION optout.attach_spoke(schema name DEFAULT 'public', confirmation jsonb DEFAULT '{"user_id": null}')
     RETURNS SETOF optout.attached
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -367,7 +370,8 @@ BEGIN
     PERFORM optout.attach_outbound(format('%I.message', schema)::regclass, 'contact_number', on_blocked => 'error',
                                    mark => '{"send_status": "ERROR", "error_code": 21610}',
                                    queued => '{"send_status": ["QUEUED", "PAUSED"]}',
-                                   row_filter => '{"is_from_contact": false}', contact_format => 'phone',
+                                   row_filter => '{"is_from_contact": false}', confirmation => attach_spoke.confirmation,
+                                   contact_format => 'phone',
                                    organization_column => 'campaign_contact_id', organization_query => org_of_contact);
     RETURN QUERY SELECT * FROM optout.attached a
                   WHERE a.tbl::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -375,9 +379,9 @@ BEGIN
                   ORDER BY a.id;
 END
 $$;
-REVOKE ALL ON FUNCTION optout.attach_spoke(name) FROM PUBLIC;
-COMMENT ON FUNCTION optout.attach_spoke(name) IS
-    'Wires a Spoke database: keyword stops on message, a stop per phone number and organization, Spoke''s opt_out rows, is_opted_out, refused sends';
+REVOKE ALL ON FUNCTION optout.attach_spoke(name, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION optout.attach_spoke(name, jsonb) IS
+    'Wires a Spoke database: keyword stops on message, a stop per phone number and organization, Spoke''s opt_out rows, is_opted_out, refused sends, its auto-optout reply as the confirmation';
 
 REVOKE ALL ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb),
     optout._key_check(regclass, name, name, text, name, text), optout._keyed_action_sql(optout.attachments)
