@@ -334,6 +334,15 @@ SELECT optout.stop('2:+15550100000', reason => 'DBA') AS stopped;
 SELECT optout.start('2:+15550100000', reason => 'DBA') AS started;
 RESET search_path;
 SELECT count(*) AS planted_calls FROM spoke.hijacks;
+-- optout's trigger function for a platform opt-out table acts only for the
+-- table it was attached to: the app cannot plant stops through its own.
+SET ROLE regress_spoke_app;
+CREATE TABLE spoke.fake_opt_out (cell text, organization_id int);
+SELECT format('CREATE TRIGGER t AFTER INSERT ON spoke.fake_opt_out FOR EACH ROW EXECUTE FUNCTION optout._optouts_trigger(%L)', id)
+  FROM optout.attached WHERE kind = 'optouts' \gexec
+INSERT INTO spoke.fake_opt_out VALUES ('+15550100005', 1);
+DROP TABLE spoke.fake_opt_out;
+RESET ROLE;
 SELECT contact, source FROM optout.stops ORDER BY contact;
 
 -- ---------------------------------------------------------------------------
