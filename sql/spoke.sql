@@ -350,4 +350,5 @@ SELECT contact, source FROM optout.stops ORDER BY contact;
 SELECT optout.detach('spoke.message') + optout.detach('spoke.opt_out') + optout.detach('spoke.campaign_contact') AS detached;
 SELECT tgname FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'spoke.%' AND NOT tgisinternal ORDER BY 1;
 DROP SCHEMA spoke CASCADE;
+DROP EXTENSION optout;
 DROP ROLE regress_spoke_app;
