@@ -362,7 +362,10 @@ extern "C" Datum optout_contacts_trigger(PG_FUNCTION_ARGS) {
         HeapTuple tup = td->tg_trigtuple;
         if (!a->keyed) return PointerGetDatum(tup);
         char* contact = row_contact(a, r, tup, rel, false);
-        if (!contact || !optout_pg::ledger_is_stopped(contact, nullptr, nullptr, nullptr)) return PointerGetDatum(tup);
+        // Under the contact's send lock, as a send: a stop committing at the
+        // same time either is seen here or sees this row (its statement
+        // runs after this transaction commits).
+        if (!contact || !optout_pg::send_blocked(contact, nullptr)) return PointerGetDatum(tup);
         char* status = column_text(tup, rel, r->status);
         if (status && strcmp(status, a->stopped_value) == 0) return PointerGetDatum(tup);
         EventInfo info;
