@@ -418,6 +418,12 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
                 case kOutbound:
                     if (pass == 1) fail_queued(a, reqs, scopes, n_scopes);
                     break;
+                case kOptouts:
+                    // The platform's opt-out rows: optout's own writes (its
+                    // trigger there ignores them, see lifting_stop()).
+                    if (pass == 1 && a->plans.optouts_stop) run_lifting(a, a->plans.optouts_stop, who, nullptr, nwhich);
+                    if (pass != 1 && a->plans.optouts_start) run_lifting(a, a->plans.optouts_start, who, nullptr, nwhich);
+                    break;
                 default:
                     break;
             }

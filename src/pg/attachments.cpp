@@ -31,6 +31,8 @@ constexpr ActionName kActionNames[] = {
     {"groups.join_stopped", &ActionPlans::groups_join_stopped},
     {"groups.start", &ActionPlans::groups_start},
     {"outbound.fail_queued", &ActionPlans::outbound_fail_queued},
+    {"optouts.stop", &ActionPlans::optouts_stop},
+    {"optouts.start", &ActionPlans::optouts_start},
 };
 
 // Static: the cache lives as long as the backend, and must outlive an error
@@ -143,7 +145,9 @@ void load_cache() {
     attachments_relid = optout_table("attachments");
 
     // As the owner, with search_path pinned: names in the statements resolve
-    // the same way as when they were checked at attach time.
+    // the same way as when they were checked at attach time. (Columns added
+    // since 0.3.0 are read through to_jsonb: a 0.3.0 database runs this
+    // library until ALTER EXTENSION optout UPDATE.)
     OwnerScope scope = enter_owner();
     int rc = SPI_execute(
         "SELECT a.id, a.tbl::pg_catalog.oid, a.kind, a.contact_column::pg_catalog.text, "
@@ -160,7 +164,9 @@ void load_cache() {
         // Columns of 0.4.0, read so that a 0.3.0 catalog (before ALTER
         // EXTENSION optout UPDATE) loads too: absent, they are NULL.
         "(pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'review')::pg_catalog.bool, "
-        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'review_unless' "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'review_unless', "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'contact_format', "
+        "pg_catalog.to_jsonb(a) OPERATOR(pg_catalog.->>) 'organization_column' "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
@@ -187,6 +193,7 @@ void load_cache() {
                   : strcmp(kind, "outbound") == 0 ? kOutbound
                   : strcmp(kind, "contacts") == 0 ? kContacts
                   : strcmp(kind, "groups") == 0   ? kGroups
+                  : strcmp(kind, "optouts") == 0  ? kOptouts
                                                   : kDeliveryErrors;
         a->contact_col = cache_strdup(tup, desc, 4);
         a->channel_col = cache_strdup(tup, desc, 5);
@@ -219,6 +226,8 @@ void load_cache() {
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
         a->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
+        a->organization_col = cache_strdup(tup, desc, 30);
+        a->keyed = SPI_getvalue(tup, desc, 29) != nullptr || a->organization_col != nullptr;
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);
@@ -330,6 +339,7 @@ RelInfo* rel_info(Attachment* a, Relation rel) {
     r->code = column(rel, a, a->code_col, true);
     r->provider = column(rel, a, a->provider_col, true);
     r->event = column(rel, a, a->event_col, true);
+    r->organization = column(rel, a, a->organization_col, true);
     r->status = column(rel, a, a->status_col, true);
     if (r->status) {
         r->status_type = TupleDescAttr(desc, r->status - 1)->atttypid;

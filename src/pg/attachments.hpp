@@ -9,7 +9,7 @@
 
 namespace optout_pg {
 
-enum AttachmentKind { kInbound, kOutbound, kContacts, kGroups, kDeliveryErrors };
+enum AttachmentKind { kInbound, kOutbound, kContacts, kGroups, kDeliveryErrors, kOptouts };
 enum OnBlocked { kError, kSkip, kMark };
 
 // The statements an attachment runs on its table, prepared from
@@ -21,12 +21,15 @@ struct ActionPlans {
     SPIPlanPtr groups_join_stopped;   // groups: join the Stopped group
     SPIPlanPtr groups_start;          // groups: leave the Stopped group
     SPIPlanPtr outbound_fail_queued;  // outbound: fail the queued messages
+    SPIPlanPtr optouts_stop;          // optouts: write the platform's opt-out row
+    SPIPlanPtr optouts_start;         // optouts: remove the platform's opt-out rows
 };
 // Column numbers and converted values for one relation (an attached table or
 // one of its partitions: their column numbers may differ).
 struct RelInfo {
     Oid relid;
     AttrNumber contact, channel, body, status, code, provider, event;
+    AttrNumber organization;  // keyed attachments: the organization column
     Oid contact_type, channel_type, status_type;
     int nmark;
     int* mark_cols;  // heap_modify_tuple_by_cols wants int
@@ -70,6 +73,10 @@ struct Attachment {
     ActionPlans plans;
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
+    // A contact known by phone number and/or organization (docs/spoke.md):
+    // the ledger's key of a row is optout._row_key(), not the contact column.
+    bool keyed;
+    char* organization_col;
 };
 
 // The attachment with this id (NULL: none), from the cache (rebuilt first

@@ -34,7 +34,8 @@ SPIPlanPtr keep(const char* sql, int nargs, const Oid* types) {
 
 // $1 contact, $2 channel of the send (NULL: none), $3 any channel (a table
 // without a channel column), $4 table, $5 actor, $6 window in seconds,
-// $7 manual and backfill stops allow one.
+// $7 manual and backfill stops allow one (keyword, provider and platform
+// stops always do).
 // The stop a confirmation answers: the contact's latest stop that blocks
 // this send (by when it took effect).
 #define OPTOUT_LATEST_STOP                                                                                   \
@@ -44,7 +45,7 @@ SPIPlanPtr keep(const char* sql, int nargs, const Oid* types) {
     "AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2 OR $3) "                                \
     "ORDER BY e.at DESC, s.event_id DESC LIMIT 1"
 #define OPTOUT_STOP_ALLOWS                                                                                   \
-    "(s.source OPERATOR(pg_catalog.=) ANY ('{keyword,provider}'::pg_catalog.text[]) OR $7) "              \
+    "(s.source OPERATOR(pg_catalog.=) ANY ('{keyword,provider,platform}'::pg_catalog.text[]) OR $7) "     \
     "AND s.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "               \
     "pg_catalog.make_interval(secs => $6)) "
 

@@ -22,6 +22,7 @@ PG_FUNCTION_INFO_V1(optout_inbound_when);
 PG_FUNCTION_INFO_V1(optout_outbound_when);
 PG_FUNCTION_INFO_V1(optout_reply_when);
 PG_FUNCTION_INFO_V1(optout_flush);
+PG_FUNCTION_INFO_V1(optout_optouts_trigger);
 }
 
 using optout_pg::Attachment;
@@ -76,6 +77,39 @@ char* column_text(HeapTuple tup, Relation rel, AttrNumber att) {
     Datum d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
     if (isnull) return nullptr;
     return optout_pg::datum_text(d, TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
+}
+
+// The ledger key of a row of a keyed attachment (a contact known by phone
+// number within an organization): optout._row_key(), run as the role that
+// writes the row. strict: a row without a key is an error (there); otherwise
+// it has key NULL.
+char* row_key(const Attachment* a, const RelInfo* r, HeapTuple tup, Relation rel, bool strict) {
+    static SPIPlanPtr plan = nullptr;  // kept for the backend; revalidated by the plan cache
+    char* phone = column_text(tup, rel, r->contact);
+    char* org = column_text(tup, rel, r->organization);
+    MemoryContext caller = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    if (!plan) {
+        Oid types[4] = {INT4OID, TEXTOID, TEXTOID, BOOLOID};
+        SPIPlanPtr p = SPI_prepare("SELECT optout._row_key($1, $2, $3, $4)", 4, types);
+        if (!p) elog(ERROR, "optout: preparing optout._row_key() failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(p);
+        plan = p;
+    }
+    Datum values[4] = {Int32GetDatum(a->id), phone ? CStringGetTextDatum(phone) : (Datum)0,
+                       org ? CStringGetTextDatum(org) : (Datum)0, BoolGetDatum(strict)};
+    const char nulls[5] = {' ', phone ? ' ' : 'n', org ? ' ' : 'n', ' ', '\0'};
+    int rc = SPI_execute_plan(plan, values, nulls, false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "optout: optout._row_key() failed");
+    char* key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    key = key ? MemoryContextStrdup(caller, key) : nullptr;
+    SPI_finish();
+    return key;
+}
+
+// The contact of a row as the ledger knows it (NULL: none).
+char* row_contact(const Attachment* a, const RelInfo* r, HeapTuple tup, Relation rel, bool strict) {
+    return a->keyed ? row_key(a, r, tup, rel, strict) : column_text(tup, rel, r->contact);
 }
 
 // The error a blocked send gets under the rule 'error'.
@@ -220,12 +254,24 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     bool isnull;
     Datum body_d = heap_getattr(tup, r->body, RelationGetDescr(rel), &isnull);
     if (isnull) return PointerGetDatum(nullptr);
-    char* contact = column_text(tup, rel, r->contact);
+    char* contact = row_contact(a, r, tup, rel, false);
+    // A keyed row without a key (no organization, a number optout cannot
+    // read): its stop or start cannot be placed, so a person decides (the
+    // review queue, under the number as written); never a silent miss.
+    bool unplaced = false;
+    if (!contact && a->keyed) {
+        contact = column_text(tup, rel, r->contact);
+        if (!contact) contact = pstrdup("");  // no number: on record under ''
+        unplaced = true;
+    }
     if (!contact) return PointerGetDatum(nullptr);  // documented: a row without a contact is not enforced
     char* channel = column_text(tup, rel, r->channel);
 
     text* body_t = DatumGetTextPP(body_d);
     if (!classify_row(a, body_t)) return PointerGetDatum(nullptr);
+    if (unplaced && inbound_match.intent != optout::Intent::OptOut && inbound_match.intent != optout::Intent::OptIn &&
+        inbound_match.intent != optout::Intent::Review)
+        return PointerGetDatum(nullptr);  // a help request: nothing to place
 
     ChangeRequest req{};
     EventInfo& info = req.info;
@@ -237,6 +283,15 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     info.table_name = a->table_name;
     info.arrived_on = channel;
     req.contact = contact;
+    if (unplaced) {
+        req.type = ChangeType::Review;
+        req.channel = channel;
+        info.reason = !*contact ? "no number in this message: its stop or start cannot be applied"
+                      : a->organization_col ? "no number optout can read or no organization for this message: its stop or start cannot be applied"
+                                            : "a number optout cannot read: its stop or start cannot be applied";
+        optout_pg::collect_change(req);
+        return PointerGetDatum(nullptr);
+    }
     switch (inbound_match.intent) {
         case optout::Intent::OptOut:
             req.type = ChangeType::Stop;
@@ -275,7 +330,7 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 
     // A blocked row of a bulk send with integer keys: counted and marked
     // without turning the keys into text (its WHEN found it blocked).
-    if (!is_update && td->tg_trigger->tgqual && a->on_blocked != optout_pg::kError && optout_pg::is_integer_type(r->contact_type) &&
+    if (!is_update && !a->keyed && td->tg_trigger->tgqual && a->on_blocked != optout_pg::kError && optout_pg::is_integer_type(r->contact_type) &&
         (!r->channel || optout_pg::is_integer_type(r->channel_type))) {
         bool cnull, chnull = true;
         Datum c = heap_getattr(tup, r->contact, RelationGetDescr(rel), &cnull);
@@ -287,7 +342,7 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
         return mark_row(a, r, rel, tup);
     }
 
-    char* contact = column_text(tup, rel, r->contact);
+    char* contact = row_contact(a, r, tup, rel, true);
     if (!contact) return PointerGetDatum(tup);
     char* channel = column_text(tup, rel, r->channel);
     // An UPDATE gets here as an INSERT does: it set the contact or channel
@@ -311,6 +366,28 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 // stopped, and the attempt is recorded.
 extern "C" Datum optout_contacts_trigger(PG_FUNCTION_ARGS) {
     auto [a, td, rel, r] = trigger_call(fcinfo, "optout._contacts_trigger()");
+    // BEFORE INSERT (keyed contacts, optout_contacts_insert): a row added for
+    // a stopped number starts stopped.
+    if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+        HeapTuple tup = td->tg_trigtuple;
+        if (!a->keyed) return PointerGetDatum(tup);
+        char* contact = row_contact(a, r, tup, rel, false);
+        // Under the contact's send lock, as a send: a stop committing at the
+        // same time either is seen here or sees this row (its statement
+        // runs after this transaction commits).
+        if (!contact || !optout_pg::send_blocked(contact, nullptr)) return PointerGetDatum(tup);
+        char* status = column_text(tup, rel, r->status);
+        if (status && strcmp(status, a->stopped_value) == 0) return PointerGetDatum(tup);
+        EventInfo info;
+        info.source = "update";
+        info.table_name = a->table_name;
+        info.detail = psprintf("{\"inserted\": %s, \"kept\": \"%s\"}", status ? psprintf("\"%s\"", status) : "null",
+                               a->stopped_value);
+        optout_pg::record_event("status_kept", contact, nullptr, info);
+        int col = r->status;
+        bool nul = false;
+        return PointerGetDatum(heap_modify_tuple_by_cols(tup, RelationGetDescr(rel), 1, &col, &r->stopped_value, &nul));
+    }
     HeapTuple newtup = td->tg_newtuple;
     if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || optout_pg::lifting_stop()) return PointerGetDatum(newtup);
 
@@ -318,7 +395,7 @@ extern "C" Datum optout_contacts_trigger(PG_FUNCTION_ARGS) {
     if (!new_status || !a->active_value || strcmp(new_status, a->active_value) != 0) return PointerGetDatum(newtup);
     char* old_status = column_text(td->tg_trigtuple, rel, r->status);
     if (old_status && strcmp(old_status, a->active_value) == 0) return PointerGetDatum(newtup);
-    char* contact = column_text(newtup, rel, r->contact);
+    char* contact = row_contact(a, r, newtup, rel, false);
     if (!contact || !optout_pg::ledger_is_stopped(contact, nullptr, nullptr, nullptr)) return PointerGetDatum(newtup);
 
     EventInfo info;
@@ -370,5 +447,28 @@ extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
     // Applied at the end of the statement with the statement's other stops
     // (a bulk load of receipts stops its contacts together).
     if (stops) optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT FOR EACH ROW on a platform's own opt-out table (kind
+// 'optouts'): a row the platform writes itself is a stop, on record with
+// source 'platform'. optout's own rows (written when it applies a stop) are
+// not stops again. A row without a key goes to the review queue.
+extern "C" Datum optout_optouts_trigger(PG_FUNCTION_ARGS) {
+    auto [a, td, rel, r] = trigger_call(fcinfo, "optout._optouts_trigger()");
+    if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) || optout_pg::lifting_stop()) return PointerGetDatum(nullptr);
+    HeapTuple tup = td->tg_trigtuple;
+    char* contact = row_contact(a, r, tup, rel, false);
+    EventInfo info;
+    info.source = "platform";
+    info.table_name = a->table_name;
+    if (!contact) {
+        contact = column_text(tup, rel, r->contact);
+        if (!contact) contact = pstrdup("");
+        info.reason = "a row of the platform's opt-out table without a number or organization optout can read";
+        optout_pg::collect_change(ChangeRequest{ChangeType::Review, contact, nullptr, false, info});
+        return PointerGetDatum(nullptr);
+    }
+    optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, nullptr, true, info});
     return PointerGetDatum(nullptr);
 }

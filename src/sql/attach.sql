@@ -6,7 +6,7 @@
 CREATE TABLE optout.attachments (
     id              serial PRIMARY KEY,
     tbl             regclass NOT NULL,
-    kind            text NOT NULL CHECK (kind IN ('inbound', 'outbound', 'contacts', 'groups', 'delivery_errors')),
+    kind            text NOT NULL CHECK (kind IN ('inbound', 'outbound', 'contacts', 'groups', 'delivery_errors', 'optouts')),
     contact_column  name NOT NULL,
     channel_column  name,
     body_column     name,
@@ -33,6 +33,11 @@ CREATE TABLE optout.attachments (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     review          boolean,            -- inbound: false records no reviews (NULL: true)
     review_unless   text,               -- inbound: a query with $1 = contact key (text): a row means no review
+    -- A contact identified by a phone number within an organization
+    -- (docs/spoke.md): the ledger's key is '<organization>:<E.164 number>'.
+    contact_format  text CHECK (contact_format IN ('phone')),  -- the contact column holds a phone number
+    organization_column name,           -- the row's organization, or the value organization_query maps to it
+    organization_query  text,           -- $1 = organization_column as text; returns the organization
     CONSTRAINT attachments_tbl_kind_key UNIQUE (tbl, kind),
     CONSTRAINT attachments_inbound_mode_check CHECK (kind <> 'inbound' OR mode IS NOT NULL)
 );
@@ -227,6 +232,12 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
     PERFORM optout._column(a.tbl, a.contact_column, 'contact');
     ctype := optout._qualified_type(a.tbl, a.contact_column);
+    -- A platform's opt-out table, and contacts keyed by phone number within
+    -- an organization: their statements are in spoke.sql.
+    IF a.kind = 'optouts' OR a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL THEN
+        RETURN QUERY SELECT k.name, k.sql FROM optout._keyed_action_sql(a) k;
+        RETURN;
+    END IF;
     CASE a.kind
     WHEN 'contacts' THEN
         RETURN QUERY VALUES
@@ -540,13 +551,16 @@ $$;
 CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
                                       channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
                                       scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
-                                      review boolean DEFAULT true, review_unless text DEFAULT NULL)
+                                      review boolean DEFAULT true, review_unless text DEFAULT NULL,
+                                      contact_format text DEFAULT NULL, organization_column name DEFAULT NULL,
+                                      organization_query text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'inbound', contact_column, channel_column);
+    keyed text := optout._key_check(tbl, contact_column, channel_column, contact_format, organization_column, organization_query);
     w text;
     id integer;
 BEGIN
@@ -575,7 +589,7 @@ BEGIN
     PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
-                                         review, review_unless)
+                                         review, review_unless, contact_format, organization_column, organization_query)
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
             attach_inbound.body_column, attach_inbound.row_filter,
             -- The mode is fixed here: enforcement never reads the session's
@@ -583,7 +597,8 @@ BEGIN
             coalesce(attach_inbound.mode,
                      coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
             attach_inbound.scope,
-            coalesce(attach_inbound.review, true), attach_inbound.review_unless)
+            coalesce(attach_inbound.review, true), attach_inbound.review_unless,
+            attach_inbound.contact_format, attach_inbound.organization_column, attach_inbound.organization_query)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
     -- Only the rows that classify as a keyword fire the trigger (the WHEN
@@ -601,13 +616,19 @@ $$;
 CREATE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channel_column name DEFAULT NULL,
                                        on_blocked text DEFAULT 'error', mark jsonb DEFAULT NULL,
                                        queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL,
-                                       confirmation jsonb DEFAULT NULL, help_reply jsonb DEFAULT NULL)
+                                       confirmation jsonb DEFAULT NULL, help_reply jsonb DEFAULT NULL,
+                                       contact_format text DEFAULT NULL, organization_column name DEFAULT NULL,
+                                       organization_query text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'outbound', contact_column, channel_column);
+    -- The contact as the ledger knows it (the contact column itself, or its
+    -- key by phone number and organization), as SQL over NEW.
+    keyed text := optout._key_check(tbl, contact_column, channel_column, contact_format, organization_column, organization_query);
+    ck text;
     w text;
     bw text;
     sendable text;
@@ -643,33 +664,37 @@ BEGIN
     cw := optout._filter_sql(tbl, confirmation, 'NEW.');
     hw := optout._filter_sql(tbl, help_reply, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, row_filter, on_blocked, mark, queued,
-                                         confirmation, help_reply)
+                                         confirmation, help_reply, contact_format, organization_column, organization_query)
     VALUES (attach_outbound.tbl, 'outbound', attach_outbound.contact_column, attach_outbound.channel_column,
             attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued,
-            nullif(attach_outbound.confirmation, '{}'), nullif(attach_outbound.help_reply, '{}'))
+            nullif(attach_outbound.confirmation, '{}'), nullif(attach_outbound.help_reply, '{}'),
+            attach_outbound.contact_format, attach_outbound.organization_column, attach_outbound.organization_query)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
+    ck := CASE WHEN keyed IS NULL THEN format('NEW.%I', contact_column)
+               ELSE format('optout._row_key(%s, NEW.%I::pg_catalog.text, %s, true)', id, contact_column,
+                           coalesce(format('NEW.%I::pg_catalog.text', organization_column), 'NULL')) END;
     -- The WHEN checks every row against the ledger as it is written (and
     -- takes the contact's send lock); only a blocked row calls the trigger
     -- function, which refuses, drops or marks it. Every way a row becomes
     -- sendable is checked: an INSERT (COPY included); an UPDATE that sets
     -- the contact or channel column, changed or not; and an UPDATE that makes
     -- a row match row_filter and queued when it did not before (a resend).
-    bw := format('optout._outbound_when(%s, NEW.%I%s)', id, contact_column,
+    bw := format('optout._outbound_when(%s, %s%s)', id, ck,
                  coalesce(', NEW.' || quote_ident(channel_column), ''));
     -- A row that looks like a confirmation (a help reply) asks whether it is
     -- the one allowed instead; every other row is checked as before.
     IF cw IS NOT NULL OR hw IS NOT NULL THEN
         bw := format('CASE %s%sELSE %s END', 
-                     CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
-                          cw, id, 'c', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
-                     CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
-                          hw, id, 'h', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, %s%s) ',
+                          cw, id, 'c', ck, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
+                     CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, %s%s) ',
+                          hw, id, 'h', ck, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
                      bw);
     END IF;
     EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
                    'EXECUTE FUNCTION optout._outbound_trigger(%L)',
-                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
+                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column), quote_ident(organization_column)), t,
                    concat_ws(' AND ', w, bw), id);
     sendable := concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'NEW.'), optout._filter_sql(tbl, queued, 'NEW.'));
     IF sendable IS NOT NULL AND sendable <> '' THEN
@@ -684,13 +709,16 @@ END
 $$;
 
 CREATE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_column name,
-                                       stopped_value text, active_value text, touch_column name DEFAULT NULL)
+                                       stopped_value text, active_value text, touch_column name DEFAULT NULL,
+                                       contact_format text DEFAULT NULL, organization_column name DEFAULT NULL,
+                                       organization_query text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'contacts', key_column);
+    keyed text := optout._key_check(tbl, key_column, NULL, contact_format, organization_column, organization_query);
     id integer;
     changed bigint;
 BEGIN
@@ -704,14 +732,24 @@ BEGIN
     IF touch_column IS NOT NULL THEN
         PERFORM optout._column(tbl, touch_column, 'touch');
     END IF;
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, status_column, stopped_value, active_value, touch_column)
-    VALUES (attach_contacts.tbl, 'contacts', key_column, status_column, stopped_value, active_value, touch_column)
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, status_column, stopped_value, active_value, touch_column,
+                                         contact_format, organization_column, organization_query)
+    VALUES (attach_contacts.tbl, 'contacts', key_column, status_column, stopped_value, active_value, touch_column,
+            attach_contacts.contact_format, attach_contacts.organization_column, attach_contacts.organization_query)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
     EXECUTE format('CREATE TRIGGER optout_contacts BEFORE UPDATE OF %I ON %s FOR EACH ROW '
                    'WHEN (NEW.%I OPERATOR(pg_catalog.=) %L AND OLD.%I IS DISTINCT FROM NEW.%I) '
                    'EXECUTE FUNCTION optout._contacts_trigger(%L)',
                    status_column, t, status_column, active_value, status_column, status_column, id);
+    -- Keyed by phone number, one number is many rows: a row added for a
+    -- stopped number (a campaign's contact upload) starts stopped.
+    IF keyed IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER optout_contacts_insert BEFORE INSERT ON %s FOR EACH ROW '
+                       'WHEN ((NEW.%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE) '
+                       'EXECUTE FUNCTION optout._contacts_trigger(%L)',
+                       t, status_column, stopped_value, id);
+    END IF;
     -- Stops already on record (a table attached after optout was in use, or
     -- attached again) are applied now, as a stop applies them.
     changed := optout._apply_existing_stops(id);
@@ -837,7 +875,7 @@ BEGIN
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
                   AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
-                                 'optout_delivery_errors') LOOP
+                                 'optout_delivery_errors', 'optout_contacts_insert', 'optout_optouts') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trg, t);
     END LOOP;
     -- The statement-level triggers, on the table and on each of its partitions.
@@ -867,7 +905,8 @@ SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a
        a.stop_events, a.created_at,
        t.tgname AS trigger_name,
        CASE WHEN a.kind = 'groups' THEN NULL ELSE coalesce(h.ok, false) END AS trigger_enabled,
-       h.triggers
+       h.triggers,
+       a.contact_format, a.organization_column, a.organization_query
   FROM optout.attachments a
   LEFT JOIN pg_catalog.pg_trigger t
     ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal
@@ -889,8 +928,11 @@ SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a
                                                         OR coalesce(a.queued, '{}') <> '{}'
                                                       THEN ARRAY['optout_outbound', 'optout_outbound_requeue']
                                                       ELSE ARRAY['optout_outbound'] END
-                            WHEN 'contacts' THEN ARRAY['optout_contacts']
+                            WHEN 'contacts' THEN CASE WHEN a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL
+                                                      THEN ARRAY['optout_contacts', 'optout_contacts_insert']
+                                                      ELSE ARRAY['optout_contacts'] END
                             WHEN 'delivery_errors' THEN ARRAY['optout_delivery_errors', 'optout_flush']
+                            WHEN 'optouts' THEN ARRAY['optout_optouts', 'optout_flush']
                             ELSE ARRAY[]::pg_catalog.text[] END::pg_catalog.name[]) n(tgname)
                   LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid AND g.tgname = n.tgname AND NOT g.tgisinternal
                ) s) h ON true;
@@ -908,9 +950,9 @@ REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, t
     optout._check_value(regclass, name, text, text), optout._codes_check(),
     optout._check_filter(regclass, jsonb, text), optout._check_statement(text, regtype[], regrole, text, regtype),
     optout._cut(text), optout._key_family(oid), optout._check_value_input(regclass, name, text),
-    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text),
-    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb),
-    optout.attach_contacts(regclass, name, name, text, text, name),
+    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text, text, name, text),
+    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb, text, name, text),
+    optout.attach_contacts(regclass, name, name, text, text, name, text, name, text),
     optout.attach_groups(regclass, name, name, text, text),
     optout.attach_delivery_errors(regclass, name, name, text, name, name, name, text[], text, jsonb),
     optout.detach(regclass)
@@ -957,7 +999,7 @@ BEGIN
      CROSS JOIN LATERAL (
             SELECT x.col FROM unnest(ARRAY[a.contact_column, a.channel_column, a.body_column, a.status_column,
                                            a.touch_column, a.group_column, a.code_column, a.provider_column,
-                                           a.event_column]) x(col)
+                                           a.event_column, a.organization_column]) x(col)
             UNION ALL SELECT jsonb_object_keys(coalesce(a.row_filter, '{}'))::name
             UNION ALL SELECT jsonb_object_keys(coalesce(a.mark, '{}'))::name
             UNION ALL SELECT jsonb_object_keys(coalesce(a.queued, '{}'))::name

@@ -111,6 +111,13 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     SELECT * INTO a FROM optout.attachments x WHERE x.tbl = backfill.tbl AND x.kind = 'inbound';
+    -- (A contact known by phone number within an organization has a key the
+    -- backfill does not build: refused rather than stopped under the wrong key.)
+    IF FOUND AND (a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL) THEN
+        RAISE EXCEPTION 'optout.backfill cannot read table % yet: its contacts are known by phone number within an organization', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Find the opt-outs with a query of your own, and stop each with optout.stop(optout.contact_key(number, organization), reason => ...).';
+    END IF;
     IF NOT FOUND THEN
         -- Not attached (yet): the columns say where the messages are. A report
         -- needs nothing else; so a platform can look before it adopts optout.

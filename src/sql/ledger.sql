@@ -7,7 +7,7 @@ CREATE TABLE optout.stops (
     contact     text NOT NULL,
     channel     text,                       -- NULL: every channel (contact-wide)
     stopped_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill')),
+    source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'platform')),
     keyword     text,
     rule        text,
     event_id    bigint,
@@ -25,7 +25,7 @@ CREATE TABLE optout.events (
                                           'confirmation', 'help_reply', 'review', 'review_dismissed')),
     contact     text NOT NULL,
     channel     text,
-    source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update')),
+    source      text NOT NULL CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update', 'platform')),
     body        text,
     keyword     text,
     language    text,

@@ -5,6 +5,7 @@
 \ir ledger.sql
 \ir attach.sql
 \ir rapidpro.sql
+\ir spoke.sql
 \ir review.sql
 \ir reports.sql
 \ir backfill.sql
