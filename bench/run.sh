@@ -18,7 +18,7 @@
 #   WORKLOADS  a subset of: classify inbound outbound (with the INSERT ...
 #              SELECT broadcast, the status UPDATE and the large-ledger
 #              sends) partitioned
-#              latency backfill (default: all),
+#              latency backfill concurrent (default: all),
 #              and breakdown (not in the default: where the time of the
 #              attached COPYs goes, a piece at a time; bench/run-breakdown.sql)
 #   BENCH_DOC  where to write the report (default docs/benchmarks.md, written
@@ -32,7 +32,7 @@ OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 
-ALL_WORKLOADS="classify inbound outbound partitioned latency backfill"
+ALL_WORKLOADS="classify inbound outbound partitioned latency backfill concurrent"
 # docs/benchmarks.md may end with sections that other scripts write, after
 # this line; a report written over it keeps them (the line and everything
 # after it), whatever this run measured.
@@ -61,7 +61,7 @@ SCALE=${SCALE:-1} RUNS=${RUNS:-5} STOPS=${STOPS:-200} WORKLOADS=${WORKLOADS:-$AL
 export SCALE RUNS STOPS WORKLOADS
 for w in $WORKLOADS; do
     case $w in
-        classify|inbound|outbound|partitioned|latency|backfill|breakdown) ;;
+        classify|inbound|outbound|partitioned|latency|backfill|concurrent|breakdown) ;;
         *) echo "unknown workload '$w' (known: $ALL_WORKLOADS breakdown)" >&2; exit 2 ;;
     esac
 done
@@ -135,7 +135,12 @@ echo "==> SCALE=$SCALE RUNS=$RUNS STOPS=$STOPS: $ROWS messages, $CONTACTS contac
 run_sql run-common.sql
 for w in $WORKLOADS; do
     echo "==> $w"
-    run_sql "run-$w.sql"
+    if [ "$w" = concurrent ]; then
+        # shellcheck source=bench/run-concurrent.sh
+        . "$OPTOUT_ROOT/bench/run-concurrent.sh"
+    else
+        run_sql "run-$w.sql"
+    fi
 done
 
 # The machine and the run, for the report.

@@ -75,6 +75,8 @@ void free_cache() {
         for (const ActionName& action : kActionNames)
             if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
+        if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
+        if (attachments[i].lock_plan_nowait) SPI_freeplan(attachments[i].lock_plan_nowait);
     }
     attachments = nullptr;
     nattachments = 0;

@@ -1,0 +1,44 @@
+# bench/run.sh, workload "concurrent" (sourced; uses psql, OPTOUT_BINDIR,
+# RUNS, SCALE): the mixed concurrent load of test/scripts/concurrency.sh
+# (pgbench custom scripts on a RapidPro-shaped schema: inbound messages with
+# STOP/START/HELP, single sends, INSERT ... SELECT broadcasts, re-queue
+# UPDATEs, stops and starts by hand), attached versus the same schema
+# unattached, at CONC_CLIENTS clients (default "1 4 8"), CONC_SECONDS
+# seconds a run (default 10), RUNS runs of each, the two alternated; the
+# ratio of their throughputs is reported per run pair (median, min, max).
+conc_dir="$OPTOUT_ROOT/test/scripts/concurrency"
+conc_contacts=$(num 20000)
+[ "$conc_contacts" -ge 1000 ] || conc_contacts=1000
+for db in bare attached; do
+    psql -d postgres -c "DROP DATABASE IF EXISTS conc_$db" -c "CREATE DATABASE conc_$db"
+    psql -d conc_$db -v contacts="$conc_contacts" -f "$conc_dir/schema.sql" >/dev/null
+    psql -d conc_$db -f "$conc_dir/app_$db.sql" >/dev/null
+done
+conc_tps() {  # conc_tps DB CLIENTS SEED: one run, prints its tps
+    "$OPTOUT_BINDIR/pgbench" -n -c "$2" -j "$(( $2 < 2 ? $2 : 2 ))" -T "${CONC_SECONDS:-10}" --random-seed="$3" \
+        -D contacts=$((conc_contacts * 95 / 100)) --max-tries=1 \
+        -f "$conc_dir/inbound.sql@40" -f "$conc_dir/send.sql@30" -f "$conc_dir/broadcast.sql@4" \
+        -f "$conc_dir/requeue.sql@10" -f "$conc_dir/stopstart.sql@16" "$1" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
+}
+for c in ${CONC_CLIENTS:-1 4 8}; do
+    for r in $(seq 1 "$RUNS"); do
+        if [ $((r % 2)) = 1 ]; then order="bare attached"; else order="attached bare"; fi
+        for v in $order; do
+            psql -d conc_$v -c CHECKPOINT >/dev/null
+            tps=$(conc_tps conc_$v "$c" "$r")
+            echo "    $c clients, run $r, $v: ${tps:-?} tps"
+            psql -c "INSERT INTO bench.timings (workload, variant, run, ms)
+                     VALUES ('concurrent', '$v, $c clients', $r, 1000 / nullif(${tps:-0}, 0))"
+        done
+    done
+    psql -At -c "
+        WITH p AS (SELECT b.ms / a.ms AS ratio FROM bench.timings a JOIN bench.timings b USING (workload, run)
+                    WHERE workload = 'concurrent' AND a.variant = 'attached, $c clients' AND b.variant = 'bare, $c clients')
+        SELECT bench.figure('concurrent',
+                            format('throughput attached / bare, %s clients (per run pair: min %s, max %s)', $c,
+                                   round(min(ratio)::numeric, 2), round(max(ratio)::numeric, 2)),
+                            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ratio)::numeric, 2), 'x',
+                            CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END) FROM p" |
+        sed 's/^/    /'
+done
