@@ -42,3 +42,28 @@ for c in ${CONC_CLIENTS:-1 4 8}; do
                             CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END) FROM p" |
         sed 's/^/    /'
 done
+# Where the time goes (CONC_WAITS=1): one more 8-client run of each, its
+# backends' wait events sampled from pg_stat_activity every 0.1 s.
+if [ -n "${CONC_WAITS:-}" ]; then
+    psql -c "CREATE TABLE IF NOT EXISTS bench.conc_waits (variant text, wait text, query text)"
+    for v in bare attached; do
+        "$OPTOUT_BINDIR/pgbench" -n -c 8 -j 2 -T "${CONC_SECONDS:-10}" --random-seed=99 \
+            -D contacts=$((conc_contacts * 95 / 100)) --max-tries=1 \
+            -f "$conc_dir/inbound.sql@40" -f "$conc_dir/send.sql@30" -f "$conc_dir/broadcast.sql@4" \
+            -f "$conc_dir/requeue.sql@10" -f "$conc_dir/stopstart.sql@16" conc_$v >/dev/null 2>&1 &
+        bench_pid=$!
+        sleep 1
+        while kill -0 "$bench_pid" 2>/dev/null; do
+            psql -c "INSERT INTO bench.conc_waits SELECT '$v', coalesce(wait_event_type || ':' || wait_event, 'CPU'),
+                            left(regexp_replace(query, '\s+', ' ', 'g'), 40)
+                       FROM pg_stat_activity WHERE datname = 'conc_$v' AND state = 'active'" 2>/dev/null || true
+            sleep 0.1
+        done
+        wait "$bench_pid" || true
+    done
+    psql -c "SELECT variant, wait, count(*) AS samples,
+                    round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY variant), 1) AS pct
+               FROM bench.conc_waits GROUP BY 1, 2 ORDER BY 1, 3 DESC" \
+         -c "SELECT variant, wait, query, count(*) FROM bench.conc_waits WHERE wait <> 'CPU'
+              GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 15"
+fi

@@ -19,9 +19,12 @@
 // A stop or start of several contacts (a statement's batch) takes their locks
 // in a fixed order (by key) and never waits while holding one it took in
 // that call: when a key is busy, it lets go of the others, waits for that
-// one, and tries again. So two batches of stops, or a batch of stops and a
-// transaction sending to the same contacts in another order, do not
-// deadlock on these locks.
+// one and keeps it (a try fails while anyone waits, so a lock let go of
+// again is never won on a busy contact), and tries the others again. So two
+// batches of stops, or a batch of stops and a transaction sending to the
+// same contacts in another order, do not deadlock on these locks. apply.cpp
+// takes the platform's contact rows the same way, all or nothing with these
+// (try_lock_contacts_for_change, wait_for_lock).
 //
 // The locks are advisory locks in a key space of their own (field 4 of the
 // tag), so they never collide with the application's pg_advisory_lock keys;
