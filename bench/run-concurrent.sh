@@ -22,6 +22,9 @@ conc_tps() {  # conc_tps DB CLIENTS SEED: one run, prints its tps
         sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
 }
 for c in ${CONC_CLIENTS:-1 4 8}; do
+    psql -c "INSERT INTO bench.variants (workload, variant, ord)
+             VALUES ('concurrent', 'bare, $c clients', 2 * $c), ('concurrent', 'attached, $c clients', 2 * $c + 1)
+             ON CONFLICT DO NOTHING"
     for r in $(seq 1 "$RUNS"); do
         if [ $((r % 2)) = 1 ]; then order="bare attached"; else order="attached bare"; fi
         for v in $order; do
