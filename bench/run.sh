@@ -21,6 +21,9 @@
 #              latency backfill concurrent (default: all),
 #              and breakdown (not in the default: where the time of the
 #              attached COPYs goes, a piece at a time; bench/run-breakdown.sql)
+#   CONC_CLIENTS, CONC_SECONDS, CONC_WAITS  the "concurrent" workload's
+#              client counts (default "1 4 8"), seconds a run (10), and
+#              wait-event sampling (bench/run-concurrent.sh)
 #   BENCH_DOC  where to write the report (default docs/benchmarks.md, written
 #              only by a full run: default SCALE, RUNS, STOPS and WORKLOADS)
 #
@@ -50,7 +53,7 @@ write_report() {  # write_report <new report> <destination>
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # The command as typed, with the settings given in the environment.
     cmd=""
-    for v in SCALE RUNS STOPS WORKLOADS BENCH_DOC; do
+    for v in SCALE RUNS STOPS WORKLOADS CONC_CLIENTS CONC_SECONDS CONC_WAITS BENCH_DOC; do
         val=$(printenv "$v" || true)
         [ -n "$val" ] || continue
         case $val in *[[:space:]]*) cmd+="$v=\"$val\" " ;; *) cmd+="$v=$val " ;; esac
