@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/run.sh, workload "concurrent" (sourced; uses psql, OPTOUT_BINDIR,
 # RUNS, SCALE): the mixed concurrent load of test/scripts/concurrency.sh
 # (pgbench custom scripts on a RapidPro-shaped schema: inbound messages with

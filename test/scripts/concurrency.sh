@@ -17,6 +17,7 @@
 # for each half of the fault phase (default 6). Prints ok / not ok lines and
 # "concurrency: N passed, N failed". Run by scripts/test.sh.
 set -euo pipefail
+dl_bare=0 dl_attached=0
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
@@ -85,7 +86,7 @@ for db in bare attached; do
     before=$(deadlocks $db)
     tps=$(load $db "$DURATION")
     n=$(( $(deadlocks $db) - before ))
-    eval "tps_$db=\${tps:-0} dl_$db=$n"
+    if [ "$db" = bare ]; then dl_bare=$n; else dl_attached=$n; fi
     echo "# $db: $CLIENTS clients, ${DURATION}s: ${tps:-?} tps, $n deadlocks"
     [ "$n" = 0 ] || show_cycles $db "$from"
     grep -E "^(number of (failed|deadlock)|.*aborted)" "$OPTOUT_SERVER_DIR/pgbench-$db.out" | sed 's/^/#   /' || true
@@ -130,8 +131,8 @@ fault_round() {  # fault_round CRASH(0/1)
     journal "$(( ${last:-$LOAD_CONTACTS} + 1 ))" &
     local jpid=$!
     load attached "$FAULT_DURATION" >/dev/null &
-    local lpid=$! i
-    for i in 1 2 3 4 5 6; do
+    local lpid=$!
+    for _ in 1 2 3 4 5 6; do
         sleep 0.4
         cancels=$((cancels + $(interrupt pg_cancel_backend 2)))
     done
@@ -143,14 +144,14 @@ fault_round() {  # fault_round CRASH(0/1)
         kids=$(pgrep -P "$pm" | paste -sd' ' -)
         kill -9 "$pm"
         # Its processes go when they see it gone; the rest with it.
-        for i in $(seq 1 50); do alive $kids || break; sleep 0.2; done
+        for _ in $(seq 1 50); do alive $kids || break; sleep 0.2; done
         kill -9 $kids 2>/dev/null || true
     fi
     wait "$lpid" || true
     touch "$OPTOUT_SERVER_DIR/stop-journal"
     wait "$jpid" || true
     if [ "$1" = 1 ]; then
-        for i in $(seq 1 50); do alive $kids || break; sleep 0.2; done
+        for _ in $(seq 1 50); do alive $kids || break; sleep 0.2; done
         "$OPTOUT_BINDIR/pg_ctl" -D "$OPTOUT_SERVER_DIR/data" -l "$LOG" -w \
             -o "-c listen_addresses='' -c unix_socket_directories='$OPTOUT_SERVER_DIR' -c port=54329 $OPTOUT_SERVER_OPTS" \
             start >/dev/null 2>&1
