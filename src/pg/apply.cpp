@@ -169,14 +169,13 @@ void lock_platform_rows(const char* const* contacts, int n, bool nowait) {
     if (connected) SPI_finish();
 }
 
-// Locks first, all or nothing: the platform's rows that the changes will
-// write (contacts, memberships, queued messages), then the contacts' locks
-// (locks.cpp). A platform's transaction may update a contact's row (or edit
-// a queued message) and then send to the contact (its send lock), or send
-// and then update the contact: a change that waits for either while holding
-// the other closes a cycle that the platform's own statements do not have
-// (test/isolation/specs/contact_row_order.spec). So the row locks are taken
-// in a subtransaction, and when a contact lock is
+// Locks first, all or nothing: the rows of the contacts tables that the
+// changes will write, then the contacts' locks (locks.cpp). A platform's
+// transaction may update a contact's row and then send to the contact (its
+// send lock), or send and then update the contact: a change that waits for
+// either while holding the other closes a cycle that the platform's own
+// statements do not have (test/isolation/specs/contact_row_order.spec). So
+// the row locks are taken in a subtransaction, and when a contact lock is
 // busy they are let go of (the subtransaction rolled back) before waiting
 // for it. The lock waited for is kept (a lock others queue for is not won by
 // trying again); the rows are then taken without waiting, and when one is
