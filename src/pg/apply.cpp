@@ -125,23 +125,17 @@ void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contac
     PG_END_TRY();
 }
 
-// Locks the rows a change of these contacts will write, attachment by
-// attachment in the order apply_planned writes them: the contacts' rows of
-// a contacts table (FOR NO KEY UPDATE, in key order), their memberships in a
-// groups table and their queued messages in an outbound table (FOR
-// UPDATE); as the table's owner, on the latest committed state. With
-// nowait, a row another transaction holds is an error (55P03), not a wait.
-bool locks_rows(const Attachment* a) {
-    if (citus_table(a->relid)) return false;
-    return a->kind == kContacts || a->kind == kGroups || (a->kind == kOutbound && a->queued_cond);
-}
-void lock_platform_rows(const char* const* contacts, int n, bool nowait) {
+// Locks the contacts' rows of every attached contacts table (FOR NO KEY
+// UPDATE, in key order), as the table's owner, on the latest committed
+// state; with nowait, a row another transaction holds is an error
+// (55P03) instead of a wait.
+void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
     int nattachments;
     Attachment* attachments = all_attachments(&nattachments);
     bool connected = false;
     for (int i = 0; i < nattachments; i++) {
         Attachment* a = &attachments[i];
-        if (!locks_rows(a)) continue;
+        if (a->kind != kContacts || citus_table(a->relid)) continue;
         SPIPlanPtr* plan = nowait ? &a->lock_plan_nowait : &a->lock_plan;
         if (!*plan) {
             AttrNumber col = get_attnum(a->relid, a->contact_col);
@@ -149,11 +143,8 @@ void lock_platform_rows(const char* const* contacts, int n, bool nowait) {
             const char* type = format_type_be_qualified(get_atttype(a->relid, col));
             const char* name = quote_identifier(a->contact_col);
             char* sql = psprintf("SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
-                                 "ANY ($1::pg_catalog.text[]::%s[])%s%s%s FOR %s UPDATE OF x%s",
-                                 a->table_name, name, type, a->kind == kOutbound ? " AND " : "",
-                                 a->kind == kOutbound ? a->queued_cond : "",
-                                 a->kind == kContacts ? psprintf(" ORDER BY x.%s", name) : "",
-                                 a->kind == kContacts ? "NO KEY" : "", nowait ? " NOWAIT" : "");
+                                 "ANY ($1::pg_catalog.text[]::%s[]) ORDER BY x.%s FOR NO KEY UPDATE OF x%s",
+                                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
             Oid types[1] = {TEXTARRAYOID};
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
             SPIPlanPtr p = SPI_prepare(sql, 1, types);
@@ -188,7 +179,7 @@ void lock_for_change(const char* const* contacts, int n) {
     Attachment* attachments = all_attachments(&nattachments);
     bool rows = false;
     for (int i = 0; i < nattachments; i++)
-        if (locks_rows(&attachments[i])) rows = true;
+        if (attachments[i].kind == kContacts && !citus_table(attachments[i].relid)) rows = true;
     if (!rows || n <= 0) {
         lock_contacts_for_change(contacts, n);
         return;
@@ -204,7 +195,7 @@ void lock_for_change(const char* const* contacts, int n) {
         MemoryContextSwitchTo(cxt);
         PG_TRY();
         {
-            lock_platform_rows(contacts, n, kept);
+            lock_platform_contacts(contacts, n, kept);
             got = try_lock_contacts_for_change(contacts, n, &wait);
         }
         PG_CATCH();

@@ -157,9 +157,7 @@ void load_cache() {
         "pg_catalog.format('%I.%I', n.nspname, c.relname), "
         "s.names, s.sqls, "
         "(SELECT t.atttypid FROM pg_catalog.pg_attribute t WHERE t.attrelid = a.tbl AND t.attname = a.contact_column), "
-        "a.stopped_group, a.stopped_group_query, c.relowner, "
-        "CASE WHEN a.kind = 'outbound' AND a.queued IS NOT NULL THEN pg_catalog.concat_ws(' AND ', "
-        "optout._filter_sql(a.tbl, a.row_filter, 'x.'), optout._filter_sql(a.tbl, a.queued, 'x.')) END "
+        "a.stopped_group, a.stopped_group_query, c.relowner "
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
@@ -218,7 +216,6 @@ void load_cache() {
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
         a->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 26, &isnull));
-        a->queued_cond = cache_strdup(tup, desc, 27);
         if (a->stopped_group_query) {
             static Oid one_text[1] = {TEXTOID};
             a->group_plan = prepare_one(a->stopped_group_query, 1, one_text, a->id);

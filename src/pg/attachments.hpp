@@ -62,9 +62,8 @@ struct Attachment {
     char* stopped_group;
     char* stopped_group_query;
     SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
-    SPIPlanPtr lock_plan;         // contacts, groups, outbound with queued: locks the rows a stop writes (apply.cpp)
+    SPIPlanPtr lock_plan;         // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
     SPIPlanPtr lock_plan_nowait;  // the same, NOWAIT
-    char* queued_cond;            // outbound with queued: row_filter AND queued on x (NULL: none)
     ActionPlans plans;
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
