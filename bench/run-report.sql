@@ -70,7 +70,17 @@ INSERT INTO about VALUES
  'in the trigger''s WHEN); i4 `attach_inbound` only, the "inbound" file (+ the stops, applied at the end of the '
  'statement: ledger, events, contact locks, NOTIFY); i5 + `attach_outbound` on the same table (+ row-by-row inserts, '
  '+ the UPDATE of the stopped contacts'' queued messages); '
- 'i6 + `attach_contacts` and `attach_groups` (the "inbound" case).');
+ 'i6 + `attach_contacts` and `attach_groups` (the "inbound" case).'),
+('concurrent', 7.5, 'concurrent', NULL,
+ 'A mixed concurrent load (`bench/run-concurrent.sh`; the pgbench scripts of `test/scripts/concurrency/`): a '
+ 'RapidPro-shaped schema of 20,000 contacts, pgbench clients running inbound messages (STOP, START, HELP, "please '
+ 'stop texting me" and ordinary text for contacts drawn from a Zipf distribution, each stored with the contact''s '
+ 'last_seen_on updated and a reply queued, in one transaction; 40%), single sends (30%), `INSERT … SELECT` '
+ 'broadcasts to 20 to 300 contacts (4%), re-queue `UPDATE`s of failed messages (10%) and stops and starts by hand '
+ 'with provider stop events (16%), `CONC_SECONDS` (10) a run, on the schema attached with `attach_rapidpro()` '
+ 'versus the same schema unattached (whose stops and starts are the platform''s own UPDATEs), the two alternated '
+ 'in each of the RUNS runs. The times are milliseconds per transaction (1 / tps); the target is on the median of '
+ 'the per-run throughput ratios.');
 
 SELECT '# Benchmarks';
 SELECT '';

@@ -18,9 +18,12 @@
 #   WORKLOADS  a subset of: classify inbound outbound (with the INSERT ...
 #              SELECT broadcast, the status UPDATE and the large-ledger
 #              sends) partitioned
-#              latency backfill (default: all),
+#              latency backfill concurrent (default: all),
 #              and breakdown (not in the default: where the time of the
 #              attached COPYs goes, a piece at a time; bench/run-breakdown.sql)
+#   CONC_CLIENTS, CONC_SECONDS, CONC_WAITS  the "concurrent" workload's
+#              client counts (default "1 4 8"), seconds a run (10), and
+#              wait-event sampling (bench/run-concurrent.sh)
 #   BENCH_DOC  where to write the report (default docs/benchmarks.md, written
 #              only by a full run: default SCALE, RUNS, STOPS and WORKLOADS)
 #
@@ -32,7 +35,7 @@ OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 
-ALL_WORKLOADS="classify inbound outbound partitioned latency backfill"
+ALL_WORKLOADS="classify inbound outbound partitioned latency backfill concurrent"
 # docs/benchmarks.md may end with sections that other scripts write, after
 # this line; a report written over it keeps them (the line and everything
 # after it), whatever this run measured.
@@ -50,7 +53,7 @@ write_report() {  # write_report <new report> <destination>
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # The command as typed, with the settings given in the environment.
     cmd=""
-    for v in SCALE RUNS STOPS WORKLOADS BENCH_DOC; do
+    for v in SCALE RUNS STOPS WORKLOADS CONC_CLIENTS CONC_SECONDS CONC_WAITS BENCH_DOC; do
         val=$(printenv "$v" || true)
         [ -n "$val" ] || continue
         case $val in *[[:space:]]*) cmd+="$v=\"$val\" " ;; *) cmd+="$v=$val " ;; esac
@@ -61,7 +64,7 @@ SCALE=${SCALE:-1} RUNS=${RUNS:-5} STOPS=${STOPS:-200} WORKLOADS=${WORKLOADS:-$AL
 export SCALE RUNS STOPS WORKLOADS
 for w in $WORKLOADS; do
     case $w in
-        classify|inbound|outbound|partitioned|latency|backfill|breakdown) ;;
+        classify|inbound|outbound|partitioned|latency|backfill|concurrent|breakdown) ;;
         *) echo "unknown workload '$w' (known: $ALL_WORKLOADS breakdown)" >&2; exit 2 ;;
     esac
 done
@@ -135,7 +138,12 @@ echo "==> SCALE=$SCALE RUNS=$RUNS STOPS=$STOPS: $ROWS messages, $CONTACTS contac
 run_sql run-common.sql
 for w in $WORKLOADS; do
     echo "==> $w"
-    run_sql "run-$w.sql"
+    if [ "$w" = concurrent ]; then
+        # shellcheck source=bench/run-concurrent.sh
+        . "$OPTOUT_ROOT/bench/run-concurrent.sh"
+    else
+        run_sql "run-$w.sql"
+    fi
 done
 
 # The machine and the run, for the report.

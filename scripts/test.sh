@@ -213,6 +213,11 @@ if pg_parts ""; then
     script_suite logical test/scripts/logical.sh
     part "PostgreSQL $OPTOUT_PG_MAJOR: installcheck"
     script_suite installcheck test/scripts/installcheck.sh
+    if [ -x test/scripts/concurrency.sh ]; then
+        part "PostgreSQL $OPTOUT_PG_MAJOR: concurrency"
+        echo "==> concurrent mixed load, cancels, terminations and kill -9 (pgbench)"
+        script_suite concurrency test/scripts/concurrency.sh
+    fi
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"

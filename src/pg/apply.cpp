@@ -19,7 +19,10 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -120,6 +123,115 @@ void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contac
     PG_FINALLY();
     { lifting--; }
     PG_END_TRY();
+}
+
+// Locks the contacts' rows of every attached contacts table (FOR NO KEY
+// UPDATE, in key order), as the table's owner, on the latest committed
+// state; with nowait, a row another transaction holds is an error
+// (55P03) instead of a wait.
+void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
+    int nattachments;
+    Attachment* attachments = all_attachments(&nattachments);
+    bool connected = false;
+    for (int i = 0; i < nattachments; i++) {
+        Attachment* a = &attachments[i];
+        // A keyed table (a phone number within an organization) holds no
+        // ledger key in a column: its rows are not taken here.
+        if (a->kind != kContacts || a->keyed || citus_table(a->relid)) continue;
+        SPIPlanPtr* plan = nowait ? &a->lock_plan_nowait : &a->lock_plan;
+        if (!*plan) {
+            AttrNumber col = get_attnum(a->relid, a->contact_col);
+            if (col == InvalidAttrNumber) continue;
+            const char* type = format_type_be_qualified(get_atttype(a->relid, col));
+            const char* name = quote_identifier(a->contact_col);
+            char* sql = psprintf("SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
+                                 "ANY ($1::pg_catalog.text[]::%s[]) ORDER BY x.%s FOR NO KEY UPDATE OF x%s",
+                                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
+            Oid types[1] = {TEXTARRAYOID};
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+            SPIPlanPtr p = SPI_prepare(sql, 1, types);
+            if (!p) elog(ERROR, "optout: cannot prepare the row locks of attachment %d", a->id);
+            SPI_keepplan(p);
+            SPI_finish();
+            *plan = p;
+        }
+        if (!connected && SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+        connected = true;
+        (void)exec_plan(a, *plan, cstring_array(contacts, n), (Datum)0);
+    }
+    if (connected) SPI_finish();
+}
+
+// Locks first, all or nothing: the rows of the contacts tables that the
+// changes will write, then the contacts' locks (locks.cpp). A platform's
+// transaction may update a contact's row and then send to the contact (its
+// send lock), or send and then update the contact: a change that waits for
+// either while holding the other closes a cycle that the platform's own
+// statements do not have (test/isolation/specs/contact_row_order.spec). So
+// the row locks are taken in a subtransaction, and when a contact lock is
+// busy they are let go of (the subtransaction rolled back) before waiting
+// for it. The lock waited for is kept (a lock others queue for is not won by
+// trying again); the rows are then taken without waiting, and when one is
+// busy, that lock is let go of in turn before waiting for the row. So a
+// change waits for a row only while holding none of its contact locks, and
+// for a contact lock only while holding none of its rows, as the platform's
+// own stop (an UPDATE of the contact) would.
+void lock_for_change(const char* const* contacts, int n) {
+    int nattachments;
+    Attachment* attachments = all_attachments(&nattachments);
+    bool rows = false;
+    for (int i = 0; i < nattachments; i++)
+        if (attachments[i].kind == kContacts && !attachments[i].keyed && !citus_table(attachments[i].relid)) rows = true;
+    if (!rows || n <= 0) {
+        lock_contacts_for_change(contacts, n);
+        return;
+    }
+    MemoryContext cxt = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    LockWait held;
+    bool kept = false;
+    for (;;) {
+        LockWait wait;
+        bool got = false, row_busy = false;
+        BeginInternalSubTransaction(nullptr);
+        MemoryContextSwitchTo(cxt);
+        PG_TRY();
+        {
+            lock_platform_contacts(contacts, n, kept);
+            got = try_lock_contacts_for_change(contacts, n, &wait);
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(cxt);
+            ErrorData* edata = CopyErrorData();
+            FlushErrorState();
+            RollbackAndReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(cxt);
+            CurrentResourceOwner = owner;
+            if (!kept || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE) ReThrowError(edata);
+            FreeErrorData(edata);
+            row_busy = true;
+        }
+        PG_END_TRY();
+        if (got) {
+            ReleaseCurrentSubTransaction();  // its locks pass to the transaction
+            MemoryContextSwitchTo(cxt);
+            CurrentResourceOwner = owner;
+            return;
+        }
+        if (!row_busy) {
+            RollbackAndReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(cxt);
+            CurrentResourceOwner = owner;
+        }
+        if (kept) release_lock(held);
+        kept = false;
+        CHECK_FOR_INTERRUPTS();
+        if (row_busy) continue;  // the rows again, waiting for them
+        held = wait;
+        wait_for_lock(held, true);
+        kept = true;
+    }
 }
 
 // A stopped scope, ordered by contact (bytes), then by request order.
@@ -244,7 +356,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     int nlock = 0;
     for (int i = 0; i < n; i++)
         if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review) lock_keys[nlock++] = reqs[i].contact;
-    lock_contacts_for_change(lock_keys, nlock);
+    lock_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));

@@ -78,6 +78,8 @@ void free_cache() {
             if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
         if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
+        if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
+        if (attachments[i].lock_plan_nowait) SPI_freeplan(attachments[i].lock_plan_nowait);
     }
     attachments = nullptr;
     nattachments = 0;

@@ -70,6 +70,8 @@ struct Attachment {
     // that returns a row when the contact is answering a question: no review.
     bool review;
     SPIPlanPtr review_unless_plan;
+    SPIPlanPtr lock_plan;         // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
+    SPIPlanPtr lock_plan_nowait;  // the same, NOWAIT
     ActionPlans plans;
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role

@@ -19,9 +19,12 @@
 // A stop or start of several contacts (a statement's batch) takes their locks
 // in a fixed order (by key) and never waits while holding one it took in
 // that call: when a key is busy, it lets go of the others, waits for that
-// one, and tries again. So two batches of stops, or a batch of stops and a
-// transaction sending to the same contacts in another order, do not
-// deadlock on these locks.
+// one and keeps it (a try fails while anyone waits, so a lock let go of
+// again is never won on a busy contact), and tries the others again. So two
+// batches of stops, or a batch of stops and a transaction sending to the
+// same contacts in another order, do not deadlock on these locks. apply.cpp
+// takes the platform's contact rows the same way, all or nothing with these
+// (try_lock_contacts_for_change, wait_for_lock).
 //
 // The locks are advisory locks in a key space of their own (field 4 of the
 // tag), so they never collide with the application's pg_advisory_lock keys;
@@ -103,33 +106,41 @@ int compare_keys(const void* x, const void* y) {
     return a < b ? -1 : a > b;
 }
 
-// Takes EXCLUSIVE on every key (sorted, distinct) without holding any of
-// them while it waits. Returns how many it took that were not held before.
-int lock_keys_exclusive(const uint32* keys, int n) {
-    LockAcquireResult* got = static_cast<LockAcquireResult*>(palloc(sizeof(LockAcquireResult) * n));
-    for (;;) {
-        int i = 0;
-        LOCKTAG tag;
-        for (; i < n; i++) {
-            make_tag(&tag, keys[i], kContactKey);
-            got[i] = LockAcquire(&tag, ExclusiveLock, false, true);
-            if (got[i] == LOCKACQUIRE_NOT_AVAIL) break;
-        }
-        if (i == n) break;
+// Tries EXCLUSIVE on every key (sorted, distinct) without waiting. On a busy
+// key, lets go of the ones this call took and returns false, the busy key in
+// *busy. *fresh gets how many it took that were not held before.
+bool try_keys_exclusive(const uint32* keys, int n, LOCKTAG* busy, int* fresh) {
+    LockAcquireResult* got = static_cast<LockAcquireResult*>(palloc(sizeof(LockAcquireResult) * (n ? n : 1)));
+    int i = 0;
+    for (; i < n; i++) {
+        make_tag(busy, keys[i], kContactKey);
+        got[i] = LockAcquire(busy, ExclusiveLock, false, true);
+        if (got[i] == LOCKACQUIRE_NOT_AVAIL) break;
+    }
+    if (i < n) {
         for (int j = 0; j < i; j++) {
             LOCKTAG held;
             make_tag(&held, keys[j], kContactKey);
             LockRelease(&held, ExclusiveLock, false);
         }
-        // Wait for the busy one, holding nothing this call took; then again.
-        (void)LockAcquire(&tag, ExclusiveLock, false, false);
-        LockRelease(&tag, ExclusiveLock, false);
-        CHECK_FOR_INTERRUPTS();
+        pfree(got);
+        return false;
     }
-    int fresh = 0;
-    for (int i = 0; i < n; i++) fresh += got[i] == LOCKACQUIRE_OK;
+    *fresh = 0;
+    for (int j = 0; j < n; j++) *fresh += got[j] == LOCKACQUIRE_OK;
     pfree(got);
-    return fresh;
+    return true;
+}
+
+// The contacts' keys, sorted and distinct; *m gets their number.
+uint32* sorted_keys(const char* const* contacts, int n, int* m) {
+    uint32* keys = static_cast<uint32*>(palloc(sizeof(uint32) * (n ? n : 1)));
+    for (int i = 0; i < n; i++) keys[i] = contact_key(contacts[i]);
+    qsort(keys, n, sizeof(uint32), compare_keys);
+    *m = 0;
+    for (int i = 0; i < n; i++)
+        if (*m == 0 || keys[*m - 1] != keys[i]) keys[(*m)++] = keys[i];
+    return keys;
 }
 
 }  // namespace
@@ -149,22 +160,69 @@ void lock_contact_for_send(const char* contact) {
 
 bool contact_locks_escalated() { return db_share || db_exclusive; }
 
-void lock_contacts_for_change(const char* const* contacts, int n) {
+bool try_lock_contacts_for_change(const char* const* contacts, int n, LockWait* wait) {
     ensure_callback();
-    if (db_exclusive || n <= 0) return;
-    uint32* keys = static_cast<uint32*>(palloc(sizeof(uint32) * n));
-    for (int i = 0; i < n; i++) keys[i] = contact_key(contacts[i]);
-    qsort(keys, n, sizeof(uint32), compare_keys);
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (m == 0 || keys[m - 1] != keys[i]) keys[m++] = keys[i];
+    if (db_exclusive || n <= 0) return true;
+    int m;
+    uint32* keys = sorted_keys(contacts, n, &m);
+    bool got = true;
     if (contact_locks_taken + m > kMaxContactLocks) {
-        lock_database(ExclusiveLock, &db_exclusive);
+        make_tag(&wait->tag, 0, kDatabaseKey);
+        wait->mode = ExclusiveLock;
+        got = LockAcquire(&wait->tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+        if (got) db_exclusive = true;
     } else {
-        contact_locks_taken += lock_keys_exclusive(keys, m);
-        lock_database(RowExclusiveLock, &db_row_exclusive);
+        int fresh = 0;
+        wait->mode = ExclusiveLock;
+        got = try_keys_exclusive(keys, m, &wait->tag, &fresh);
+        if (got && !db_row_exclusive) {
+            // The database-wide key last: an escalated send or stop holds it.
+            LOCKTAG db;
+            make_tag(&db, 0, kDatabaseKey);
+            if (LockAcquire(&db, RowExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+                for (int i = 0; i < m; i++) {
+                    LOCKTAG held;
+                    make_tag(&held, keys[i], kContactKey);
+                    LockRelease(&held, ExclusiveLock, false);
+                }
+                wait->tag = db;
+                wait->mode = RowExclusiveLock;
+                got = false;
+            } else {
+                db_row_exclusive = true;
+            }
+        }
+        if (got) contact_locks_taken += fresh;
     }
     pfree(keys);
+    return got;
+}
+
+void wait_for_lock(const LockWait& wait, bool keep) {
+    LOCKTAG tag = wait.tag;
+    (void)LockAcquire(&tag, wait.mode, false, false);
+    if (!keep) LockRelease(&tag, wait.mode, false);
+    CHECK_FOR_INTERRUPTS();
+}
+
+void release_lock(const LockWait& wait) {
+    LOCKTAG tag = wait.tag;
+    LockRelease(&tag, wait.mode, false);
+}
+
+// Waits for a busy lock holding nothing else this call took, and keeps it:
+// a lock that others queue for is never won by trying again (a try fails
+// while anyone waits), so what was waited for is held; the rest is tried
+// again without waiting.
+void lock_contacts_for_change(const char* const* contacts, int n) {
+    LockWait wait, held;
+    bool kept = false;
+    while (!try_lock_contacts_for_change(contacts, n, &wait)) {
+        if (kept) release_lock(held);
+        held = wait;
+        wait_for_lock(held, true);
+        kept = true;
+    }
 }
 
 }  // namespace optout_pg
