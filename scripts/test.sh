@@ -205,6 +205,8 @@ if pg_parts ""; then
         echo "==> pg_dump / pg_restore"
         script_suite dump_restore test/scripts/dump_restore.sh
     fi
+    part "PostgreSQL $OPTOUT_PG_MAJOR: upgrade from each release"
+    script_suite upgrade test/scripts/upgrade.sh
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"

@@ -63,6 +63,29 @@ updir = os.path.join(srcdir, "upgrade")
 for f in (os.listdir(updir) if os.path.isdir(updir) else []):
     m = re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)
     check(m is not None, f"src/sql/upgrade/{f} is named optout--FROM--TO.sql")
+# Every released version (its install script kept in test/upgrade/optout--X.sql)
+# has a chain of upgrade scripts to the default version: without one, a
+# database of that release could not ALTER EXTENSION optout UPDATE.
+edges = {}
+for f in (os.listdir(updir) if os.path.isdir(updir) else []):
+    m = re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)
+    if m:
+        edges.setdefault(m.group(1), set()).add(m.group(2))
+default = meta["version"]
+releasedir = os.path.join(ROOT, "test", "upgrade")
+released = sorted(m.group(1) for m in (re.match(r"^optout--([^-]+)\.sql$", f)
+                                       for f in (os.listdir(releasedir) if os.path.isdir(releasedir) else [])) if m)
+check(len(released) > 0, "test/upgrade keeps the install script of at least one release")
+for v in released:
+    seen, todo = {v}, [v]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    check(v == default or default in seen,
+          f"released {v}: upgrade scripts in src/sql/upgrade/ lead to {default}")
+    check(v != default, f"released {v} is not the tree's version {default} (bump it after a release)")
 check(not [f for f in os.listdir(os.path.join(ROOT, "sql")) if f.startswith("optout--")],
       "sql/ holds pg_regress tests only (no install or upgrade script)")
 changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
