@@ -19,6 +19,7 @@
 #
 # Environment: PG, OPTOUT_ALSO_PG, OPTOUT_CACHE (see scripts/pg.sh),
 # FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1, OPTOUT_SKIP_CITUS=1,
+# OPTOUT_SKIP_PACKAGE=1,
 # OPTOUT_KEEP_WORK=1.
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,13 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # later where its source is absent.
     if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && [ -z "${PG:-}" -o "${PG:-15}" = 15 ]; then
         CITUS_BUILD_ONLY=1 bash "$OPTOUT_ROOT/test/citus/run.sh" || true
+    fi
+    # The Debian package, built from a clean copy and installed here as root;
+    # test/scripts/package.sh tests the installed package later.
+    if [ "$(id -u)" = 0 ] && [ -z "${OPTOUT_SKIP_PACKAGE:-}" ] && [ "${PG:-15}" = 15 ]; then
+        echo "==> the Debian package: build and install (test/scripts/package.sh --install)"
+        OPTOUT_PACKAGE_STATE=$(mktemp -d /tmp/optout-package.XXXXXX); export OPTOUT_PACKAGE_STATE
+        bash "$OPTOUT_ROOT/test/scripts/package.sh" --install
     fi
     # The corpus under test/data must be the shared one, where that is beside us.
     shared="$OPTOUT_ROOT/../shared/corpus/inbound.jsonl"
@@ -207,6 +215,8 @@ if pg_parts ""; then
     fi
     part "PostgreSQL $OPTOUT_PG_MAJOR: upgrade from each release"
     script_suite upgrade test/scripts/upgrade.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: the installed Debian package"
+    script_suite package test/scripts/package.sh
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"

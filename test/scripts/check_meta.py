@@ -45,6 +45,30 @@ for ext, p in meta.get("provides", {}).items():
               f"provides.{ext}.file is src/sql/{ext}.sql, the sources of the install script")
     check(p.get("version") == meta.get("version"), f"provides.{ext}.version equals the distribution version")
 
+# The rest of the spec's structure: prereqs by phase and relationship, with
+# version ranges; resources, tags, no_index, generated_by of their types.
+PHASES = {"configure", "build", "test", "runtime", "develop"}
+RELATIONS = {"requires", "recommends", "suggests", "conflicts"}
+RANGE = re.compile(r"^\s*(?:(?:[<>]=?|==|!=)\s*)?(0|[1-9]\d*)(\.\d+){0,2}\s*$")
+prereqs = meta.get("prereqs", {})
+check(isinstance(prereqs, dict) and set(prereqs) <= PHASES, "prereqs' phases are among " + ", ".join(sorted(PHASES)))
+for phase, rels in prereqs.items():
+    check(isinstance(rels, dict) and set(rels) <= RELATIONS, f"prereqs.{phase}'s relationships are valid")
+    for rel, reqs in (rels.items() if isinstance(rels, dict) else []):
+        for name, rng in (reqs.items() if isinstance(reqs, dict) else []):
+            check(isinstance(rng, (str, int)) and all(RANGE.match(part) for part in str(rng).split(",")),
+                  f"prereqs.{phase}.{rel}.{name} is a version range")
+check(isinstance(meta.get("tags", []), list) and all(isinstance(t, str) and 0 < len(t) < 256 for t in meta.get("tags", [])),
+      "tags is a list of short strings")
+check(isinstance(meta.get("resources", {}), dict), "resources, if present, is an object")
+check(isinstance(meta.get("no_index", {}), dict), "no_index, if present, is an object")
+check(isinstance(meta.get("generated_by", ""), str), "generated_by, if present, is a string")
+check(all(isinstance(p, dict) and set(p) <= {"file", "version", "abstract", "docfile"}
+          for p in meta.get("provides", {}).values()), "provides' entries have only file, version, abstract, docfile")
+for ext, p in meta.get("provides", {}).items():
+    if "docfile" in p:
+        check(os.path.exists(os.path.join(ROOT, p["docfile"])), f"provides.{ext}.docfile exists")
+
 # prereqs: PostgreSQL 15 or later, up to the newest major version CI tests.
 pg = meta.get("prereqs", {}).get("runtime", {}).get("requires", {}).get("PostgreSQL", "")
 check(pg == ">= 15.0.0, < 19.0.0", "prereqs: PostgreSQL >= 15.0.0, < 19.0.0 (the versions of compat.hpp and CI)")
@@ -91,6 +115,12 @@ check(not [f for f in os.listdir(os.path.join(ROOT, "sql")) if f.startswith("opt
 changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
 m = re.search(r"^## (\S+)", changelog, re.M)
 check(m is not None and m.group(1) == meta["version"], "CHANGELOG.md's newest entry is the META.json version")
+
+# The Debian package (debian/) is of the same upstream version.
+deb = os.path.join(ROOT, "debian", "changelog")
+if os.path.exists(deb):
+    m = re.match(r"^optout \(([^)-]+)-[^)]+\)", open(deb).read())
+    check(m is not None and m.group(1) == meta["version"], "debian/changelog's newest entry is the META.json version")
 
 print(f"meta: {len(failures)} failures")
 sys.exit(1 if failures else 0)
