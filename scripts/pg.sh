@@ -117,6 +117,8 @@ prefix=$cache/pg-$V
 # outside valgrind its client requests cost next to nothing). A cached build
 # without it, from an older scripts/pg.sh, is rebuilt.
 cflags="-DUSE_VALGRIND"
+# 17 comes from Debian's binary packages (below), marked so in the cache.
+[ "$V" = 17 ] && cflags="debian-binaries"
 complete() { [ -f "$prefix/.optout-complete" ] && [ "$(cat "$prefix/.optout-cflags" 2>/dev/null)" = "$cflags" ]; }
 if complete; then
     say "PostgreSQL $(cat "$prefix/.optout-complete") in $prefix (cached)"
@@ -152,13 +154,73 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/optout-pg$V.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log=$cache/pg-$V.build.log
 : >"$log"
-say "downloading Debian's $suite source package of PostgreSQL $V (log: $log)"
 mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/src"
 echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$work/apt/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
           -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o Debug::NoLocking=1)
 # As root, apt would download as user _apt, who cannot write into $work.
 [ "$(id -u)" = 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+# Debian's binary packages of PostgreSQL V (suite $suite), with the C library
+# and every other library they need from the same suite, unpacked into
+# $prefix/root; each program is replaced by a small script that runs it with
+# that suite's own dynamic loader and libraries (ld.so --library-path,
+# --argv0: PostgreSQL finds its files relative to the script, and programs it
+# starts, such as a shell, keep the system's). So a server newer than this
+# system's C library runs unchanged, with the headers and PGXS it was built
+# with. $prefix/bin is its bin directory. This copy of PGXS is adapted to
+# this system's compilers (no JIT bitcode: that would need the suite's clang).
+from_debian_binaries() {
+    local root=$prefix/root a="$work/bin-apt" f p n=0 skip
+    say "downloading Debian's $suite binary packages of PostgreSQL $V (log: $log)"
+    mkdir -p "$a/lists/partial" "$a/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$a/sources.list"
+    local o=("${apt_opts[@]}" -o "Dir::Etc::SourceList=$a/sources.list" -o "Dir::State::Lists=$a/lists"
+             -o "Dir::Cache::archives=$a/archives" -o Dir::State::status=/dev/null -o APT::Get::Download-Only=true)
+    apt-get "${o[@]}" -qq update >>"$log" 2>&1 \
+        && apt-get "${o[@]}" install -y -qq --no-install-recommends \
+               "postgresql-$V" "postgresql-client-$V" "postgresql-server-dev-$V" >>"$log" 2>&1 || return 1
+    # What a server, psql and a PGXS build need: not compilers, perl, python.
+    skip='^(clang|libclang|libllvm|llvm|binutils|libbinutils|libctf|libgprofng|libsframe|gcc-|cpp-|lib.*-dev$|libc-dev-bin'
+    skip="$skip|libasan|libhwasan|liblsan|libtsan|libubsan|libitm|libquadmath|libgomp|libobjc|libz3|perl|libperl|python"
+    skip="$skip|libpython|locales|libc-l10n|tzdata|dpkg|adduser|passwd|login.defs|debconf|ucf|ssl-cert|procps|sysvinit"
+    skip="$skip|tar|init-system|base-passwd|sensible|media-types|netbase|lib.*-perl|postgresql-common)"
+    rm -rf "$prefix"; mkdir -p "$root"
+    for f in "$a"/archives/*.deb; do
+        p=${f##*/}; p=${p%%_*}
+        [[ $p =~ $skip ]] && [ "$p" != "postgresql-server-dev-$V" ] && continue
+        dpkg-deb -x "$f" "$root" && n=$((n + 1))
+    done
+    local ld=$root/usr/lib64/ld-linux-x86-64.so.2 bindir=$root/usr/lib/postgresql/$V/bin
+    local libs=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu pgxs
+    [ -x "$ld" ] && [ -x "$bindir/postgres" ] || { say "no loader or server in the $suite packages"; return 1; }
+    pgxs=$root/usr/lib/postgresql/$V/lib/pgxs
+    for f in "$bindir"/* "$pgxs"/src/test/regress/pg_regress "$pgxs"/src/test/isolation/*; do
+        [ -f "$f" ] && [ "$(head -c 4 "$f" | tail -c 3)" = ELF ] || continue
+        mkdir -p "$(dirname "$f")/.real"
+        mv "$f" "$(dirname "$f")/.real/"
+        printf '#!/bin/sh\n# %s of Debian %s, run with its own C library (scripts/pg.sh)\nexec %s --library-path %s --argv0 "$0" "$(dirname "$0")/.real/%s" "$@"\n' \
+            "${f##*/}" "$suite" "$ld" "$libs" "${f##*/}" >"$f"
+        chmod 755 "$f"
+    done
+    # This PGXS is configured for the suite's compilers: here, no clang for
+    # JIT bitcode, and g++ < 13 has no -fexcess-precision=standard for C++.
+    sed -i -e 's/^with_llvm[[:space:]]*=.*/with_llvm\t= no/' \
+           -e '/^CXXFLAGS = /s/ -fexcess-precision=standard//' "$pgxs/src/Makefile.global"
+    ln -s "root/usr/lib/postgresql/$V/bin" "$prefix/bin"
+    "$prefix/bin/postgres" --version >>"$log" 2>&1 || { say "the $suite server does not run here"; return 1; }
+    [ -f "$("$prefix/bin/pg_config" --includedir-server)/postgres.h" ] || { say "no server headers"; return 1; }
+    echo "postgresql-$V $("$prefix/bin/pg_config" --version) (Debian $suite binary packages: $n unpacked)" >"$prefix/SOURCE"
+    echo "$cflags" >"$prefix/.optout-cflags"
+    chmod -R a+rX "$prefix"
+    "$prefix/bin/pg_config" --version | sed 's/^PostgreSQL //' >"$prefix/.optout-complete"
+    say "PostgreSQL $(cat "$prefix/.optout-complete") from Debian's $suite binary packages in $prefix"
+}
+if [ "$V" = 17 ]; then
+    if from_debian_binaries; then echo "$prefix/bin/pg_config"; exit 0; fi
+    tail -n 20 "$log" >&2; rm -rf "$prefix"
+    cflags="-DUSE_VALGRIND"   # a build from source instead, where that downloads
+fi
+say "downloading Debian's $suite source package of PostgreSQL $V (log: $log)"
 apt-get "${apt_opts[@]}" -qq update >>"$log" 2>&1 || { tail -n 20 "$log" >&2; die "apt-get update of $suite failed"; }
 if ! (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgresql-$V") >>"$log" 2>&1; then
     grep -E '^(E|W):' "$log" | head -n 5 >&2
