@@ -39,7 +39,7 @@ if [ "${1:-}" = --install ]; then
     fi
     chown -R "$user" "$work"
     t0=$SECONDS
-    if runuser -u "$user" -- env HOME="$work" bash -c "cd '$src' && dpkg-buildpackage -us -uc -b -j${JOBS:-2}" \
+    if runuser -u "$user" -- env HOME="$work" PG_UPDATECONTROL=yes bash -c "cd '$src' && dpkg-buildpackage -us -uc -b -j${JOBS:-2}" \
             >"$state/build.log" 2>&1; then
         echo "$((SECONDS - t0))" >"$state/build.seconds"
         cp "$work/${pkg}_${version}_"*.deb "$state/"
