@@ -88,3 +88,17 @@ regresscheck: temp-install
 isolationcheck: temp-install
 	$(top_builddir)/src/test/isolation/pg_isolation_regress --temp-instance=./tmp_check_iso \
 	  --bindir='$(TMP_BINDIR)' $(ISOLATION_OPTS) $(ISOLATION)
+
+# ---------------------------------------------------------------------------
+# make dist: the source archive of a release, for PGXN (a zip holding one
+# directory optout-VERSION/ with META.json at its top) and for packagers (the
+# same as .tar.gz, Debian's optout_VERSION.orig.tar.gz). Made from the
+# committed tree (git archive HEAD), after test/scripts/check_meta.py has
+# validated META.json against the PGXN Meta Spec and the versions agree.
+DISTNAME = $(EXTENSION)-$(EXTVERSION)
+.PHONY: dist
+dist:
+	python3 $(srcdir)/test/scripts/check_meta.py >/dev/null || python3 $(srcdir)/test/scripts/check_meta.py
+	git archive --format=zip --prefix=$(DISTNAME)/ -o $(DISTNAME).zip HEAD
+	git archive --format=tar.gz --prefix=$(DISTNAME)/ -o $(DISTNAME).tar.gz HEAD
+	@echo "$(DISTNAME).zip and $(DISTNAME).tar.gz (from $$(git rev-parse --short HEAD))"

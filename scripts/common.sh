@@ -1,6 +1,7 @@
 # Shared by scripts/demo.sh and scripts/test.sh. Source it; do not run it.
 #
-# - optout_packages: the Debian packages a build and the tests need.
+# - optout_packages: the Debian packages a build and the tests need (the last
+#   line: building the Debian package, debian/).
 # - ensure_packages: as root, apt-get installs what is missing; as a normal
 #   user, names the one apt-get line to run and stops.
 # - reexec_unprivileged: PostgreSQL refuses to run as root, so as root the
@@ -14,7 +15,8 @@ OPTOUT_PG_MAJOR=${PG:-${OPTOUT_PG_MAJOR:-15}}
 # and the source of the cross-version dump and restore.
 optout_packages() {
     echo "make g++ clang cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
-         "postgresql-15 postgresql-server-dev-15 pgbouncer"
+         "postgresql-15 postgresql-server-dev-15 pgbouncer" \
+         "debhelper dpkg-dev postgresql-server-dev-all"
 }
 
 # The packages of those named (default: optout_packages) that are not installed.

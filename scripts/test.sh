@@ -6,11 +6,11 @@
 #   test corpus matches the shared one; all against one PostgreSQL version,
 #   $PG (default 15, the system's). Without PG (as CI runs it), then also the
 #   PGXS build, pg_regress and isolation suites against each version of
-#   $OPTOUT_ALSO_PG (default "17 18"; built once by scripts/pg.sh into a
-#   cache; a version whose source cannot be downloaded here is skipped), and
+#   $OPTOUT_ALSO_PG (default "16 17 18"; got once by scripts/pg.sh, into a
+#   cache where it builds one; a version it cannot get here is skipped), and
 #   a pg_dump of 15 restored into the newest of them.
 #
-#   bash scripts/test.sh            # 15 in full, then 17 and 18 (CI)
+#   bash scripts/test.sh            # 15 in full, then 16, 17 and 18 (CI)
 #   PG=18 bash scripts/test.sh      # everything against 18 only
 #
 # Works on a fresh Debian machine as root (installs what is missing, builds
@@ -19,15 +19,16 @@
 #
 # Environment: PG, OPTOUT_ALSO_PG, OPTOUT_CACHE (see scripts/pg.sh),
 # FUZZ_SECONDS (default 60), OPTOUT_SKIP_FUZZ=1, OPTOUT_SKIP_VALGRIND=1, OPTOUT_SKIP_CITUS=1,
+# OPTOUT_SKIP_PACKAGE=1,
 # OPTOUT_KEEP_WORK=1.
 set -euo pipefail
 OPTOUT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 . "$OPTOUT_ROOT/scripts/common.sh"
 
-# The versions tested besides the main one: by default 17 and 18 when no
+# The versions tested besides the main one: by default 16, 17 and 18 when no
 # version was chosen, none when PG was.
-if [ -z "${PG:-}" ]; then OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-17 18}; else OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-}; fi
+if [ -z "${PG:-}" ]; then OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-16 17 18}; else OPTOUT_ALSO_PG=${OPTOUT_ALSO_PG-}; fi
 export OPTOUT_ALSO_PG
 
 # Build (or find in the cache) each version once, before anything else, and
@@ -60,6 +61,13 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # later where its source is absent.
     if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && [ -z "${PG:-}" -o "${PG:-15}" = 15 ]; then
         CITUS_BUILD_ONLY=1 bash "$OPTOUT_ROOT/test/citus/run.sh" || true
+    fi
+    # The Debian package, built from a clean copy and installed here as root;
+    # test/scripts/package.sh tests the installed package later.
+    if [ "$(id -u)" = 0 ] && [ -z "${OPTOUT_SKIP_PACKAGE:-}" ] && [ "${PG:-15}" = 15 ]; then
+        echo "==> the Debian package: build and install (test/scripts/package.sh --install)"
+        OPTOUT_PACKAGE_STATE=$(mktemp -d /tmp/optout-package.XXXXXX); export OPTOUT_PACKAGE_STATE
+        bash "$OPTOUT_ROOT/test/scripts/package.sh" --install
     fi
     # The corpus under test/data must be the shared one, where that is beside us.
     shared="$OPTOUT_ROOT/../shared/corpus/inbound.jsonl"
@@ -218,6 +226,10 @@ if pg_parts ""; then
         echo "==> concurrent mixed load, cancels, terminations and kill -9 (pgbench)"
         script_suite concurrency test/scripts/concurrency.sh
     fi
+    part "PostgreSQL $OPTOUT_PG_MAJOR: upgrade from each release"
+    script_suite upgrade test/scripts/upgrade.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: the installed Debian package"
+    script_suite package test/scripts/package.sh
     if [ -x test/scripts/valgrind.sh ] && [ -z "${OPTOUT_SKIP_VALGRIND:-}" ]; then
         part "PostgreSQL $OPTOUT_PG_MAJOR: valgrind"
         echo "==> pg_regress suite with the server under valgrind memcheck"
@@ -277,7 +289,7 @@ for v in $OPTOUT_ALSO_PG; do
     [ "$v" = "$OPTOUT_PG_MAJOR" ] && continue
     part "PostgreSQL $v: build, regress, isolation, demo"
     case " $OPTOUT_PG_SKIPPED " in *" $v "*)
-        echo "==> PostgreSQL $v: skipped, its source package cannot be downloaded here (scripts/pg.sh $v)"
+        echo "==> PostgreSQL $v: skipped, it cannot be had here (scripts/pg.sh $v says why, above)"
         skipped=$((skipped + 1)); continue ;;
     esac
     case " $OPTOUT_PG_FAILED " in *" $v "*)

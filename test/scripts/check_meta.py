@@ -45,6 +45,30 @@ for ext, p in meta.get("provides", {}).items():
               f"provides.{ext}.file is src/sql/{ext}.sql, the sources of the install script")
     check(p.get("version") == meta.get("version"), f"provides.{ext}.version equals the distribution version")
 
+# The rest of the spec's structure: prereqs by phase and relationship, with
+# version ranges; resources, tags, no_index, generated_by of their types.
+PHASES = {"configure", "build", "test", "runtime", "develop"}
+RELATIONS = {"requires", "recommends", "suggests", "conflicts"}
+RANGE = re.compile(r"^\s*(?:(?:[<>]=?|==|!=)\s*)?(0|[1-9]\d*)(\.\d+){0,2}\s*$")
+prereqs = meta.get("prereqs", {})
+check(isinstance(prereqs, dict) and set(prereqs) <= PHASES, "prereqs' phases are among " + ", ".join(sorted(PHASES)))
+for phase, rels in prereqs.items():
+    check(isinstance(rels, dict) and set(rels) <= RELATIONS, f"prereqs.{phase}'s relationships are valid")
+    for rel, reqs in (rels.items() if isinstance(rels, dict) else []):
+        for name, rng in (reqs.items() if isinstance(reqs, dict) else []):
+            check(isinstance(rng, (str, int)) and all(RANGE.match(part) for part in str(rng).split(",")),
+                  f"prereqs.{phase}.{rel}.{name} is a version range")
+check(isinstance(meta.get("tags", []), list) and all(isinstance(t, str) and 0 < len(t) < 256 for t in meta.get("tags", [])),
+      "tags is a list of short strings")
+check(isinstance(meta.get("resources", {}), dict), "resources, if present, is an object")
+check(isinstance(meta.get("no_index", {}), dict), "no_index, if present, is an object")
+check(isinstance(meta.get("generated_by", ""), str), "generated_by, if present, is a string")
+check(all(isinstance(p, dict) and set(p) <= {"file", "version", "abstract", "docfile"}
+          for p in meta.get("provides", {}).values()), "provides' entries have only file, version, abstract, docfile")
+for ext, p in meta.get("provides", {}).items():
+    if "docfile" in p:
+        check(os.path.exists(os.path.join(ROOT, p["docfile"])), f"provides.{ext}.docfile exists")
+
 # prereqs: PostgreSQL 15 or later, up to the newest major version CI tests.
 pg = meta.get("prereqs", {}).get("runtime", {}).get("requires", {}).get("PostgreSQL", "")
 check(pg == ">= 15.0.0, < 19.0.0", "prereqs: PostgreSQL >= 15.0.0, < 19.0.0 (the versions of compat.hpp and CI)")
@@ -63,11 +87,40 @@ updir = os.path.join(srcdir, "upgrade")
 for f in (os.listdir(updir) if os.path.isdir(updir) else []):
     m = re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)
     check(m is not None, f"src/sql/upgrade/{f} is named optout--FROM--TO.sql")
+# Every released version (its install script kept in test/upgrade/optout--X.sql)
+# has a chain of upgrade scripts to the default version: without one, a
+# database of that release could not ALTER EXTENSION optout UPDATE.
+edges = {}
+for f in (os.listdir(updir) if os.path.isdir(updir) else []):
+    m = re.match(r"^optout--([^-]+)--([^-]+)\.sql$", f)
+    if m:
+        edges.setdefault(m.group(1), set()).add(m.group(2))
+default = meta["version"]
+releasedir = os.path.join(ROOT, "test", "upgrade")
+released = sorted(m.group(1) for m in (re.match(r"^optout--([^-]+)\.sql$", f)
+                                       for f in (os.listdir(releasedir) if os.path.isdir(releasedir) else [])) if m)
+check(len(released) > 0, "test/upgrade keeps the install script of at least one release")
+for v in released:
+    seen, todo = {v}, [v]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    check(v == default or default in seen,
+          f"released {v}: upgrade scripts in src/sql/upgrade/ lead to {default}")
+    check(v != default, f"released {v} is not the tree's version {default} (bump it after a release)")
 check(not [f for f in os.listdir(os.path.join(ROOT, "sql")) if f.startswith("optout--")],
       "sql/ holds pg_regress tests only (no install or upgrade script)")
 changelog = open(os.path.join(ROOT, "CHANGELOG.md")).read()
 m = re.search(r"^## (\S+)", changelog, re.M)
 check(m is not None and m.group(1) == meta["version"], "CHANGELOG.md's newest entry is the META.json version")
+
+# The Debian package (debian/) is of the same upstream version.
+deb = os.path.join(ROOT, "debian", "changelog")
+if os.path.exists(deb):
+    m = re.match(r"^optout \(([^)-]+)-[^)]+\)", open(deb).read())
+    check(m is not None and m.group(1) == meta["version"], "debian/changelog's newest entry is the META.json version")
 
 print(f"meta: {len(failures)} failures")
 sys.exit(1 if failures else 0)
