@@ -79,6 +79,9 @@ temp-install: all
 	cp -pR '$(datadir)/.' '$(TMP_INSTALL)$(datadir)/'
 	$(MAKE) install DESTDIR='$(TMP_INSTALL)'
 
+# sql/demo.sql runs demo/demo.sql in a psql of its own: this one.
+installcheck: export OPTOUT_PSQL = $(bindir)/psql
+regresscheck: export OPTOUT_PSQL = $(TMP_BINDIR)/psql
 regresscheck: temp-install
 	$(top_builddir)/src/test/regress/pg_regress --temp-instance=./tmp_check \
 	  --inputdir=./ --bindir='$(TMP_BINDIR)' $(REGRESS_OPTS) $(REGRESS)
