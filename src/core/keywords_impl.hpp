@@ -81,7 +81,7 @@ struct KeywordSet::Impl {
     std::unordered_map<std::u16string, std::int32_t> norm_index;   // normalize(k) -> entries
     std::vector<Node> trie;                                        // trie[0] is the root
     // Opt-out keys made of a-z only, 4 to kMaxTypoKey letters long: the ones
-    // reasonable mode reads with a typo (classify.cpp, "typos").
+    // reasonable mode reads with a typo (classify_typo.cpp).
     std::vector<std::u16string> typo_keys[26];  // by first letter
     // Opt-out keys by first letter a-z: the entry of the first one added with
     // that initial, or -1 (review: a lone letter).

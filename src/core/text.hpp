@@ -43,7 +43,7 @@ struct Scratch {
     std::u16string text;  // the normalised text (steps 1-2), NFC
     std::u16string tmp;   // exact-fold text, collapsed text, ...
     std::vector<Span> words;
-    std::vector<std::u16string_view> tokens;  // words with French elisions split (classify.cpp)
+    std::vector<std::u16string_view> tokens;  // words with French elisions split (classify_phrases.cpp)
     std::vector<std::uint8_t> reach;
     std::vector<std::int32_t> first;
 
