@@ -54,8 +54,12 @@ struct DefaultKeyword {
     const char* language;
 };
 
-// docs/classifier.md, "Default keywords". The SQL side loads the same list
-// from a table one row at a time with add(); defaults() does exactly that.
+// The default keywords: this list is their one source. The INSERT into
+// optout.keywords in src/sql/classifier.sql (with a note per row) and the
+// table of docs/classifier.md, "Default keywords", must list the same rows in
+// the same order; test/unit/keywords_test.cpp reads both and checks them
+// against defaults(). The SQL side loads the table one row at a time with
+// add(); defaults() does exactly that.
 constexpr DefaultKeyword kDefaults[] = {
     {"stop", Intent::OptOut, "en"},      {"stopall", Intent::OptOut, "en"},
     {"stop all", Intent::OptOut, "en"},  {"unsubscribe", Intent::OptOut, "en"},
