@@ -21,7 +21,9 @@
 # First, a self-check (skip it with OPTOUT_VALGRIND_NO_SELFTEST=1): optout is
 # rebuilt with OPTOUT_VALGRIND_SELFTEST=1, whose src/pg/selftest.cpp reads
 # past a palloc'd chunk and a pfree'd one; one call of it under valgrind must
-# be reported by the same filter. The normal build is restored afterwards.
+# be reported by the same filter. The normal build is restored afterwards;
+# the self-check's valgrind logs stay in valgrind_logs_selftest/.
+# OPTOUT_VALGRIND_SELFTEST_ONLY=1 runs the self-check alone (about a minute).
 #
 # Prints "valgrind: N passed, N failed". Run by scripts/test.sh as an
 # unprivileged user, after `make regresscheck` (which makes ./tmp_install).
@@ -104,6 +106,7 @@ SQL
         cp "$work/selftest/sql/selftest.sql" "$work/selftest/expected/selftest.out"
         run_regress "$work/selftest" selftest
         bad=$(reports_of_concern)
+        rm -rf "${logs}_selftest"; cp -a "$logs" "${logs}_selftest"
         if echo "$bad" | grep -q 'Invalid read' && echo "$bad" | grep -q 'selftest.cpp'; then
             ok "self-check: a read past a palloc'd chunk and of a pfree'd one in optout are reported ($(echo "$bad" | grep -c 'Invalid read') invalid reads)"
         else
@@ -115,6 +118,8 @@ SQL
         rebuild || true
     fi
 fi
+
+[ -n "${OPTOUT_VALGRIND_SELFTEST_ONLY:-}" ] && finish
 
 # ---------------------------------------------------------------- the suite
 make_vg_install
