@@ -103,7 +103,9 @@ if [ -z "${OPTOUT_VALGRIND_NO_SELFTEST:-}" ]; then
 CREATE FUNCTION optout_valgrind_selftest() RETURNS bool LANGUAGE c AS '$libdir/optout', 'optout_valgrind_selftest';
 SELECT optout_valgrind_selftest();
 SQL
-        cp "$work/selftest/sql/selftest.sql" "$work/selftest/expected/selftest.out"
+        { cat "$work/selftest/sql/selftest.sql"
+          printf '%s\n' ' optout_valgrind_selftest ' '--------------------------' ' t' '(1 row)' ''
+        } > "$work/selftest/expected/selftest.out"
         run_regress "$work/selftest" selftest
         bad=$(reports_of_concern)
         rm -rf "${logs}_selftest"; cp -a "$logs" "${logs}_selftest"
