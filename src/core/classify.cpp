@@ -375,8 +375,7 @@ namespace {
 // The base rules (exact, normalized, separator, repeat, courtesy, phrase):
 // fills m, and leaves the body's normalised text in s.text (and its words in
 // s.words, see below) for the rules of extended().
-void classify_base(std::string_view body, Mode mode, const Impl* k, Scratch& s, bool want_normalized,
-                   Match& m) {
+void classify_base(std::string_view body, Mode mode, const Impl* k, Scratch& s, bool want_normalized, Match& m) {
     const bool ascii = detail::all_ascii(body);
     bool raw_ready = false;
     Candidates cands;

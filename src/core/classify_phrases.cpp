@@ -25,22 +25,20 @@ namespace {
 // ------------------------------------------------------- English (B)
 
 constexpr const char* kNegators[] = {
-    "don't",     "dont",     "never",    "not",       "can't",    "cant",      "cannot",
-    "won't",     "wont",     "didn't",   "didnt",     "doesn't",  "doesnt",    "shouldn't",
-    "shouldnt",  "wouldn't", "wouldnt",  "couldn't",  "couldnt",  "isn't",     "isnt",
+    "don't",    "dont",     "never",   "not",      "can't",   "cant",   "cannot",
+    "won't",    "wont",     "didn't",  "didnt",    "doesn't", "doesnt", "shouldn't",
+    "shouldnt", "wouldn't", "wouldnt", "couldn't", "couldnt", "isn't",  "isnt",
 };
-constexpr const char* kDontVerbs[] = {"text", "txt",   "message", "msg", "contact",
-                                      "call", "email", "sms",     "send"};
+constexpr const char* kDontVerbs[] = {"text", "txt", "message", "msg", "contact", "call", "email", "sms", "send"};
 constexpr const char* kNoMoreNouns[] = {"texts", "text", "txts",   "messages", "message",
                                         "msgs",  "sms",  "emails", "calls"};
 constexpr const char* kStopVerbs[] = {"stop", "quit", "cease"};
-constexpr const char* kGerunds[] = {"texting", "txting",     "messaging", "sending",
-                                    "contacting", "calling", "emailing"};
+constexpr const char* kGerunds[] = {"texting", "txting", "messaging", "sending", "contacting", "calling", "emailing"};
 constexpr const char* kWantTargets[] = {"unsubscribe", "unsub", "optout", "stop"};
 
 // (B): the first word of every phrase test in request_phrase() below, the
 // kStopVerbs aside. Keep the two in step.
-constexpr const char* kPhraseStarters[] = {"leave", "remove", "take", "opt", "don't", "dont",
+constexpr const char* kPhraseStarters[] = {"leave", "remove", "take", "opt",   "don't", "dont",
                                            "do",    "no",     "want", "wanna", "would", "need"};
 
 // The phrase starters (kPhraseStarters and kStopVerbs) by length: the set
@@ -150,14 +148,12 @@ bool request_phrase(const std::u16string& t, const std::vector<Span>& words, std
             if (lead != nullptr) {
                 const char* target = one_of(q, kWantTargets);
                 if (target == nullptr && is(q, "opt") && is(q + 1, "out")) target = "opt out";
-                if (target != nullptr)
-                    found = std::string(p > 0 && is(p - 1, "i") ? "i " : "") + lead + " " + target;
+                if (target != nullptr) found = std::string(p > 0 && is(p - 1, "i") ? "i " : "") + lead + " " + target;
             }
         }
         if (found.empty()) continue;
         bool negated = false;
-        for (std::size_t w = p >= 3 ? p - 3 : 0; w < p && !negated; ++w)
-            negated = one_of(w, kNegators) != nullptr;
+        for (std::size_t w = p >= 3 ? p - 3 : 0; w < p && !negated; ++w) negated = one_of(w, kNegators) != nullptr;
         if (negated) continue;
         phrase = std::move(found);
         return true;
@@ -168,7 +164,6 @@ bool request_phrase(const std::u16string& t, const std::vector<Span>& words, std
 namespace {
 
 // ------------------------------------------------- other languages
-
 
 // A pattern is a sequence of slots separated by spaces; a slot lists
 // alternatives separated by '|'; a slot starting with '?' may be absent (the
@@ -221,12 +216,10 @@ constexpr PhraseDef kPhraseDefs[] = {
     {"es", "sacame de la lista", true,
      "sacame|saquenme|quitame|quitenme|borrame|borrenme|eliminame|eliminenme|sacarme|quitarme|borrarme|"
      "eliminarme de|del"},
-    {"es", "retiro mi consentimiento", true,
-     "retiro|revoco|retirar|revocar mi|el consentimiento|autorizacion|permiso"},
+    {"es", "retiro mi consentimiento", true, "retiro|revoco|retirar|revocar mi|el consentimiento|autorizacion|permiso"},
     {"es", "numero equivocado", true, "numero|persona equivocado|equivocada|incorrecto|incorrecta"},
     // ---- fr
-    {"fr", "je ne veux plus recevoir", false,
-     "ne|n' veux|souhaite|desire|voulons|souhaitons plus recevoir"},
+    {"fr", "je ne veux plus recevoir", false, "ne|n' veux|souhaite|desire|voulons|souhaitons plus recevoir"},
     {"fr", "je ne veux plus de messages", false,
      "ne|n' veux|souhaite|desire|voulons|souhaitons plus de|d' vos|ces|messages|sms|textos|notifications|"
      "publicites|appels|mails|courriels|offres"},
@@ -276,8 +269,7 @@ constexpr PhraseDef kPhraseDefs[] = {
      "will|mochte|moechte|wollen|mochten|brauche keine nachrichten|sms|werbung|mails|emails|"
      "textnachrichten|nachricht|mehr"},
     {"de", "keine nachrichten mehr", false, "keine nachrichten|sms|werbung|mails|emails|textnachrichten mehr"},
-    {"de", "horen sie auf", true,
-     "horen|hort|hor|hoeren|hoert|hoer ?sie|du|ihr ?bitte auf mir|mich|uns|damit|zu"},
+    {"de", "horen sie auf", true, "horen|hort|hor|hoeren|hoert|hoer ?sie|du|ihr ?bitte auf mir|mich|uns|damit|zu"},
     {"de", "loschen sie meine nummer", true,
      "loschen|losche|entfernen|entferne|streichen|streiche ?sie|du ?bitte meine|meinen|diese|mich "
      "nummer|daten|kontakt|telefonnummer|handynummer|aus|von"},
@@ -329,8 +321,10 @@ struct PhraseTable {
     static std::vector<std::u16string> split(const char* s, char sep) {
         std::vector<std::u16string> out(1);
         for (; *s != 0; ++s) {
-            if (*s == sep) out.emplace_back();
-            else out.back().push_back(static_cast<char16_t>(static_cast<unsigned char>(*s)));
+            if (*s == sep)
+                out.emplace_back();
+            else
+                out.back().push_back(static_cast<char16_t>(static_cast<unsigned char>(*s)));
         }
         return out;
     }

@@ -17,15 +17,14 @@ namespace {
 // Words a typo rule must never correct: real words one slip away from a
 // keyword (the traps of test/data/families.jsonl).
 constexpr const char* kRealWords[] = {
-    "stomp", "stoop", "steep", "spot",  "quiet", "quite", "send",  "bend",   "cancer",
+    "stomp", "stoop", "steep", "spot",  "quiet", "quite", "send",  "bend",     "cancer",
     "alot",  "sari",  "arete", "parra", "para",  "aire",  "canal", "anmelden", "anmelde",
 };
 
 // QWERTY neighbours of each letter a-z.
 constexpr const char* kNeighbours[26] = {
-    "qwsz", "vghn", "xdfv", "serfcx", "wrsd", "drtgvc", "ftyhbv", "gyujnb", "uojk",
-    "huikmn", "jiolm", "kop", "njk", "bhjm", "ipkl", "ol", "wa", "etdf", "awedxz",
-    "ryfg", "yihj", "cfgb", "qeas", "zsdc", "tugh", "asx",
+    "qwsz", "vghn", "xdfv", "serfcx", "wrsd", "drtgvc", "ftyhbv", "gyujnb", "uojk", "huikmn", "jiolm", "kop",  "njk",
+    "bhjm", "ipkl", "ol",   "wa",     "etdf", "awedxz", "ryfg",   "yihj",   "cfgb", "qeas",   "zsdc",  "tugh", "asx",
 };
 
 bool neighbours(char16_t a, char16_t b) noexcept {

@@ -70,9 +70,7 @@ struct KeywordSet::Impl {
     std::int32_t key_entry(std::int32_t key) const noexcept {
         return keys[static_cast<std::size_t>(key)].entries.front();
     }
-    Intent key_intent(std::int32_t key) const noexcept {
-        return keys[static_cast<std::size_t>(key)].intent;
-    }
+    Intent key_intent(std::int32_t key) const noexcept { return keys[static_cast<std::size_t>(key)].intent; }
 
     std::vector<Entry> entries;
     std::vector<Key> keys;
@@ -94,8 +92,7 @@ private:
     // Inserts the path of `s` (flagging its nodes with `along`), returns its
     // last node. On an exception, *grown_parent / trie size let the caller
     // undo the insertion.
-    std::int32_t insert_path(const std::u16string& s, std::uint8_t along,
-                             std::int32_t* grown_parent);
+    std::int32_t insert_path(const std::u16string& s, std::uint8_t along, std::int32_t* grown_parent);
 };
 
 }  // namespace optout

@@ -92,7 +92,6 @@ std::vector<std::pair<std::string, std::string>> doc_defaults() {
     return out;
 }
 
-
 std::string error_of(KeywordSet& set, const char* keyword, Intent intent, Error::Kind* kind = nullptr) {
     try {
         set.add(keyword, intent, "en");
@@ -145,9 +144,26 @@ TEST(KeywordSet, AddingOneByOneEqualsDefaults) {
     const KeywordSet defaults = KeywordSet::defaults();
     ASSERT_EQ(mine.size(), defaults.size());
     const std::vector<std::string> bodies = {
-        "STOP", "stop all", "Stop-All", "ＳＴＯＰ", "Arrêt", "UN-STOP", "stop please", "stop it",
-        "help", "info?", "Ayuda", "yes", "yes please", "remove me", "opt out", "opt-out", "nonarret",
-        "I want to unsubscribe", "Cancel my appointment", "",
+        "STOP",
+        "stop all",
+        "Stop-All",
+        "ＳＴＯＰ",
+        "Arrêt",
+        "UN-STOP",
+        "stop please",
+        "stop it",
+        "help",
+        "info?",
+        "Ayuda",
+        "yes",
+        "yes please",
+        "remove me",
+        "opt out",
+        "opt-out",
+        "nonarret",
+        "I want to unsubscribe",
+        "Cancel my appointment",
+        "",
     };
     for (const std::string& b : bodies) {
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) {
@@ -260,10 +276,10 @@ TEST(KeywordSet, MoveOnly) {
     c = std::move(b);
     EXPECT_EQ(classify("stop", Mode::Standard, c).intent, Intent::OptOut);
     // A moved-from set is empty but usable.
-    EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move)
+    EXPECT_EQ(a.size(), 0u);                                              // NOLINT(bugprone-use-after-move)
     EXPECT_EQ(classify("stop", Mode::Standard, a).intent, Intent::None);  // NOLINT
     EXPECT_EQ(classify("leave me alone", Mode::Reasonable, a).intent, Intent::OptOut);  // NOLINT
-    a.add("halt", Intent::OptOut, "en");  // NOLINT
+    a.add("halt", Intent::OptOut, "en");                                                // NOLINT
     EXPECT_EQ(classify("HALT", Mode::Standard, a).intent, Intent::OptOut);
     static_assert(!std::is_copy_constructible_v<KeywordSet>);
     static_assert(std::is_nothrow_move_constructible_v<KeywordSet>);
