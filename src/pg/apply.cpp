@@ -84,7 +84,8 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
     for (int i = 0; i < n; i++) {
         Datum arg = CStringGetTextDatum(contacts[i]);
         TableOwnerScope owner = enter_table_owner(a);
-        int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        int rc =
+            SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
         leave_table_owner(owner);
         if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
         char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
@@ -149,8 +150,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     uint64 rows = exec_plan(a, a->plans.outbound_fail_queued, arg1, arg2);
-    EventRow* events =
-        static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
+    EventRow* events = static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
     int nevents = 0;
     // The rows come by contact in byte order: walk the stops in that order
     // too, the first stop of each contact first.
@@ -174,8 +174,9 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
         e.info.body = nullptr;
         e.info.table_name = a->table_name;
         e.info.reason = nullptr;
-        e.info.detail = MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
-                                                             a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
+        e.info.detail =
+            MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
+                                                 a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
     }
     SPI_finish();
     record_events(events, nevents, nullptr);
@@ -217,8 +218,9 @@ const ChangeRequest* revoke_all(const ChangeRequest* reqs, int n) {
             memcpy(static_cast<void*>(out), reqs, sizeof(ChangeRequest) * n);
         }
         if (!out[i].info.arrived_on) out[i].info.arrived_on = out[i].channel;
-        out[i].info.detail = detail_add(out[i].info.detail, psprintf("\"revoke_all_from\": %s, \"requested_channel\": %s",
-                                                                    json_string(date), json_string(out[i].channel)));
+        out[i].info.detail =
+            detail_add(out[i].info.detail, psprintf("\"revoke_all_from\": %s, \"requested_channel\": %s",
+                                                    json_string(date), json_string(out[i].channel)));
         out[i].channel = nullptr;
     }
     return out ? out : reqs;
@@ -243,7 +245,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review) lock_keys[nlock++] = reqs[i].contact;
+        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review)
+            lock_keys[nlock++] = reqs[i].contact;
     lock_contacts_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
@@ -266,8 +269,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     OPTOUT_GUARD({
         std::vector<optout::Change> changes(static_cast<size_t>(n));
         for (int i = 0; i < n; i++) {
-            changes[i].kind = reqs[i].type == ChangeType::Stop    ? optout::ChangeKind::Stop
-                              : reqs[i].type == ChangeType::Start ? optout::ChangeKind::Start
+            changes[i].kind = reqs[i].type == ChangeType::Stop     ? optout::ChangeKind::Stop
+                              : reqs[i].type == ChangeType::Start  ? optout::ChangeKind::Start
                               : reqs[i].type == ChangeType::Review ? optout::ChangeKind::Review
                                                                    : optout::ChangeKind::Help;
             changes[i].contact = reqs[i].contact;
@@ -310,9 +313,9 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         e.info = reqs[i].info;
         e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
         if (reqs[i].type == ChangeType::Start && !e.info.detail)
-            e.info.detail = outcomes[i].result ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}"
-                                                                           : "{\"lifted\": \"channel\"}")
-                                               : "{\"lifted\": null}";
+            e.info.detail = outcomes[i].result
+                                ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
+                                : "{\"lifted\": null}";
         // What classified it: optout's version and the keyword set (evidence).
         if (e.info.source && (strcmp(e.info.source, "keyword") == 0 || strcmp(e.info.source, "backfill") == 0)) {
             e.info.optout_version = OPTOUT_VERSION;
@@ -334,8 +337,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     LedgerInsert* li = static_cast<LedgerInsert*>(palloc0(sizeof(LedgerInsert) * (n_ins ? n_ins : 1)));
     for (int i = 0; i < n_ins; i++) {
         const ChangeRequest& r = reqs[ins[i]];
-        li[i] = LedgerInsert{r.contact, r.channel, r.info.source, r.info.keyword, r.info.rule,
-                             event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
+        li[i] = LedgerInsert{r.contact,      r.channel,   r.info.source,
+                             r.info.keyword, r.info.rule, event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
     }
     ledger_apply(dc, dch, n_del, li, n_ins);
     send_cache_reset();
@@ -364,44 +367,42 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     pin_attachments();
     PG_TRY();
     {
-    for (int i = 0; i < nattachments; i++) {
-        Attachment* a = &attachments[i];
-        if (i == 1) fault_point("apply_platform");
-        switch (a->kind) {
-            case kContacts:
-                if (a->plans.contacts_stop)
-                    run_for(a, a->plans.contacts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
-                if (a->plans.contacts_start)
-                    run_lifting(a, a->plans.contacts_start, pick(touched, started, nstarted), nullptr, nstarted);
-                break;
-            case kGroups: {
-                // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
-                const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
-                if (a->plans.groups_leave)
-                    run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
-                if (a->plans.groups_join_stopped && nstopped > 0) {
-                    const char** sc = pick(touched, stopped, nstopped);
-                    const char** sg = pick(groups, stopped, nstopped);
-                    if (citus_table(a->relid)) {
-                        // On Citus, one contact at a time: its statement then
-                        // goes to the contact's shard (see optout._action_sql).
-                        for (int k = 0; k < nstopped; k++) run_for(a, a->plans.groups_join_stopped, sc + k, sg + k, 1);
-                    } else {
-                        run_for(a, a->plans.groups_join_stopped, sc, sg, nstopped);
+        for (int i = 0; i < nattachments; i++) {
+            Attachment* a = &attachments[i];
+            if (i == 1) fault_point("apply_platform");
+            switch (a->kind) {
+                case kContacts:
+                    if (a->plans.contacts_stop)
+                        run_for(a, a->plans.contacts_stop, pick(touched, stopped, nstopped), nullptr, nstopped);
+                    if (a->plans.contacts_start)
+                        run_lifting(a, a->plans.contacts_start, pick(touched, started, nstarted), nullptr, nstarted);
+                    break;
+                case kGroups: {
+                    // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
+                    const char** groups = ntouched > 0 ? stopped_groups(a, touched, ntouched) : nullptr;
+                    if (a->plans.groups_leave)
+                        run_for(a, a->plans.groups_leave, pick(touched, left, nleft), pick(groups, left, nleft), nleft);
+                    if (a->plans.groups_join_stopped && nstopped > 0) {
+                        const char** sc = pick(touched, stopped, nstopped);
+                        const char** sg = pick(groups, stopped, nstopped);
+                        if (citus_table(a->relid)) {
+                            // On Citus, one contact at a time: its statement then
+                            // goes to the contact's shard (see optout._action_sql).
+                            for (int k = 0; k < nstopped; k++)
+                                run_for(a, a->plans.groups_join_stopped, sc + k, sg + k, 1);
+                        } else {
+                            run_for(a, a->plans.groups_join_stopped, sc, sg, nstopped);
+                        }
                     }
+                    if (a->plans.groups_start)
+                        run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
+                                    pick(groups, started, nstarted), nstarted);
+                    break;
                 }
-                if (a->plans.groups_start)
-                    run_lifting(a, a->plans.groups_start, pick(touched, started, nstarted),
-                                pick(groups, started, nstarted), nstarted);
-                break;
+                case kOutbound: fail_queued(a, reqs, scopes, n_scopes); break;
+                default: break;
             }
-            case kOutbound:
-                fail_queued(a, reqs, scopes, n_scopes);
-                break;
-            default:
-                break;
         }
-    }
     }
     PG_FINALLY();
     { unpin_attachments(); }

@@ -55,9 +55,9 @@ extern "C" Datum optout_start(PG_FUNCTION_ARGS) {
     char* contact = required_contact(fcinfo);
     char* reason = arg_string(fcinfo, 2);
     if (!reason || strspn(reason, " \t\r\n") == strlen(reason))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("optout.start() requires a reason"),
-                        errhint("Say why the stop is lifted, e.g. optout.start('42', reason => 'consent form signed 2026-11-02'); it is recorded in optout.events.")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("optout.start() requires a reason"),
+                        errhint("Say why the stop is lifted, e.g. optout.start('42', reason => 'consent form signed "
+                                "2026-11-02'); it is recorded in optout.events.")));
     EventInfo info;
     info.source = "manual";
     info.reason = reason;
