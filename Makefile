@@ -8,6 +8,11 @@
 #                             from ./tmp_install (PGXS reserves "check")
 #   make isolationcheck       isolation specs (test/isolation/specs/*.spec) the same way
 #   make installcheck         the same suites against a running server (PGXS)
+#   make unitcheck            the core's unit tests (CMake + GoogleTest, in build/)
+#   make fuzzcheck            the libFuzzer target for FUZZ_SECONDS (default 60;
+#                             clang, in build-fuzz/)
+#   make compile_commands.json  the compile commands of this build (PGXS's own
+#                             flags), merged with build/'s for the unit tests
 #
 # WERROR=1 turns warnings into errors (CI sets it).
 
@@ -35,7 +40,7 @@ ISOLATION   = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/is
 # The folders are in the options, so that PGXS's installcheck finds them too
 # (its own --inputdir, the top folder, comes first and is overridden).
 ISOLATION_OPTS = --encoding=UTF8 --no-locale --inputdir=./test/isolation --outputdir=output_iso
-EXTRA_CLEAN = tmp_install tmp_install_vg tmp_check_vg tmp_check_vg_out valgrind_logs
+EXTRA_CLEAN = tmp_install tmp_install_vg tmp_check_vg tmp_check_vg_out valgrind_logs valgrind_logs_selftest compile_commands.json
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
@@ -46,6 +51,11 @@ PG_CPPFLAGS = -isystem $(PG_INCLUDEDIR_SERVER) -I$(srcdir)/src/core -I$(srcdir)/
 PG_CXXFLAGS = -std=c++17 -Wextra -Wno-register -fvisibility-inlines-hidden
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
+endif
+# OPTOUT_VALGRIND_SELFTEST=1 compiles in src/pg/selftest.cpp's deliberately
+# broken entry point (for test/scripts/valgrind.sh --selftest only).
+ifeq ($(OPTOUT_VALGRIND_SELFTEST),1)
+PG_CPPFLAGS += -DOPTOUT_VALGRIND_SELFTEST
 endif
 
 # PGXS links with the C compiler: name the C++ runtime, and the server's ICU.
@@ -81,6 +91,9 @@ temp-install: all
 	cp -pR '$(datadir)/.' '$(TMP_INSTALL)$(datadir)/'
 	$(MAKE) install DESTDIR='$(TMP_INSTALL)'
 
+# sql/demo.sql runs demo/demo.sql in a psql of its own: this one.
+installcheck: export OPTOUT_PSQL = $(bindir)/psql
+regresscheck: export OPTOUT_PSQL = $(TMP_BINDIR)/psql
 regresscheck: temp-install
 	$(top_builddir)/src/test/regress/pg_regress --temp-instance=./tmp_check \
 	  --inputdir=./ --bindir='$(TMP_BINDIR)' $(REGRESS_OPTS) $(REGRESS)
@@ -102,3 +115,39 @@ dist:
 	git archive --format=zip --prefix=$(DISTNAME)/ -o $(DISTNAME).zip HEAD
 	git archive --format=tar.gz --prefix=$(DISTNAME)/ -o $(DISTNAME).tar.gz HEAD
 	@echo "$(DISTNAME).zip and $(DISTNAME).tar.gz (from $$(git rev-parse --short HEAD))"
+
+# ---------------------------------------------------------------------------
+# The core's unit tests and fuzzer are built by CMake (CMakeLists.txt), which
+# builds nothing of the extension.
+CMAKE      ?= cmake
+FUZZ_SECONDS ?= 60
+CMAKE_WERROR = $(if $(filter 1,$(WERROR)),-DOPTOUT_WERROR=ON)
+
+.PHONY: unitcheck fuzzcheck
+unitcheck:
+	$(CMAKE) -S '$(srcdir)' -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_WERROR)
+	$(CMAKE) --build build -j2
+	ctest --test-dir build --output-on-failure
+
+fuzzcheck:
+	CXX=clang++ $(CMAKE) -S '$(srcdir)' -B build-fuzz -DOPTOUT_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ $(CMAKE_WERROR)
+	$(CMAKE) --build build-fuzz -j2 --target fuzz_classify
+	$(MKDIR_P) build-fuzz/corpus
+	build-fuzz/fuzz_classify -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus
+
+# compile_commands.json for editors and clang tools: each source of the
+# extension with the command PGXS compiles it with (nothing is compiled),
+# then build/compile_commands.json's entries for the unit tests and fuzzer
+# when CMake has written it. (PGXS's own flags, not an approximation: the
+# command is written to a file by make, so no shell quoting is involved.)
+.PHONY: compile_commands.json
+compile_commands.json:
+	$(file >$@.cmd,$(COMPILE.cc))
+	python3 -c 'import json, os, sys; \
+	  cmd = open(sys.argv[1]).read().strip(); d = os.getcwd(); \
+	  db = [{"directory": d, "file": f, "command": cmd + " -o " + f[:-4] + ".o " + f} for f in sys.argv[3:]]; \
+	  extra = sys.argv[2]; \
+	  db += [e for e in json.load(open(extra)) if "/src/core/" not in e["file"]] if os.path.exists(extra) else []; \
+	  json.dump(db, open("compile_commands.json", "w"), indent=1)' $@.cmd build/compile_commands.json $(CORE_SRCS) $(PG_SRCS)
+	rm -f $@.cmd

@@ -14,7 +14,7 @@ OPTOUT_PG_MAJOR=${PG:-${OPTOUT_PG_MAJOR:-15}}
 # PostgreSQL 15 is Debian 12's own, and always installed: the default server,
 # and the source of the cross-version dump and restore.
 optout_packages() {
-    echo "make g++ clang cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
+    echo "make g++ clang clang-format cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
          "postgresql-15 postgresql-server-dev-15 pgbouncer" \
          "debhelper dpkg-dev postgresql-server-dev-all"
 }

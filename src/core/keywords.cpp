@@ -23,11 +23,14 @@ using detail::Tokenizer;
 // obrigado, obrigada; de bitte, danke, danke schon, vielen dank -- as keys,
 // i.e. words joined.
 constexpr const char16_t* kCourtesyKeys[] = {
-    u"please",        u"pls",          u"plz",           u"now",      u"thanks",
-    u"thankyou",      u"thx",          u"ty",            u"ok",       u"okay",
-    u"svp",           u"silvousplait", u"s'ilvousplait", u"merci",    u"mercibeaucoup",
-    u"porfavor",      u"gracias",      u"muchasgracias", u"obrigado", u"obrigada",
-    u"bitte",         u"danke",        u"dankeschon",    u"vielendank",
+    u"please",        u"pls",        u"plz",
+    u"now",           u"thanks",     u"thankyou",
+    u"thx",           u"ty",         u"ok",
+    u"okay",          u"svp",        u"silvousplait",
+    u"s'ilvousplait", u"merci",      u"mercibeaucoup",
+    u"porfavor",      u"gracias",    u"muchasgracias",
+    u"obrigado",      u"obrigada",   u"bitte",
+    u"danke",         u"dankeschon", u"vielendank",
 };
 
 // Reasonable mode, rule (A): the closed list of single words "about the
@@ -35,17 +38,15 @@ constexpr const char16_t* kCourtesyKeys[] = {
 // "unsubscribe me please"). Deliberately absent: my, by, of, at, for, job,
 // appointment, ... ("Cancel my appointment", "Stop by the office").
 constexpr const char16_t* kMessagingWords[] = {
-    u"me",         u"it",        u"this",     u"that",        u"these",    u"those",
-    u"all",        u"now",       u"texting",  u"txting",      u"texts",    u"text",
-    u"txt",        u"txts",      u"messaging", u"messages",   u"message",  u"msgs",
-    u"msg",        u"sms",       u"mms",      u"sending",     u"send",     u"contacting",
-    u"contact",    u"calling",   u"calls",    u"call",        u"emailing", u"emails",
-    u"email",      u"please",    u"pls",      u"plz",         u"thanks",   u"thank",
-    u"thankyou",   u"you",       u"thx",      u"ty",          u"us",       u"them",
-    u"the",        u"your",      u"to",       u"from",        u"list",     u"anymore",
-    u"any",        u"more",      u"again",    u"immediately", u"right",    u"away",
-    u"ok",         u"okay",      u"spam",     u"spamming",    u"bothering", u"notifications",
-    u"alerts",     u"ads",       u"promos",   u"promotions",  u"marketing", u"number",
+    u"me",        u"it",       u"this",      u"that",          u"these",    u"those",   u"all",       u"now",
+    u"texting",   u"txting",   u"texts",     u"text",          u"txt",      u"txts",    u"messaging", u"messages",
+    u"message",   u"msgs",     u"msg",       u"sms",           u"mms",      u"sending", u"send",      u"contacting",
+    u"contact",   u"calling",  u"calls",     u"call",          u"emailing", u"emails",  u"email",     u"please",
+    u"pls",       u"plz",      u"thanks",    u"thank",         u"thankyou", u"you",     u"thx",       u"ty",
+    u"us",        u"them",     u"the",       u"your",          u"to",       u"from",    u"list",      u"anymore",
+    u"any",       u"more",     u"again",     u"immediately",   u"right",    u"away",    u"ok",        u"okay",
+    u"spam",      u"spamming", u"bothering", u"notifications", u"alerts",   u"ads",     u"promos",    u"promotions",
+    u"marketing", u"number",
 };
 
 struct DefaultKeyword {
@@ -54,38 +55,67 @@ struct DefaultKeyword {
     const char* language;
 };
 
-// docs/classifier.md, "Default keywords". The SQL side loads the same list
-// from a table one row at a time with add(); defaults() does exactly that.
+// The default keywords: this list is their one source. The INSERT into
+// optout.keywords in src/sql/classifier.sql (with a note per row) and the
+// table of docs/classifier.md, "Default keywords", must list the same rows in
+// the same order; test/unit/keywords_test.cpp reads both and checks them
+// against defaults(). The SQL side loads the table one row at a time with
+// add(); defaults() does exactly that.
 constexpr DefaultKeyword kDefaults[] = {
-    {"stop", Intent::OptOut, "en"},      {"stopall", Intent::OptOut, "en"},
-    {"stop all", Intent::OptOut, "en"},  {"unsubscribe", Intent::OptOut, "en"},
-    {"unsub", Intent::OptOut, "en"},     {"cancel", Intent::OptOut, "en"},
-    {"end", Intent::OptOut, "en"},       {"quit", Intent::OptOut, "en"},
-    {"revoke", Intent::OptOut, "en"},    {"optout", Intent::OptOut, "en"},
-    {"opt out", Intent::OptOut, "en"},   {"remove", Intent::OptOut, "en"},
-    {"arret", Intent::OptOut, "fr"},     {"arrete", Intent::OptOut, "fr"},
-    {"alto", Intent::OptOut, "es"},      {"detener", Intent::OptOut, "es"},
-    {"salir", Intent::OptOut, "es"},     {"baja", Intent::OptOut, "es"},
-    {"cancelar", Intent::OptOut, "es"},  {"parar", Intent::OptOut, "pt"},
-    {"sair", Intent::OptOut, "pt"},      {"pare", Intent::OptOut, "pt"},
+    {"stop", Intent::OptOut, "en"},
+    {"stopall", Intent::OptOut, "en"},
+    {"stop all", Intent::OptOut, "en"},
+    {"unsubscribe", Intent::OptOut, "en"},
+    {"unsub", Intent::OptOut, "en"},
+    {"cancel", Intent::OptOut, "en"},
+    {"end", Intent::OptOut, "en"},
+    {"quit", Intent::OptOut, "en"},
+    {"revoke", Intent::OptOut, "en"},
+    {"optout", Intent::OptOut, "en"},
+    {"opt out", Intent::OptOut, "en"},
+    {"remove", Intent::OptOut, "en"},
+    {"arret", Intent::OptOut, "fr"},
+    {"arrete", Intent::OptOut, "fr"},
+    {"alto", Intent::OptOut, "es"},
+    {"detener", Intent::OptOut, "es"},
+    {"salir", Intent::OptOut, "es"},
+    {"baja", Intent::OptOut, "es"},
+    {"cancelar", Intent::OptOut, "es"},
+    {"parar", Intent::OptOut, "pt"},
+    {"sair", Intent::OptOut, "pt"},
+    {"pare", Intent::OptOut, "pt"},
     {"stopp", Intent::OptOut, "de"},
     // Each language's own verb for unsubscribing, with its common forms.
-    {"desuscribir", Intent::OptOut, "es"},   {"desuscribirme", Intent::OptOut, "es"},
-    {"desuscribo", Intent::OptOut, "es"},    {"desuscribanme", Intent::OptOut, "es"},
-    {"desabonner", Intent::OptOut, "fr"},    {"desabonne", Intent::OptOut, "fr"},
-    {"desabonnez", Intent::OptOut, "fr"},    {"desabonnement", Intent::OptOut, "fr"},
-    {"desinscrire", Intent::OptOut, "fr"},   {"desinscription", Intent::OptOut, "fr"},
-    {"descadastrar", Intent::OptOut, "pt"},  {"descadastre", Intent::OptOut, "pt"},
-    {"descadastra", Intent::OptOut, "pt"},   {"descadastro", Intent::OptOut, "pt"},
-    {"descadastrem", Intent::OptOut, "pt"},  {"abmelden", Intent::OptOut, "de"},
-    {"abmelde", Intent::OptOut, "de"},       {"abmeldung", Intent::OptOut, "de"},
-    {"abbestellen", Intent::OptOut, "de"},   {"abbestelle", Intent::OptOut, "de"},
+    {"desuscribir", Intent::OptOut, "es"},
+    {"desuscribirme", Intent::OptOut, "es"},
+    {"desuscribo", Intent::OptOut, "es"},
+    {"desuscribanme", Intent::OptOut, "es"},
+    {"desabonner", Intent::OptOut, "fr"},
+    {"desabonne", Intent::OptOut, "fr"},
+    {"desabonnez", Intent::OptOut, "fr"},
+    {"desabonnement", Intent::OptOut, "fr"},
+    {"desinscrire", Intent::OptOut, "fr"},
+    {"desinscription", Intent::OptOut, "fr"},
+    {"descadastrar", Intent::OptOut, "pt"},
+    {"descadastre", Intent::OptOut, "pt"},
+    {"descadastra", Intent::OptOut, "pt"},
+    {"descadastro", Intent::OptOut, "pt"},
+    {"descadastrem", Intent::OptOut, "pt"},
+    {"abmelden", Intent::OptOut, "de"},
+    {"abmelde", Intent::OptOut, "de"},
+    {"abmeldung", Intent::OptOut, "de"},
+    {"abbestellen", Intent::OptOut, "de"},
+    {"abbestelle", Intent::OptOut, "de"},
     {"austragen", Intent::OptOut, "de"},
     {"start", Intent::OptIn, "en"},
-    {"unstop", Intent::OptIn, "en"},     {"yes", Intent::OptIn, "en"},
-    {"resume", Intent::OptIn, "en"},     {"subscribe", Intent::OptIn, "en"},
-    {"nonarret", Intent::OptIn, "fr"},   {"help", Intent::Help, "en"},
-    {"info", Intent::Help, "en"},        {"aide", Intent::Help, "fr"},
+    {"unstop", Intent::OptIn, "en"},
+    {"yes", Intent::OptIn, "en"},
+    {"resume", Intent::OptIn, "en"},
+    {"subscribe", Intent::OptIn, "en"},
+    {"nonarret", Intent::OptIn, "fr"},
+    {"help", Intent::Help, "en"},
+    {"info", Intent::Help, "en"},
+    {"aide", Intent::Help, "fr"},
     {"ayuda", Intent::Help, "es"},
 };
 
@@ -146,8 +176,7 @@ KeywordSet::Impl::Impl() {
     }
 }
 
-std::int32_t KeywordSet::Impl::insert_path(const std::u16string& s, std::uint8_t along,
-                                           std::int32_t* grown_parent) {
+std::int32_t KeywordSet::Impl::insert_path(const std::u16string& s, std::uint8_t along, std::int32_t* grown_parent) {
     std::int32_t node = 0;
     trie[0].flags |= along;
     for (char16_t c : s) {
@@ -179,12 +208,10 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
         detail::normalize_text(keyword, ascii, false, s, s.text);
         join_words(s.text, key);
         if (key.empty())
-            throw Error(Error::Kind::InvalidKeyword,
-                        "keyword " + quoted(keyword) + " has no letter or digit");
+            throw Error(Error::Kind::InvalidKeyword, "keyword " + quoted(keyword) + " has no letter or digit");
         if (key.size() > kMaxKeyLength)
-            throw Error(Error::Kind::InvalidKeyword,
-                        "keyword " + quoted(keyword) + " is too long: at most " +
-                            std::to_string(kMaxKeyLength) + " letters and digits");
+            throw Error(Error::Kind::InvalidKeyword, "keyword " + quoted(keyword) + " is too long: at most " +
+                                                         std::to_string(kMaxKeyLength) + " letters and digits");
         detail::collapse_trim(s.text, norm, SIZE_MAX);
         if (ascii)
             detail::exact_fold_ascii(keyword, SIZE_MAX, folded);
@@ -194,10 +221,9 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
 
     auto conflict = [&](std::int32_t other) {
         const Entry& o = entries[static_cast<std::size_t>(other)];
-        throw Error(Error::Kind::KeywordConflict,
-                    "keyword " + quoted(keyword) + " conflicts with keyword " + quoted(o.keyword) +
-                        " (intent " + to_string(o.intent) +
-                        "): a keyword belongs to exactly one intent");
+        throw Error(Error::Kind::KeywordConflict, "keyword " + quoted(keyword) + " conflicts with keyword " +
+                                                      quoted(o.keyword) + " (intent " + to_string(o.intent) +
+                                                      "): a keyword belongs to exactly one intent");
     };
 
     const auto kit = key_index.find(key);
@@ -259,8 +285,7 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
         if (key_inserted) key_index.erase(key);
         if (grown_parent >= 0) {
             auto& next = trie[static_cast<std::size_t>(grown_parent)].next;
-            if (!next.empty() && static_cast<std::size_t>(next.back().second) >= trie_size)
-                next.pop_back();
+            if (!next.empty() && static_cast<std::size_t>(next.back().second) >= trie_size) next.pop_back();
         }
         trie.resize(trie_size);  // shrinking never throws
         throw;
@@ -274,8 +299,7 @@ void KeywordSet::Impl::add(std::string_view keyword, Intent intent, std::string_
         keys[static_cast<std::size_t>(kit->second)].entries.push_back(entry_idx);
     }
     if (typo_key) typo_keys[typo_copy[0] - u'a'].push_back(std::move(typo_copy));  // reserved: no throw
-    if (intent == Intent::OptOut && key[0] >= u'a' && key[0] <= u'z' &&
-        optout_initial[key[0] - u'a'] < 0)
+    if (intent == Intent::OptOut && key[0] >= u'a' && key[0] <= u'z' && optout_initial[key[0] - u'a'] < 0)
         optout_initial[key[0] - u'a'] = entry_idx;
     max_exact_len = std::max(max_exact_len, folded.size());
     max_norm_len = std::max(max_norm_len, norm.size());

@@ -70,9 +70,7 @@ struct KeywordSet::Impl {
     std::int32_t key_entry(std::int32_t key) const noexcept {
         return keys[static_cast<std::size_t>(key)].entries.front();
     }
-    Intent key_intent(std::int32_t key) const noexcept {
-        return keys[static_cast<std::size_t>(key)].intent;
-    }
+    Intent key_intent(std::int32_t key) const noexcept { return keys[static_cast<std::size_t>(key)].intent; }
 
     std::vector<Entry> entries;
     std::vector<Key> keys;
@@ -81,7 +79,7 @@ struct KeywordSet::Impl {
     std::unordered_map<std::u16string, std::int32_t> norm_index;   // normalize(k) -> entries
     std::vector<Node> trie;                                        // trie[0] is the root
     // Opt-out keys made of a-z only, 4 to kMaxTypoKey letters long: the ones
-    // reasonable mode reads with a typo (classify.cpp, "typos").
+    // reasonable mode reads with a typo (classify_typo.cpp).
     std::vector<std::u16string> typo_keys[26];  // by first letter
     // Opt-out keys by first letter a-z: the entry of the first one added with
     // that initial, or -1 (review: a lone letter).
@@ -94,8 +92,7 @@ private:
     // Inserts the path of `s` (flagging its nodes with `along`), returns its
     // last node. On an exception, *grown_parent / trie size let the caller
     // undo the insertion.
-    std::int32_t insert_path(const std::u16string& s, std::uint8_t along,
-                             std::int32_t* grown_parent);
+    std::int32_t insert_path(const std::u16string& s, std::uint8_t along, std::int32_t* grown_parent);
 };
 
 }  // namespace optout

@@ -38,9 +38,7 @@ inline void append_cp(std::u16string& out, char32_t c) {
     }
 }
 
-inline bool is_mn_me(UChar32 c) noexcept {
-    return (U_GET_GC_MASK(c) & (U_GC_MN_MASK | U_GC_ME_MASK)) != 0;
-}
+inline bool is_mn_me(UChar32 c) noexcept { return (U_GET_GC_MASK(c) & (U_GC_MN_MASK | U_GC_ME_MASK)) != 0; }
 
 // Apostrophe variants read as U+0027 (docs/classifier.md, "Normalisation").
 inline UChar32 unify_apostrophe(UChar32 c) noexcept {
@@ -52,8 +50,7 @@ inline UChar32 unify_apostrophe(UChar32 c) noexcept {
         case 0x201B:  // SINGLE HIGH-REVERSED-9 QUOTATION MARK
         case 0x0060:  // GRAVE ACCENT
             return 0x27;
-        default:
-            return c;
+        default: return c;
     }
 }
 
@@ -110,14 +107,14 @@ bool run_normalizer(const UNormalizer2* norm, const std::u16string& in, std::u16
         std::size_t cap = len + len / 2 + 16;
         out.resize(old + cap);
         UErrorCode e = U_ZERO_ERROR;
-        int32_t got = unorm2_normalize(norm, in.data() + pos, static_cast<int32_t>(len),
-                                       out.data() + old, static_cast<int32_t>(cap), &e);
+        int32_t got = unorm2_normalize(norm, in.data() + pos, static_cast<int32_t>(len), out.data() + old,
+                                       static_cast<int32_t>(cap), &e);
         if (e == U_BUFFER_OVERFLOW_ERROR) {
             cap = static_cast<std::size_t>(got);
             out.resize(old + cap);
             e = U_ZERO_ERROR;
-            got = unorm2_normalize(norm, in.data() + pos, static_cast<int32_t>(len),
-                                   out.data() + old, static_cast<int32_t>(cap), &e);
+            got = unorm2_normalize(norm, in.data() + pos, static_cast<int32_t>(len), out.data() + old,
+                                   static_cast<int32_t>(cap), &e);
         }
         throw_if_oom(e);
         if (U_FAILURE(e) || got < 0) {
@@ -378,14 +375,14 @@ void exact_fold(const char16_t* s, std::size_t n, std::size_t max_len, std::u16s
     std::size_t cap = len + 16;
     out.resize(cap);
     UErrorCode err = U_ZERO_ERROR;
-    int32_t got = u_strFoldCase(out.data(), static_cast<int32_t>(cap), s + b,
-                                static_cast<int32_t>(len), U_FOLD_CASE_DEFAULT, &err);
+    int32_t got = u_strFoldCase(out.data(), static_cast<int32_t>(cap), s + b, static_cast<int32_t>(len),
+                                U_FOLD_CASE_DEFAULT, &err);
     if (err == U_BUFFER_OVERFLOW_ERROR) {
         cap = static_cast<std::size_t>(got);
         out.resize(cap);
         err = U_ZERO_ERROR;
-        got = u_strFoldCase(out.data(), static_cast<int32_t>(cap), s + b,
-                            static_cast<int32_t>(len), U_FOLD_CASE_DEFAULT, &err);
+        got = u_strFoldCase(out.data(), static_cast<int32_t>(cap), s + b, static_cast<int32_t>(len),
+                            U_FOLD_CASE_DEFAULT, &err);
     }
     throw_if_oom(err);
     if (U_FAILURE(err) || got < 0) {
@@ -410,8 +407,7 @@ void exact_fold_ascii(std::string_view ascii, std::size_t max_len, std::u16strin
     }
 }
 
-void normalize_text(std::string_view utf8, bool ascii, bool raw_ready, Scratch& s,
-                    std::u16string& out) {
+void normalize_text(std::string_view utf8, bool ascii, bool raw_ready, Scratch& s, std::u16string& out) {
     if (ascii) {
         // NFKC_Casefold of ASCII is ASCII lower-casing (no ASCII character
         // is a default ignorable or has a compatibility mapping) and ASCII

@@ -15,7 +15,6 @@
 
 namespace optout::detail {
 
-
 // Stream-safe limit (UAX #15 uses 30): at most this many consecutive
 // non-starters (canonical combining class != 0, counted after decomposition)
 // are kept; the excess of a longer run is dropped. Without it ICU's canonical
@@ -58,7 +57,7 @@ struct Scratch {
     std::u16string text;  // the normalised text (steps 1-2), NFC
     std::u16string tmp;   // exact-fold text, collapsed text, ...
     std::vector<Span> words;
-    std::vector<std::u16string_view> tokens;  // words with French elisions split (classify.cpp)
+    std::vector<std::u16string_view> tokens;  // words with French elisions split (classify_phrases.cpp)
     std::vector<std::uint8_t> reach;
     std::vector<std::int32_t> first;
 
@@ -120,8 +119,7 @@ void exact_fold_ascii(std::string_view ascii, std::size_t max_len, std::u16strin
 // Takes the ASCII fast path when `ascii` is true; otherwise decodes `utf8`
 // into s.raw first unless `raw_ready` says s.raw already holds it.
 // The result is left in `out` (which must not be one of s's other buffers).
-void normalize_text(std::string_view utf8, bool ascii, bool raw_ready, Scratch& s,
-                    std::u16string& out);
+void normalize_text(std::string_view utf8, bool ascii, bool raw_ready, Scratch& s, std::u16string& out);
 
 // Normalised text -> normalize()'s form: every White_Space run becomes one
 // U+0020, characters other than letters/digits/marks dropped at both ends.

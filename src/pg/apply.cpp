@@ -87,7 +87,8 @@ const char** stopped_groups(Attachment* a, const char* const* contacts, int n) {
     for (int i = 0; i < n; i++) {
         Datum arg = CStringGetTextDatum(contacts[i]);
         TableOwnerScope owner = enter_table_owner(a);
-        int rc = SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+        int rc =
+            SPI_execute_snapshot(a->group_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
         leave_table_owner(owner);
         if (rc != SPI_OK_SELECT) elog(ERROR, "optout: the stopped_group_query of attachment %d failed", a->id);
         char* g = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
@@ -144,9 +145,10 @@ void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
             if (col == InvalidAttrNumber) continue;
             const char* type = format_type_be_qualified(get_atttype(a->relid, col));
             const char* name = quote_identifier(a->contact_col);
-            char* sql = psprintf("SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
-                                 "ANY ($1::pg_catalog.text[]::%s[]) ORDER BY x.%s FOR NO KEY UPDATE OF x%s",
-                                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
+            char* sql = psprintf(
+                "SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
+                "ANY ($1::pg_catalog.text[]::%s[]) ORDER BY x.%s FOR NO KEY UPDATE OF x%s",
+                a->table_name, name, type, name, nowait ? " NOWAIT" : "");
             Oid types[1] = {TEXTARRAYOID};
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
             SPIPlanPtr p = SPI_prepare(sql, 1, types);
@@ -181,7 +183,8 @@ void lock_for_change(const char* const* contacts, int n) {
     Attachment* attachments = all_attachments(&nattachments);
     bool rows = false;
     for (int i = 0; i < nattachments; i++)
-        if (attachments[i].kind == kContacts && !attachments[i].keyed && !citus_table(attachments[i].relid)) rows = true;
+        if (attachments[i].kind == kContacts && !attachments[i].keyed && !citus_table(attachments[i].relid))
+            rows = true;
     if (!rows || n <= 0) {
         lock_contacts_for_change(contacts, n);
         return;
@@ -261,8 +264,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     uint64 rows = exec_plan(a, a->plans.outbound_fail_queued, arg1, arg2);
-    EventRow* events =
-        static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
+    EventRow* events = static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
     int nevents = 0;
     // The rows come by contact in byte order: walk the stops in that order
     // too, the first stop of each contact first.
@@ -286,8 +288,9 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
         e.info.body = nullptr;
         e.info.table_name = a->table_name;
         e.info.reason = nullptr;
-        e.info.detail = MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
-                                                             a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
+        e.info.detail =
+            MemoryContextStrdup(caller, psprintf("{\"queued_failed\": %s, \"rule\": \"%s\"}", failed,
+                                                 a->on_blocked == kMark || a->nmark > 0 ? "mark" : "delete"));
     }
     SPI_finish();
     record_events(events, nevents, nullptr);
@@ -329,8 +332,9 @@ const ChangeRequest* revoke_all(const ChangeRequest* reqs, int n) {
             memcpy(static_cast<void*>(out), reqs, sizeof(ChangeRequest) * n);
         }
         if (!out[i].info.arrived_on) out[i].info.arrived_on = out[i].channel;
-        out[i].info.detail = detail_add(out[i].info.detail, psprintf("\"revoke_all_from\": %s, \"requested_channel\": %s",
-                                                                    json_string(date), json_string(out[i].channel)));
+        out[i].info.detail =
+            detail_add(out[i].info.detail, psprintf("\"revoke_all_from\": %s, \"requested_channel\": %s",
+                                                    json_string(date), json_string(out[i].channel)));
         out[i].channel = nullptr;
     }
     return out ? out : reqs;
@@ -355,7 +359,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review) lock_keys[nlock++] = reqs[i].contact;
+        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review)
+            lock_keys[nlock++] = reqs[i].contact;
     lock_for_change(lock_keys, nlock);
 
     // The ledger rows of the batch's contacts.
@@ -379,8 +384,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     OPTOUT_GUARD({
         std::vector<optout::Change> changes(static_cast<size_t>(n));
         for (int i = 0; i < n; i++) {
-            changes[i].kind = reqs[i].type == ChangeType::Stop    ? optout::ChangeKind::Stop
-                              : reqs[i].type == ChangeType::Start ? optout::ChangeKind::Start
+            changes[i].kind = reqs[i].type == ChangeType::Stop     ? optout::ChangeKind::Stop
+                              : reqs[i].type == ChangeType::Start  ? optout::ChangeKind::Start
                               : reqs[i].type == ChangeType::Review ? optout::ChangeKind::Review
                                                                    : optout::ChangeKind::Help;
             changes[i].contact = reqs[i].contact;
@@ -424,9 +429,9 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         e.info = reqs[i].info;
         e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
         if (reqs[i].type == ChangeType::Start && !e.info.detail)
-            e.info.detail = outcomes[i].result ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}"
-                                                                           : "{\"lifted\": \"channel\"}")
-                                               : "{\"lifted\": null}";
+            e.info.detail = outcomes[i].result
+                                ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
+                                : "{\"lifted\": null}";
         // What classified it: optout's version and the keyword set (evidence).
         if (e.info.source && (strcmp(e.info.source, "keyword") == 0 || strcmp(e.info.source, "backfill") == 0)) {
             e.info.optout_version = OPTOUT_VERSION;
@@ -448,8 +453,8 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     LedgerInsert* li = static_cast<LedgerInsert*>(palloc0(sizeof(LedgerInsert) * (n_ins ? n_ins : 1)));
     for (int i = 0; i < n_ins; i++) {
         const ChangeRequest& r = reqs[ins[i]];
-        li[i] = LedgerInsert{r.contact, r.channel, r.info.source, r.info.keyword, r.info.rule,
-                             event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
+        li[i] = LedgerInsert{r.contact,      r.channel,   r.info.source,
+                             r.info.keyword, r.info.rule, event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
     }
     ledger_apply(dc, dch, n_del, li, n_ins);
     send_cache_reset();
@@ -493,54 +498,58 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     pin_attachments();
     PG_TRY();
     {
-    for (int pass = 0; pass < 3; pass++) {
-        // pass 0: flip_start; pass 1: left; pass 2: started
-        const int* which = pass == 0 ? flip_start : pass == 1 ? left : started;
-        int nwhich = pass == 0 ? nflip_start : pass == 1 ? nleft : nstarted;
-        if (nwhich == 0 && pass != 1) continue;
-        const char** who = pick(touched, which, nwhich);
-        for (int i = 0; i < nattachments; i++) {
-            Attachment* a = &attachments[i];
-            if (pass == 1 && i == 1) fault_point("apply_platform");
-            switch (a->kind) {
-                case kContacts:
-                    if (pass == 1 && a->plans.contacts_stop) run_for(a, a->plans.contacts_stop, who, nullptr, nwhich);
-                    if (pass != 1 && a->plans.contacts_start) run_lifting(a, a->plans.contacts_start, who, nullptr, nwhich);
-                    break;
-                case kGroups: {
-                    // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
-                    if (!groups[i] && ntouched > 0) groups[i] = stopped_groups(a, touched, ntouched);
-                    const char** sg = pick(groups[i], which, nwhich);
-                    if (pass != 1) {
-                        if (a->plans.groups_start) run_lifting(a, a->plans.groups_start, who, sg, nwhich);
+        for (int pass = 0; pass < 3; pass++) {
+            // pass 0: flip_start; pass 1: left; pass 2: started
+            const int* which = pass == 0 ? flip_start : pass == 1 ? left : started;
+            int nwhich = pass == 0 ? nflip_start : pass == 1 ? nleft : nstarted;
+            if (nwhich == 0 && pass != 1) continue;
+            const char** who = pick(touched, which, nwhich);
+            for (int i = 0; i < nattachments; i++) {
+                Attachment* a = &attachments[i];
+                if (pass == 1 && i == 1) fault_point("apply_platform");
+                switch (a->kind) {
+                    case kContacts:
+                        if (pass == 1 && a->plans.contacts_stop)
+                            run_for(a, a->plans.contacts_stop, who, nullptr, nwhich);
+                        if (pass != 1 && a->plans.contacts_start)
+                            run_lifting(a, a->plans.contacts_start, who, nullptr, nwhich);
+                        break;
+                    case kGroups: {
+                        // Each contact's Stopped group, once (a stopped_group_query runs once a contact).
+                        if (!groups[i] && ntouched > 0) groups[i] = stopped_groups(a, touched, ntouched);
+                        const char** sg = pick(groups[i], which, nwhich);
+                        if (pass != 1) {
+                            if (a->plans.groups_start) run_lifting(a, a->plans.groups_start, who, sg, nwhich);
+                            break;
+                        }
+                        if (a->plans.groups_leave) run_for(a, a->plans.groups_leave, who, sg, nwhich);
+                        if (a->plans.groups_join_stopped && nwhich > 0) {
+                            if (citus_table(a->relid)) {
+                                // On Citus, one contact at a time: its statement then
+                                // goes to the contact's shard (see optout._action_sql).
+                                for (int k = 0; k < nwhich; k++)
+                                    run_for(a, a->plans.groups_join_stopped, who + k, sg + k, 1);
+                            } else {
+                                run_for(a, a->plans.groups_join_stopped, who, sg, nwhich);
+                            }
+                        }
                         break;
                     }
-                    if (a->plans.groups_leave) run_for(a, a->plans.groups_leave, who, sg, nwhich);
-                    if (a->plans.groups_join_stopped && nwhich > 0) {
-                        if (citus_table(a->relid)) {
-                            // On Citus, one contact at a time: its statement then
-                            // goes to the contact's shard (see optout._action_sql).
-                            for (int k = 0; k < nwhich; k++) run_for(a, a->plans.groups_join_stopped, who + k, sg + k, 1);
-                        } else {
-                            run_for(a, a->plans.groups_join_stopped, who, sg, nwhich);
-                        }
-                    }
-                    break;
+                    case kOutbound:
+                        if (pass == 1) fail_queued(a, reqs, scopes, n_scopes);
+                        break;
+                    case kOptouts:
+                        // The platform's opt-out rows: optout's own writes (its
+                        // trigger there ignores them, see lifting_stop()).
+                        if (pass == 1 && a->plans.optouts_stop)
+                            run_lifting(a, a->plans.optouts_stop, who, nullptr, nwhich);
+                        if (pass != 1 && a->plans.optouts_start)
+                            run_lifting(a, a->plans.optouts_start, who, nullptr, nwhich);
+                        break;
+                    default: break;
                 }
-                case kOutbound:
-                    if (pass == 1) fail_queued(a, reqs, scopes, n_scopes);
-                    break;
-                case kOptouts:
-                    // The platform's opt-out rows: optout's own writes (its
-                    // trigger there ignores them, see lifting_stop()).
-                    if (pass == 1 && a->plans.optouts_stop) run_lifting(a, a->plans.optouts_stop, who, nullptr, nwhich);
-                    if (pass != 1 && a->plans.optouts_start) run_lifting(a, a->plans.optouts_start, who, nullptr, nwhich);
-                    break;
-                default:
-                    break;
             }
         }
-    }
     }
     PG_FINALLY();
     { unpin_attachments(); }
@@ -567,7 +576,8 @@ bool contact_query_finds(const Attachment* a, SPIPlanPtr plan, const char* conta
     TableOwnerScope owner = enter_table_owner(a);
     int rc = SPI_execute_snapshot(plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
     leave_table_owner(owner);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: a query of attachment %d failed: %s", a->id, SPI_result_code_string(rc));
+    if (rc != SPI_OK_SELECT)
+        elog(ERROR, "optout: a query of attachment %d failed: %s", a->id, SPI_result_code_string(rc));
     bool found = SPI_processed > 0;
     SPI_finish();
     unpin_search_path(guc_level);
@@ -580,8 +590,10 @@ int64 apply_existing_stops(Attachment* a) {
     // status and no group), read as optout's owner.
     MemoryContext caller = CurrentMemoryContext;
     OwnerScope scope = enter_owner();
-    int rc = SPI_execute("SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
-                         "ORDER BY s.contact COLLATE pg_catalog.\"C\"", true, 0);
+    int rc = SPI_execute(
+        "SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
+        "ORDER BY s.contact COLLATE pg_catalog.\"C\"",
+        true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
     int n = static_cast<int>(SPI_processed);
     const char** found = static_cast<const char**>(MemoryContextAlloc(caller, sizeof(char*) * (n ? n : 1)));
@@ -613,7 +625,8 @@ int64 apply_existing_stops(Attachment* a) {
     {
         if (a->kind == kContacts && a->plans.contacts_stop) {
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-            changed += static_cast<int64>(exec_plan(a, a->plans.contacts_stop, cstring_array(contacts, ncontacts), (Datum)0));
+            changed +=
+                static_cast<int64>(exec_plan(a, a->plans.contacts_stop, cstring_array(contacts, ncontacts), (Datum)0));
             SPI_finish();
         } else if (a->kind == kGroups) {
             const char** groups = stopped_groups(a, contacts, ncontacts);
@@ -624,8 +637,9 @@ int64 apply_existing_stops(Attachment* a) {
             if (a->plans.groups_join_stopped) {
                 if (citus_table(a->relid)) {
                     for (int k = 0; k < ncontacts; k++)
-                        changed += static_cast<int64>(exec_plan(a, a->plans.groups_join_stopped,
-                                                                cstring_array(contacts + k, 1), cstring_array(groups + k, 1)));
+                        changed +=
+                            static_cast<int64>(exec_plan(a, a->plans.groups_join_stopped,
+                                                         cstring_array(contacts + k, 1), cstring_array(groups + k, 1)));
                 } else {
                     changed += static_cast<int64>(exec_plan(a, a->plans.groups_join_stopped,
                                                             cstring_array(contacts, ncontacts),

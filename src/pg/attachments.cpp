@@ -25,14 +25,10 @@ struct ActionName {
     SPIPlanPtr ActionPlans::*plan;
 };
 constexpr ActionName kActionNames[] = {
-    {"contacts.stop", &ActionPlans::contacts_stop},
-    {"contacts.start", &ActionPlans::contacts_start},
-    {"groups.leave", &ActionPlans::groups_leave},
-    {"groups.join_stopped", &ActionPlans::groups_join_stopped},
-    {"groups.start", &ActionPlans::groups_start},
-    {"outbound.fail_queued", &ActionPlans::outbound_fail_queued},
-    {"optouts.stop", &ActionPlans::optouts_stop},
-    {"optouts.start", &ActionPlans::optouts_start},
+    {"contacts.stop", &ActionPlans::contacts_stop}, {"contacts.start", &ActionPlans::contacts_start},
+    {"groups.leave", &ActionPlans::groups_leave},   {"groups.join_stopped", &ActionPlans::groups_join_stopped},
+    {"groups.start", &ActionPlans::groups_start},   {"outbound.fail_queued", &ActionPlans::outbound_fail_queued},
+    {"optouts.stop", &ActionPlans::optouts_stop},   {"optouts.start", &ActionPlans::optouts_start},
 };
 
 // Static: the cache lives as long as the backend, and must outlive an error
@@ -172,7 +168,8 @@ void load_cache() {
         "FROM optout.attachments a JOIN pg_catalog.pg_class c ON c.oid = a.tbl "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.i) AS names, "
-        "pg_catalog.array_agg(s.sql ORDER BY s.i) AS sqls FROM optout._action_sql(a.id) WITH ORDINALITY s(name, sql, i)) s "
+        "pg_catalog.array_agg(s.sql ORDER BY s.i) AS sqls FROM optout._action_sql(a.id) WITH ORDINALITY s(name, sql, "
+        "i)) s "
         "ORDER BY a.id",
         true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading optout.attachments failed");

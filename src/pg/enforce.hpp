@@ -15,7 +15,7 @@ namespace optout_pg {
 // What an event says beyond its contact and channel. Every pointer may be
 // null. Strings are NUL-terminated, in the database encoding.
 struct EventInfo {
-    const char* source = nullptr;   // keyword, provider, manual, backfill, send, update
+    const char* source = nullptr;  // keyword, provider, manual, backfill, send, update
     const char* body = nullptr;
     const char* keyword = nullptr;
     const char* language = nullptr;
@@ -24,7 +24,7 @@ struct EventInfo {
     const char* code = nullptr;
     const char* table_name = nullptr;
     const char* reason = nullptr;
-    const char* detail = nullptr;   // JSON object text
+    const char* detail = nullptr;  // JSON object text
     // The channel the message or error came on, recorded in the event even
     // when the stop it causes covers every channel.
     const char* arrived_on = nullptr;
@@ -109,8 +109,7 @@ Datum cstring_array(const char* const* items, int n);
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword);
 // About how many rows the ledger holds (from its size on disk; no scan).
 double ledger_rows_estimate();
-void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info,
-                   int64 event_id);
+void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info, int64 event_id);
 // Looks up a provider error code. Returns whether it is known; *stops says
 // whether it means "recipient opted out".
 bool delivery_code_lookup(const char* provider, const char* code, bool* stops);

@@ -14,8 +14,8 @@ Oid type_oid(Oid nsp, const char* name) {
 Oid label_oid(Oid typ, const char* type_name, const char* label) {
     Oid oid = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(typ), CStringGetDatum(label));
     if (!OidIsValid(oid))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("enum optout.%s has no label \"%s\"", type_name, label)));
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("enum optout.%s has no label \"%s\"", type_name, label)));
     return oid;
 }
 
@@ -31,9 +31,11 @@ const EnumOids& enum_oids(FmgrInfo* flinfo) {
     EnumOids* oids = static_cast<EnumOids*>(MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(EnumOids)));
     const optout::Intent intents[] = {optout::Intent::OptOut, optout::Intent::OptIn, optout::Intent::Help,
                                       optout::Intent::Review};
-    for (optout::Intent i : intents) oids->intent[static_cast<int>(i)] = label_oid(intent_t, "intent", optout::to_string(i));
+    for (optout::Intent i : intents)
+        oids->intent[static_cast<int>(i)] = label_oid(intent_t, "intent", optout::to_string(i));
     const optout::Mode modes[] = {optout::Mode::Exact, optout::Mode::Standard, optout::Mode::Reasonable};
-    for (optout::Mode m : modes) oids->mode[static_cast<int>(m)] = label_oid(mode_t, "match_mode", optout::to_string(m));
+    for (optout::Mode m : modes)
+        oids->mode[static_cast<int>(m)] = label_oid(mode_t, "match_mode", optout::to_string(m));
     flinfo->fn_extra = oids;
     return *oids;
 }
@@ -41,7 +43,8 @@ const EnumOids& enum_oids(FmgrInfo* flinfo) {
 optout::Mode mode_from_oid(const EnumOids& oids, Oid label) {
     for (int m = 0; m < 3; m++)
         if (oids.mode[m] == label) return static_cast<optout::Mode>(m);
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid optout.match_mode value (OID %u)", label)));
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid optout.match_mode value (OID %u)", label)));
     pg_unreachable();
 }
 

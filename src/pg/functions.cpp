@@ -75,8 +75,7 @@ namespace optout_pg {
 // transaction, instead of failing on nextval() deep inside (SQLSTATE 25006).
 void require_writable(const char* what, const char* function) {
     if (RecoveryInProgress())
-        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-                        errmsg("optout: cannot %s on a hot standby", what),
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("optout: cannot %s on a hot standby", what),
                         errdetail("This server is a standby in recovery: optout's ledger is written on the primary "
                                   "and reaches the standby by replication. Reads (optout.is_stopped, classify, the "
                                   "reports) work here."),
@@ -105,9 +104,9 @@ extern "C" Datum optout_start(PG_FUNCTION_ARGS) {
     char* contact = required_contact(fcinfo);
     char* reason = arg_string(fcinfo, 2);
     if (!reason || strspn(reason, " \t\r\n") == strlen(reason))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("optout.start() requires a reason"),
-                        errhint("Say why the stop is lifted, e.g. optout.start('42', reason => 'consent form signed 2026-11-02'); it is recorded in optout.events.")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("optout.start() requires a reason"),
+                        errhint("Say why the stop is lifted, e.g. optout.start('42', reason => 'consent form signed "
+                                "2026-11-02'); it is recorded in optout.events.")));
     EventInfo info;
     info.source = "manual";
     info.reason = reason;
@@ -179,7 +178,6 @@ extern "C" Datum optout_confirm_next(PG_FUNCTION_ARGS) {
 extern "C" Datum optout_apply_existing_stops(PG_FUNCTION_ARGS) {
     int id = PG_GETARG_INT32(0);
     optout_pg::Attachment* a = optout_pg::find_attachment(id);
-    if (!a)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("optout attachment %d does not exist", id)));
+    if (!a) ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("optout attachment %d does not exist", id)));
     PG_RETURN_INT64(optout_pg::apply_existing_stops(a));
 }

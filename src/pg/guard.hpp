@@ -73,9 +73,9 @@ bool run_guarded(GuardFailure& failure, Fn&& fn) noexcept {
 
 // OPTOUT_GUARD(statements;) runs the statements as C++ behind the guard and
 // ereports any exception once they are done.
-#define OPTOUT_GUARD(...)                                                      \
-    do {                                                                       \
-        ::optout_pg::GuardFailure optout_guard_failure_;                       \
+#define OPTOUT_GUARD(...)                                                             \
+    do {                                                                              \
+        ::optout_pg::GuardFailure optout_guard_failure_;                              \
         if (!::optout_pg::run_guarded(optout_guard_failure_, [&]() { __VA_ARGS__; })) \
-            ::optout_pg::report_failure(optout_guard_failure_);                \
+            ::optout_pg::report_failure(optout_guard_failure_);                       \
     } while (0)

@@ -117,16 +117,17 @@ void load() {
         cached = std::move(fresh);
     });
     if (skipped > 0)
-        ereport(WARNING, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                          errmsg("optout: " UINT64_FORMAT " row(s) of optout.keywords cannot be used and are ignored", skipped),
-                          errdetail("%s", first_skipped),
-                          errhint("Fix or delete them: the table's trigger would refuse them.")));
+        ereport(
+            WARNING,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("optout: " UINT64_FORMAT " row(s) of optout.keywords cannot be used and are ignored", skipped),
+             errdetail("%s", first_skipped), errhint("Fix or delete them: the table's trigger would refuse them.")));
     uint64 h = 0;
     for (uint64 i = 0; i < n; i++) {
         const char* parts[3] = {rows[i].keyword, rows[i].intent, rows[i].language};
         for (const char* p : parts)
-            h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(p ? p : ""), p ? static_cast<int>(strlen(p)) + 1 : 0,
-                                    h + 1);
+            h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(p ? p : ""),
+                                    p ? static_cast<int>(strlen(p)) + 1 : 0, h + 1);
     }
     snprintf(fingerprint, sizeof fingerprint, "%016llx", static_cast<unsigned long long>(h));
     for (uint64 i = 0; i < n; i++) {

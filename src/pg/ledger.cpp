@@ -37,7 +37,7 @@ extern "C" {
 namespace {
 
 SPIPlanPtr event_plan = nullptr;
-SPIPlanPtr citus_ids_plan = nullptr;    // on Citus (see record_events)
+SPIPlanPtr citus_ids_plan = nullptr;  // on Citus (see record_events)
 SPIPlanPtr citus_event_plan = nullptr;
 SPIPlanPtr ledger_insert_plan = nullptr;
 SPIPlanPtr ledger_delete_plan = nullptr;
@@ -70,9 +70,9 @@ void bind_texts(const char* const* args, int n, Datum* values, char* nulls) {
     nulls[n] = '\0';
 }
 
-using optout_pg::OwnerScope;
 using optout_pg::enter_owner;
 using optout_pg::leave_owner;
+using optout_pg::OwnerScope;
 
 }  // namespace
 
@@ -162,17 +162,16 @@ namespace {
 // The columns of optout.events a row fills, and a row's values in that order;
 // the others (id, at) take their defaults.
 constexpr int kEventColumns = 16;
-const char* const kEventColumnNames[kEventColumns] = {"kind",     "contact", "channel",    "source", "body",
-                                                      "keyword",  "language", "rule",      "provider", "code",
-                                                      "table_name", "reason", "actor",     "optout_version",
-                                                      "keyword_set", "detail"};
+const char* const kEventColumnNames[kEventColumns] = {
+    "kind",     "contact", "channel",    "source", "body",  "keyword",        "language",    "rule",
+    "provider", "code",    "table_name", "reason", "actor", "optout_version", "keyword_set", "detail"};
 void event_values(const optout_pg::EventRow& row, const char* actor, const char* out[kEventColumns]) {
     const optout_pg::EventInfo& info = row.info;
-    const char* v[kEventColumns] = {row.kind,      row.contact,   row.channel,     info.source ? info.source : "manual",
-                                    info.body,     info.keyword,  info.language,   info.rule,
-                                    info.provider, info.code,     info.table_name, info.reason,
-                                    actor,         info.optout_version, info.keyword_set,
-                                    info.detail};
+    const char* v[kEventColumns] = {
+        row.kind,      row.contact,         row.channel,      info.source ? info.source : "manual",
+        info.body,     info.keyword,        info.language,    info.rule,
+        info.provider, info.code,           info.table_name,  info.reason,
+        actor,         info.optout_version, info.keyword_set, info.detail};
     memcpy(out, v, sizeof v);
 }
 
@@ -259,7 +258,8 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
                 if (cached >= 0) {
                     slot->tts_values[a] = detail_value[cached];
                 } else {
-                    slot->tts_values[a] = InputFunctionCall(&input[c], const_cast<char*>(v[c]), ioparams[c], att->atttypmod);
+                    slot->tts_values[a] =
+                        InputFunctionCall(&input[c], const_cast<char*>(v[c]), ioparams[c], att->atttypmod);
                     if (c == detail_col && ndetails < kDetails) {
                         MemoryContext batch = MemoryContextSwitchTo(call_cxt);
                         detail_text[ndetails] = pstrdup(v[c]);
@@ -378,7 +378,8 @@ void record_events(const EventRow* rows, int n, int64* ids) {
         args[0] = PointerGetDatum(construct_md_array(idd, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
         for (int c = 0; c < kEventColumns; c++) args[c + 1] = values[c];
         rc = SPI_execute_plan(citus_event_plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_INSERT || SPI_processed != static_cast<uint64>(n)) elog(ERROR, "optout: recording events failed");
+        if (rc != SPI_OK_INSERT || SPI_processed != static_cast<uint64>(n))
+            elog(ERROR, "optout: recording events failed");
         leave_owner(scope);
         return;
     }
@@ -426,9 +427,9 @@ int ledger_load(const char* const* contacts, int n, char*** out_contacts, char**
     OwnerScope scope = enter_owner();
     if (!load_plan) {
         static const Oid types[1] = {TEXTARRAYOID};
-        load_plan = prepare(
-            "SELECT s.contact, s.channel FROM optout.stops s WHERE s.contact OPERATOR(pg_catalog.=) ANY ($1)", 1,
-            types);
+        load_plan =
+            prepare("SELECT s.contact, s.channel FROM optout.stops s WHERE s.contact OPERATOR(pg_catalog.=) ANY ($1)",
+                    1, types);
     }
     // The latest committed state (the caller holds the contacts' locks).
     int rc = SPI_execute_snapshot(load_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
@@ -472,7 +473,8 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
         for (int c = 0; c < 5; c++) ins_args[c] = cstring_array(cols[c], nins);
         int dims[1] = {nins};
         int lbs[1] = {1};
-        ins_args[5] = PointerGetDatum(construct_md_array(ids, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
+        ins_args[5] =
+            PointerGetDatum(construct_md_array(ids, nullptr, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
     }
     OwnerScope scope = enter_owner();
     // Each plan is kept only once it is prepared: an error leaves it unset.
@@ -486,7 +488,8 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
             2, dtypes);
     }
     if (!ledger_insert_plan) {
-        static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+        static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+                                      TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
         ledger_insert_plan = prepare(
             "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
             "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
@@ -635,8 +638,7 @@ bool delivery_code_lookup(const char* provider, const char* code, bool* stops) {
 }
 
 // NOTIFY optout, '{"event": "stop", ...}' once the transaction commits.
-void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info,
-                   int64 event_id) {
+void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info, int64 event_id) {
     StringInfoData buf;
     initStringInfo(&buf);
     appendStringInfo(&buf, "{\"event\": ");
@@ -644,13 +646,23 @@ void notify_change(const char* kind, const char* contact, const char* channel, c
     appendStringInfo(&buf, ", \"event_id\": " INT64_FORMAT ", \"contact\": ", event_id);
     escape_json(&buf, contact);
     appendStringInfoString(&buf, ", \"channel\": ");
-    if (channel) escape_json(&buf, channel); else appendStringInfoString(&buf, "null");
-    const char* fields[][2] = {{"message_channel", info.arrived_on}, {"source", info.source},
-                               {"keyword", info.keyword}, {"rule", info.rule},
-                               {"table", info.table_name}, {"provider", info.provider}, {"code", info.code}};
+    if (channel)
+        escape_json(&buf, channel);
+    else
+        appendStringInfoString(&buf, "null");
+    const char* fields[][2] = {{"message_channel", info.arrived_on},
+                               {"source", info.source},
+                               {"keyword", info.keyword},
+                               {"rule", info.rule},
+                               {"table", info.table_name},
+                               {"provider", info.provider},
+                               {"code", info.code}};
     for (auto& f : fields) {
         appendStringInfo(&buf, ", \"%s\": ", f[0]);
-        if (f[1]) escape_json(&buf, f[1]); else appendStringInfoString(&buf, "null");
+        if (f[1])
+            escape_json(&buf, f[1]);
+        else
+            appendStringInfoString(&buf, "null");
     }
     appendStringInfo(&buf, ", \"at\": ");
     escape_json(&buf, timestamptz_to_str(GetCurrentTransactionStartTimestamp()));

@@ -84,37 +84,34 @@ bool should_stop() {
 void _PG_init(void) {
     optout::set_should_stop(&should_stop);
     DefineCustomEnumVariable(
-        "optout.match_mode",
-        "How strictly inbound messages are read as opt-out, opt-in or help requests.",
+        "optout.match_mode", "How strictly inbound messages are read as opt-out, opt-in or help requests.",
         "exact: the trimmed body is a keyword (how Twilio matches); standard: Unicode-normalised "
         "keywords, separators, repeats and courtesy words; reasonable: standard plus natural-language "
         "opt-out requests.",
-        &match_mode_setting, static_cast<int>(optout::Mode::Standard), match_mode_options,
-        PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        &match_mode_setting, static_cast<int>(optout::Mode::Standard), match_mode_options, PGC_USERSET, 0, nullptr,
+        nullptr, nullptr);
     DefineCustomStringVariable(
         "optout.fault_injection", "Test hook: fail optout's work at a named point.",
         "POINT raises an error there, POINT:cancel cancels the statement there. Points: cache_load, "
         "keywords_load, apply_events, apply_ledger, apply_platform, send_ledger_read, reply_claim.",
         &fault_setting, "", PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
-        "optout.confirmation_window",
-        "How long after a stop the one confirmation message is accepted.",
+        "optout.confirmation_window", "How long after a stop the one confirmation message is accepted.",
         "FCC rule 47 CFR 64.1200(a)(12) presumes a confirmation sent within 5 minutes compliant. 0: none.",
         &confirmation_window_setting, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "optout.help_reply_window",
-        "How long after a help request the one reply to it is accepted, when the contact is stopped.",
-        nullptr, &help_reply_window_setting, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable(
-        "optout.confirm_manual_stops",
-        "Whether a manual or backfill stop also allows a confirmation message.",
-        "Off: only a stop the contact sent (a keyword) or the provider reported allows one.",
-        &confirm_manual_stops_setting, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+        "How long after a help request the one reply to it is accepted, when the contact is stopped.", nullptr,
+        &help_reply_window_setting, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("optout.confirm_manual_stops",
+                             "Whether a manual or backfill stop also allows a confirmation message.",
+                             "Off: only a stop the contact sent (a keyword) or the provider reported allows one.",
+                             &confirm_manual_stops_setting, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable(
         "optout.revoke_all_from",
         "From this date (YYYY-MM-DD, midnight UTC) every channel-scoped stop covers every channel.",
-        "The FCC's revoke-all rule (47 CFR 64.1200(a)(10)), due 31 January 2027. Empty: never.",
-        &revoke_all_setting, "", PGC_SUSET, 0, check_revoke_all, assign_revoke_all, nullptr);
+        "The FCC's revoke-all rule (47 CFR 64.1200(a)(10)), due 31 January 2027. Empty: never.", &revoke_all_setting,
+        "", PGC_SUSET, 0, check_revoke_all, assign_revoke_all, nullptr);
     MarkGUCPrefixReserved("optout");
 }
 
@@ -154,8 +151,8 @@ void fault_point(const char* point) {
 
 int pin_search_path() {
     int level = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                            0, false);
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
     citus_allow_nested();  // on Citus only (citus.hpp)
     return level;
 }

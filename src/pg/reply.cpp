@@ -38,19 +38,20 @@ SPIPlanPtr keep(const char* sql, int nargs, const Oid* types) {
 // stops always do).
 // The stop a confirmation answers: the contact's latest stop that blocks
 // this send (by when it took effect).
-#define OPTOUT_LATEST_STOP                                                                                   \
-    "SELECT s.event_id, s.source, s.channel, e.at FROM optout.stops s "                                    \
-    "JOIN optout.events e ON e.id OPERATOR(pg_catalog.=) s.event_id "                                      \
-    "WHERE s.contact OPERATOR(pg_catalog.=) $1 "                                                           \
-    "AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2 OR $3) "                                \
+#define OPTOUT_LATEST_STOP                                                  \
+    "SELECT s.event_id, s.source, s.channel, e.at FROM optout.stops s "     \
+    "JOIN optout.events e ON e.id OPERATOR(pg_catalog.=) s.event_id "       \
+    "WHERE s.contact OPERATOR(pg_catalog.=) $1 "                            \
+    "AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2 OR $3) " \
     "ORDER BY e.at DESC, s.event_id DESC LIMIT 1"
-#define OPTOUT_STOP_ALLOWS                                                                                   \
-    "(s.source OPERATOR(pg_catalog.=) ANY ('{keyword,provider,platform}'::pg_catalog.text[]) OR $7) "     \
-    "AND s.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "               \
+#define OPTOUT_STOP_ALLOWS                                                                            \
+    "(s.source OPERATOR(pg_catalog.=) ANY ('{keyword,provider,platform}'::pg_catalog.text[]) OR $7) " \
+    "AND s.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "          \
     "pg_catalog.make_interval(secs => $6)) "
 
 const char kConfirmationSql[] =
-    "WITH s AS (" OPTOUT_LATEST_STOP ") "
+    "WITH s AS (" OPTOUT_LATEST_STOP
+    ") "
     "INSERT INTO optout.events AS x (kind, contact, channel, source, table_name, actor, detail) "
     "SELECT 'confirmation', $1, $2, 'send', $4, $5::pg_catalog.name, pg_catalog.jsonb_build_object("
     "'for_event', s.event_id, 'stop_source', s.source, 'stop_channel', s.channel, "
@@ -81,7 +82,8 @@ const char kHelpReplySql[] =
 
 // Would a confirmation be accepted now (optout.confirm_next's answer)?
 const char kPeekSql[] =
-    "WITH s AS (" OPTOUT_LATEST_STOP ") "
+    "WITH s AS (" OPTOUT_LATEST_STOP
+    ") "
     "SELECT 1 FROM s WHERE " OPTOUT_STOP_ALLOWS
     "AND $4 IS NULL AND $5 IS NULL AND NOT EXISTS (SELECT 1 FROM optout.events c "
     "WHERE (c.detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8 OPERATOR(pg_catalog.=) s.event_id "
@@ -89,8 +91,8 @@ const char kPeekSql[] =
 
 // Runs one of the statements above as optout's owner, on the latest
 // committed state; returns whether it produced a row.
-bool run(SPIPlanPtr* plan, const char* sql, const char* contact, const char* channel, const char* table,
-         int window, bool read_only) {
+bool run(SPIPlanPtr* plan, const char* sql, const char* contact, const char* channel, const char* table, int window,
+         bool read_only) {
     const char* actor = GetUserNameFromId(GetUserId(), false);
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     if (!*plan) {

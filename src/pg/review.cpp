@@ -45,8 +45,8 @@ bool review_event(int64 id, char** contact, char** channel) {
 bool review_open(int64 id) {
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     Oid types[1] = {INT8OID};
-    SPIPlanPtr plan = SPI_prepare(
-        "SELECT 1 FROM optout.open_reviews r WHERE r.review_id OPERATOR(pg_catalog.=) $1", 1, types);
+    SPIPlanPtr plan =
+        SPI_prepare("SELECT 1 FROM optout.open_reviews r WHERE r.review_id OPERATOR(pg_catalog.=) $1", 1, types);
     if (!plan) elog(ERROR, "optout: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
     Datum values[1] = {Int64GetDatum(id)};
     int rc = SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
@@ -66,8 +66,7 @@ extern "C" Datum optout_dismiss_review(PG_FUNCTION_ARGS) {
     int64 id = PG_GETARG_INT64(0);
     char* reason = PG_ARGISNULL(1) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(1));
     if (!reason || strspn(reason, " \t\r\n") == strlen(reason))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("optout.dismiss_review() requires a reason"),
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("optout.dismiss_review() requires a reason"),
                         errhint("Say why the reply is not a revocation, e.g. optout.dismiss_review(12, reason => "
                                 "'answered a question about opening hours'); it is recorded in optout.events.")));
     char* contact = nullptr;

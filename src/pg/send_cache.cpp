@@ -135,10 +135,10 @@ ContactTable* ledger_keys = nullptr;  // escalated: every (contact, channel) in 
 // ... and its contact-wide stops whose contact is an integer (a bulk send
 // asks it once a row, by value).
 IntSet* ledger_ints = nullptr;
-bool ledger_has_channels = false;  // ... and whether any of them is per channel
+bool ledger_has_channels = false;                 // ... and whether any of them is per channel
 ContactTable* ledger_channel_contacts = nullptr;  // ... and the contacts that have a per-channel one
-BlockedTable* pending = nullptr;   // blocked sends to record at commit
-IntPendingTable* pending_ints = nullptr;  // ... of integer contacts
+BlockedTable* pending = nullptr;                  // blocked sends to record at commit
+IntPendingTable* pending_ints = nullptr;          // ... of integer contacts
 TableNames* table_names = nullptr;
 bool callbacks_registered = false;
 // Once escalated, how many more contacts to look up one by one before reading
@@ -207,8 +207,7 @@ void xact_callback(XactEvent event, void*) {
             optout_pg::forget_collected_changes();
             optout_pg::forget_armed();
             break;
-        default:
-            break;
+        default: break;
     }
 }
 
@@ -240,7 +239,8 @@ ContactTable* load_ledger_keys(void) {
         if (!contact) continue;
         bool found;
         ContactTable::Entry* e = keys->insert(ContactChannel{contact, channel}, &found);
-        if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
+        if (!found)
+            e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
         if (channel) {
             e = channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
             if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
@@ -289,7 +289,8 @@ void flush_pending(void) {
     BlockedCount* all = static_cast<BlockedCount*>(palloc(sizeof(BlockedCount) * (ntext + nint)));
     long n = 0;
     if (ntext > 0)
-        for (const BlockedTable::Entry* e = texts->first(); e; e = texts->next(e)) all[n++] = BlockedCount{e->key, e->value};
+        for (const BlockedTable::Entry* e = texts->first(); e; e = texts->next(e))
+            all[n++] = BlockedCount{e->key, e->value};
     if (nint > 0) {
         constexpr int kDigits = 24;
         char* digits = static_cast<char*>(palloc(static_cast<Size>(nint) * 2 * kDigits));
@@ -378,8 +379,9 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
         if (!ledger_ints) ledger_ints = load_ledger_ints();
         return ledger_ints->find(integer_value(contact, type)) != nullptr;
     }
-    return send_blocked(datum_text(contact, type),
-                        any_channel ? kAnyChannel : channel ? datum_text(*channel, channel_type) : nullptr);
+    return send_blocked(datum_text(contact, type), any_channel ? kAnyChannel
+                                                   : channel   ? datum_text(*channel, channel_type)
+                                                               : nullptr);
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {

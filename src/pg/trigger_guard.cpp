@@ -83,21 +83,22 @@ const char* const kDone[] = {"dropped", "disabled", "set to ENABLE REPLICA (it f
 void guard(Oid relid, Oid root, const char* trigger, Action action) {
     char* table = table_name(relid);
     char* attached_table = table_name(root);
-    char* what = trigger ? psprintf("trigger \"%s\" of table %s", trigger, table)
-                         : psprintf("the triggers of table %s", table);
+    char* what =
+        trigger ? psprintf("trigger \"%s\" of table %s", trigger, table) : psprintf("the triggers of table %s", table);
     if (!superuser())
-        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                        errmsg("optout: cannot %s %s: optout enforces opt-outs through it", kDo[action], what),
-                        errdetail("The table %s is attached to optout.", attached_table),
-                        errhint("To stop enforcing on it, detach it (as its administrator): SELECT optout.detach('%s');",
-                                attached_table)));
-    ereport(WARNING, (errcode(ERRCODE_WARNING),
-                      errmsg("optout: %s %s: opt-outs are not enforced through it until it is put back",
-                             what, kDone[action]),
-                      errdetail("The table %s is attached to optout.", attached_table),
-                      errhint("optout.health() and the view optout.attached report it; optout.detach('%s') "
-                              "detaches the table instead.",
-                              attached_table)));
+        ereport(ERROR,
+                (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                 errmsg("optout: cannot %s %s: optout enforces opt-outs through it", kDo[action], what),
+                 errdetail("The table %s is attached to optout.", attached_table),
+                 errhint("To stop enforcing on it, detach it (as its administrator): SELECT optout.detach('%s');",
+                         attached_table)));
+    ereport(WARNING,
+            (errcode(ERRCODE_WARNING),
+             errmsg("optout: %s %s: opt-outs are not enforced through it until it is put back", what, kDone[action]),
+             errdetail("The table %s is attached to optout.", attached_table),
+             errhint("optout.health() and the view optout.attached report it; optout.detach('%s') "
+                     "detaches the table instead.",
+                     attached_table)));
 }
 
 // DROP TRIGGER name ON table: objects are lists of names, the trigger's last.
@@ -129,7 +130,10 @@ void check_alter_table(AlterTableStmt* stmt) {
             case AT_DisableTrig: action = kDisable; break;
             case AT_EnableReplicaTrig: action = kReplica; break;
             case AT_DisableTrigAll:
-            case AT_DisableTrigUser: action = kDisable; all = true; break;
+            case AT_DisableTrigUser:
+                action = kDisable;
+                all = true;
+                break;
             default: continue;
         }
         if (!all && !optout_trigger_name(cmd->name)) continue;

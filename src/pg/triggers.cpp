@@ -29,9 +29,9 @@ using optout_pg::Attachment;
 using optout_pg::ChangeRequest;
 using optout_pg::ChangeType;
 using optout_pg::EventInfo;
-using optout_pg::RelInfo;
 using optout_pg::find_attachment;
 using optout_pg::rel_info;
+using optout_pg::RelInfo;
 
 namespace {
 
@@ -50,7 +50,8 @@ struct TriggerCall {
 
 Attachment* trigger_attachment(FunctionCallInfo fcinfo, const char* fname) {
     if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("%s must be called as a trigger", fname)));
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("%s must be called as a trigger", fname)));
     TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
     if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs < 1)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -122,8 +123,8 @@ char* row_contact(const Attachment* a, const RelInfo* r, HeapTuple tup, Relation
             (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
              errmsg("contact \"%s\" has opted out%s%s%s: message refused", contact, channel ? " of channel \"" : "",
                     channel ? channel : "", channel ? "\"" : ""),
-             errdetail("The contact is stopped since %s%s%s%s.", since ? since : "?",
-                       keyword ? " (keyword \"" : "", keyword ? keyword : "", keyword ? "\")" : ""),
+             errdetail("The contact is stopped since %s%s%s%s.", since ? since : "?", keyword ? " (keyword \"" : "",
+                       keyword ? keyword : "", keyword ? "\")" : ""),
              errhint("The contact must send START (or another opt-in keyword) before messages can be sent again."),
              errtable(rel)));
 }
@@ -151,8 +152,8 @@ bool classify_row(Attachment* a, text* body_t) {
     const optout::KeywordSet& kw = optout_pg::keywords();
     OPTOUT_GUARD({
         inbound_match = optout::classify(std::string_view(body.data, body.size), mode, kw);
-        inbound_stopall = inbound_match.intent == optout::Intent::OptOut &&
-                          optout::keyword_key(inbound_match.keyword) == "stopall";
+        inbound_stopall =
+            inbound_match.intent == optout::Intent::OptOut && optout::keyword_key(inbound_match.keyword) == "stopall";
     });
     return inbound_match.intent != optout::Intent::None;
 }
@@ -190,7 +191,8 @@ static bool when_blocked(FunctionCallInfo fcinfo, int first, const char* fname, 
         types[0] = get_fn_expr_argtype(fcinfo->flinfo, first);
         types[1] = any_channel ? TEXTOID : get_fn_expr_argtype(fcinfo->flinfo, first + 1);
         if (!OidIsValid(types[0]) || !OidIsValid(types[1]))
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs arguments of known types", fname)));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s needs arguments of known types", fname)));
         fcinfo->flinfo->fn_extra = types;
     }
     bool no_channel = any_channel || PG_ARGISNULL(first + 1);
@@ -201,7 +203,7 @@ static bool when_blocked(FunctionCallInfo fcinfo, int first, const char* fname, 
     if (!kind && !optout_pg::any_armed()) return true;
     // A blocked send that may be a reply: the keys as text.
     char* contact_text = optout_pg::datum_text(contact, types[0]);
-    const char* channel_text = any_channel ? optout_pg::kAnyChannel
+    const char* channel_text = any_channel  ? optout_pg::kAnyChannel
                                : no_channel ? nullptr
                                             : optout_pg::datum_text(channel, types[1]);
     Attachment* a = when_attachment(fcinfo);
@@ -239,7 +241,8 @@ extern "C" Datum optout_reply_when(PG_FUNCTION_ARGS) {
 // triggers collected.
 extern "C" Datum optout_flush(PG_FUNCTION_ARGS) {
     if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED), errmsg("optout._flush() must be called as a trigger")));
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("optout._flush() must be called as a trigger")));
     optout_pg::apply_collected_changes();
     return PointerGetDatum(nullptr);
 }
@@ -286,9 +289,11 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     if (unplaced) {
         req.type = ChangeType::Review;
         req.channel = channel;
-        info.reason = !*contact ? "no number in this message: its stop or start cannot be applied"
-                      : a->organization_col ? "no number optout can read or no organization for this message: its stop or start cannot be applied"
-                                            : "a number optout cannot read: its stop or start cannot be applied";
+        info.reason =
+            !*contact ? "no number in this message: its stop or start cannot be applied"
+            : a->organization_col
+                ? "no number optout can read or no organization for this message: its stop or start cannot be applied"
+                : "a number optout cannot read: its stop or start cannot be applied";
         optout_pg::collect_change(req);
         return PointerGetDatum(nullptr);
     }
@@ -330,15 +335,15 @@ extern "C" Datum optout_outbound_trigger(PG_FUNCTION_ARGS) {
 
     // A blocked row of a bulk send with integer keys: counted and marked
     // without turning the keys into text (its WHEN found it blocked).
-    if (!is_update && !a->keyed && td->tg_trigger->tgqual && a->on_blocked != optout_pg::kError && optout_pg::is_integer_type(r->contact_type) &&
-        (!r->channel || optout_pg::is_integer_type(r->channel_type))) {
+    if (!is_update && !a->keyed && td->tg_trigger->tgqual && a->on_blocked != optout_pg::kError &&
+        optout_pg::is_integer_type(r->contact_type) && (!r->channel || optout_pg::is_integer_type(r->channel_type))) {
         bool cnull, chnull = true;
         Datum c = heap_getattr(tup, r->contact, RelationGetDescr(rel), &cnull);
         Datum ch = r->channel ? heap_getattr(tup, r->channel, RelationGetDescr(rel), &chnull) : (Datum)0;
         if (cnull) return PointerGetDatum(tup);
         int64 channel_value = chnull ? 0 : optout_pg::integer_value(ch, r->channel_type);
-        optout_pg::note_blocked_int(optout_pg::integer_value(c, r->contact_type), chnull ? nullptr : &channel_value, a->id,
-                                    a->table_name, a->on_blocked == optout_pg::kSkip);
+        optout_pg::note_blocked_int(optout_pg::integer_value(c, r->contact_type), chnull ? nullptr : &channel_value,
+                                    a->id, a->table_name, a->on_blocked == optout_pg::kSkip);
         return mark_row(a, r, rel, tup);
     }
 
@@ -439,14 +444,17 @@ extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
         char* code = column_text(tup, rel, r->code);
         if (!code) return PointerGetDatum(nullptr);
         info.code = code;
-        if (!info.provider || !optout_pg::delivery_code_lookup(info.provider, code, &stops)) return PointerGetDatum(nullptr);
+        if (!info.provider || !optout_pg::delivery_code_lookup(info.provider, code, &stops))
+            return PointerGetDatum(nullptr);
         info.detail = stops ? "{\"stops\": true}" : "{\"stops\": false}";
         optout_pg::record_event("provider_error", contact, channel, info);
         info.detail = nullptr;
     }
     // Applied at the end of the statement with the statement's other stops
     // (a bulk load of receipts stops its contacts together).
-    if (stops) optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
+    if (stops)
+        optout_pg::collect_change(
+            ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
 

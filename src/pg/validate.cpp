@@ -36,8 +36,8 @@ bool check_walker(Node* node, void* arg) {
         Query* q = reinterpret_cast<Query*>(node);
         if (cx->what) {
             if (q->commandType != CMD_SELECT || q->utilityStmt)
-                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                                errmsg("%s must be a read-only SELECT", cx->what)));
+                ereport(ERROR,
+                        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must be a read-only SELECT", cx->what)));
             if (q->hasModifyingCTE)
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                                 errmsg("%s must not modify data (it has a data-modifying WITH)", cx->what)));
@@ -64,7 +64,8 @@ bool check_walker(Node* node, void* arg) {
 // coerces to it. Nothing is planned or run.
 extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the statement, its parameters and its role must be given")));
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("the statement, its parameters and its role must be given")));
     char* sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
     ArrayType* params = PG_GETARG_ARRAYTYPE_P(1);
     Oid run_as = PG_GETARG_OID(2);
@@ -101,9 +102,9 @@ extern "C" Datum optout_check_statement(PG_FUNCTION_ARGS) {
     (void)check_walker(reinterpret_cast<Node*>(q), &cx);
     if (cx.what) {
         if (contain_volatile_functions(reinterpret_cast<Node*>(q)))
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("%s must not call volatile functions", cx.what),
-                            errdetail("A volatile function may write; the query must only read.")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not call volatile functions", cx.what),
+                     errdetail("A volatile function may write; the query must only read.")));
         int ncols = 0;
         Oid type = InvalidOid;
         ListCell* lc;

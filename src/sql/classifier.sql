@@ -164,6 +164,8 @@ CREATE TRIGGER keywords_changed
     FOR EACH STATEMENT EXECUTE FUNCTION optout._config_changed();
 
 -- The defaults of the classifier specification: regulator and provider lists.
+-- Their source is kDefaults in src/core/keywords.cpp; test/unit/keywords_test.cpp
+-- checks that these rows are exactly those.
 INSERT INTO optout.keywords (keyword, intent, language, is_default, note) VALUES
     ('stop',        'opt_out', 'en', true, 'FCC, CTIA, every provider'),
     ('stopall',     'opt_out', 'en', true, 'Twilio, Telnyx, Braze'),

@@ -31,8 +31,8 @@ using optout::Rule;
     std::abort();
 }
 
-#define CHECK(cond, what) \
-    do {                  \
+#define CHECK(cond, what)               \
+    do {                                \
         if (!(cond)) fail(what, input); \
     } while (0)
 
@@ -68,8 +68,7 @@ bool valid_utf8(std::string_view s) {
             if ((t & 0xC0) != 0x80) return false;
             cp = (cp << 6) | (t & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += n + 1;
     }
@@ -77,8 +76,7 @@ bool valid_utf8(std::string_view s) {
 }
 
 bool consistent(const Match& m) {
-    if (m.intent == Intent::None)
-        return m.rule == Rule::None && m.keyword.empty() && m.language.empty();
+    if (m.intent == Intent::None) return m.rule == Rule::None && m.keyword.empty() && m.language.empty();
     return m.rule != Rule::None && !m.keyword.empty() && !m.language.empty();
 }
 
@@ -93,27 +91,202 @@ bool same(const Match& a, const Match& b) {
 // bytes, ...), and the invariants are checked on that text too.
 using namespace std::string_view_literals;
 constexpr std::string_view kPieces[] = {
-    "stop", "STOP", "Stop", "all", "opt", "out", "un", "sub", "scribe", "cancel", "end", "quit",
-    "arret", "Arr\u00EAt", "alto", "start", "yes", "help", "info", "me", "texting", "text", "please",
-    "thank", "you", "ok", "now", "don't", "dont", "do", "not", "never", "can't", "leave", "alone",
-    "remove", "take", "off", "my", "number", "no", "more", "messages", "i", "want", "wanna", "to",
-    "by", "the", "office", "s", "t", "o", "p", " ", "  ", "\t", "\n", "\r\n", ".", ",", "-", "_",
-    "!", "?", "\"", "'", "`", "\u2019", "\u2018", "\u02BC", "\u201C", "\u201D", "\u00AB",
-    "\u00BB", "\u201E", "\u300C", "\u300D", "\u2039", "\uFF02", "\uFF07", "\u200B", "\u200D",
-    "\u00AD", "\uFE0F", "\u200F", "\u202B", "\u061C", "\u034F", "\u2060", "\u3000", "\u00A0",
-    "\u2028", "\u0085", "\u0301", "\u0316", "\u0308", "\u20DD", "\u0345", "\u0344", "\u0F73",
-    "\uFF9E", "\U0001D165", "\U0001D16D", "\u0941", "\u093E", "\u0BC6", "\u0BBE", "\u1100",
-    "\u1161", "\u11A8", "\uAC00", "\u00DF", "\u017F", "\u0130", "\u0131", "\u03A3", "\u03C2",
-    "\u01C5", "\uFB01", "\uFDFA", "\u212A", "\uFF33", "\uFF54", "\U0001D412", "\u24C8",
-    "\u05E9", "\u05B8", "\u062A", "\u064E", "\U0001F6D1", "\U0001F44D", "\U0001F3FD",
-    "\uFFFD", "\xFF", "\xC0\xAF", "\xED\xA0\x80", "\xE2\x80", "\xF0\x9F", "\x00"sv, "\x1F",
-    "e", "E\u0301", "\u00E9", "\u1E9E", "\u0149", "\u1FB3", "\u0390", "\u2126", "\u00C5",
+    "stop",
+    "STOP",
+    "Stop",
+    "all",
+    "opt",
+    "out",
+    "un",
+    "sub",
+    "scribe",
+    "cancel",
+    "end",
+    "quit",
+    "arret",
+    "Arr\u00EAt",
+    "alto",
+    "start",
+    "yes",
+    "help",
+    "info",
+    "me",
+    "texting",
+    "text",
+    "please",
+    "thank",
+    "you",
+    "ok",
+    "now",
+    "don't",
+    "dont",
+    "do",
+    "not",
+    "never",
+    "can't",
+    "leave",
+    "alone",
+    "remove",
+    "take",
+    "off",
+    "my",
+    "number",
+    "no",
+    "more",
+    "messages",
+    "i",
+    "want",
+    "wanna",
+    "to",
+    "by",
+    "the",
+    "office",
+    "s",
+    "t",
+    "o",
+    "p",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    ".",
+    ",",
+    "-",
+    "_",
+    "!",
+    "?",
+    "\"",
+    "'",
+    "`",
+    "\u2019",
+    "\u2018",
+    "\u02BC",
+    "\u201C",
+    "\u201D",
+    "\u00AB",
+    "\u00BB",
+    "\u201E",
+    "\u300C",
+    "\u300D",
+    "\u2039",
+    "\uFF02",
+    "\uFF07",
+    "\u200B",
+    "\u200D",
+    "\u00AD",
+    "\uFE0F",
+    "\u200F",
+    "\u202B",
+    "\u061C",
+    "\u034F",
+    "\u2060",
+    "\u3000",
+    "\u00A0",
+    "\u2028",
+    "\u0085",
+    "\u0301",
+    "\u0316",
+    "\u0308",
+    "\u20DD",
+    "\u0345",
+    "\u0344",
+    "\u0F73",
+    "\uFF9E",
+    "\U0001D165",
+    "\U0001D16D",
+    "\u0941",
+    "\u093E",
+    "\u0BC6",
+    "\u0BBE",
+    "\u1100",
+    "\u1161",
+    "\u11A8",
+    "\uAC00",
+    "\u00DF",
+    "\u017F",
+    "\u0130",
+    "\u0131",
+    "\u03A3",
+    "\u03C2",
+    "\u01C5",
+    "\uFB01",
+    "\uFDFA",
+    "\u212A",
+    "\uFF33",
+    "\uFF54",
+    "\U0001D412",
+    "\u24C8",
+    "\u05E9",
+    "\u05B8",
+    "\u062A",
+    "\u064E",
+    "\U0001F6D1",
+    "\U0001F44D",
+    "\U0001F3FD",
+    "\uFFFD",
+    "\xFF",
+    "\xC0\xAF",
+    "\xED\xA0\x80",
+    "\xE2\x80",
+    "\xF0\x9F",
+    "\x00"sv,
+    "\x1F",
+    "e",
+    "E\u0301",
+    "\u00E9",
+    "\u1E9E",
+    "\u0149",
+    "\u1FB3",
+    "\u0390",
+    "\u2126",
+    "\u00C5",
     // 0.2: look-alike letters, typos, other languages, legal phrases, review.
-    "\u0421", "\u0395", "\u0405", "\u0406", "\u0441", "\u043F", "\u03B5", "ANCEL", "ND", "cnacel",
-    "usnubscribe", "stpo", "merci", "gracias", "por", "favor", "bitte", "quiero", "recibir", "ya",
-    "ne", "m'", "veux", "plus", "recevoir", "envoyer", "parem", "de", "enviar", "nicht", "mehr",
-    "schreiben", "sie", "mir", "keine", "wrong", "consent", "withdraw", "longer", "cease", "nope",
-    "S", "n\u00E3o", "Arr\u00EAtez", "\u00BF",
+    "\u0421",
+    "\u0395",
+    "\u0405",
+    "\u0406",
+    "\u0441",
+    "\u043F",
+    "\u03B5",
+    "ANCEL",
+    "ND",
+    "cnacel",
+    "usnubscribe",
+    "stpo",
+    "merci",
+    "gracias",
+    "por",
+    "favor",
+    "bitte",
+    "quiero",
+    "recibir",
+    "ya",
+    "ne",
+    "m'",
+    "veux",
+    "plus",
+    "recevoir",
+    "envoyer",
+    "parem",
+    "de",
+    "enviar",
+    "nicht",
+    "mehr",
+    "schreiben",
+    "sie",
+    "mir",
+    "keine",
+    "wrong",
+    "consent",
+    "withdraw",
+    "longer",
+    "cease",
+    "nope",
+    "S",
+    "n\u00E3o",
+    "Arr\u00EAtez",
+    "\u00BF",
 };
 constexpr std::size_t kNumPieces = sizeof(kPieces) / sizeof(kPieces[0]);
 
@@ -149,17 +322,18 @@ void check(std::string_view input) {
     // Results are well-formed.
     CHECK(consistent(ex) && consistent(st) && consistent(re), "match fields inconsistent");
     CHECK(ex.intent == Intent::None || ex.rule == Rule::Exact, "exact mode used another rule");
-    CHECK(st.rule != Rule::Phrase && st.rule != Rule::Typo && st.rule != Rule::Sentence &&
-              st.rule != Rule::KeywordAside,
-          "standard mode used a rule of reasonable mode");
+    CHECK(
+        st.rule != Rule::Phrase && st.rule != Rule::Typo && st.rule != Rule::Sentence && st.rule != Rule::KeywordAside,
+        "standard mode used a rule of reasonable mode");
     // The rules that stop give opt_out, the review rules give review, and
     // nothing else gives review (a review is never a stop).
     for (const Match* m : {&st, &re}) {
-        const bool stop_rule = m->rule == Rule::Phrase || m->rule == Rule::Typo ||
-                               m->rule == Rule::Sentence || m->rule == Rule::Lookalike;
-        const bool review_rule = m->rule == Rule::LoneNegative || m->rule == Rule::LoneLetter ||
-                                 m->rule == Rule::KeywordAside;
-        CHECK(!stop_rule || m->intent == Intent::OptOut, "a phrase, typo, sentence or look-alike that is not an opt-out");
+        const bool stop_rule =
+            m->rule == Rule::Phrase || m->rule == Rule::Typo || m->rule == Rule::Sentence || m->rule == Rule::Lookalike;
+        const bool review_rule =
+            m->rule == Rule::LoneNegative || m->rule == Rule::LoneLetter || m->rule == Rule::KeywordAside;
+        CHECK(!stop_rule || m->intent == Intent::OptOut,
+              "a phrase, typo, sentence or look-alike that is not an opt-out");
         CHECK(review_rule == (m->intent == Intent::Review), "review and its rules disagree");
     }
 
@@ -174,9 +348,8 @@ void check(std::string_view input) {
     CHECK(st.intent != Intent::Review || re.intent == Intent::Review || re.intent == Intent::OptOut,
           "standard's review lost in reasonable");
     // Reasonable adds opt-outs and reviews only.
-    CHECK(re.intent == st.intent ||
-              ((st.intent == Intent::None || st.intent == Intent::Review) &&
-               (re.intent == Intent::OptOut || re.intent == Intent::Review)),
+    CHECK(re.intent == st.intent || ((st.intent == Intent::None || st.intent == Intent::Review) &&
+                                     (re.intent == Intent::OptOut || re.intent == Intent::Review)),
           "reasonable added an opt-in or help");
 
     // normalize(): the same text as Match::normalized, valid UTF-8, idempotent.

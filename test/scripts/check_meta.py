@@ -3,7 +3,8 @@
 
 The spec's required keys and types, a semantic version, a known license, and
 that META.json, optout.control, CHANGELOG.md and the install script agree on
-the version. Prints one line per check; exits non-zero on a failure.
+the version. Prints one "ok - ..." or "not ok - ..." line per check and
+"meta: N passed, N failed"; exits non-zero on a failure.
 """
 import json
 import os
@@ -17,10 +18,13 @@ LICENSES = {"agpl_3", "apache_1_1", "apache_2_0", "artistic_1", "artistic_2", "b
             "mozilla_1_0", "mozilla_1_1", "openssl", "perl_5", "postgresql", "qpl_1_0", "ssleay",
             "sun", "zlib", "open_source", "restricted", "unrestricted", "unknown"}
 failures = []
+checks = 0
 
 
 def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
+    global checks
+    checks += 1
+    print(("ok - " if cond else "not ok - ") + what)
     if not cond:
         failures.append(what)
 
@@ -122,5 +126,5 @@ if os.path.exists(deb):
     m = re.match(r"^optout \(([^)-]+)-[^)]+\)", open(deb).read())
     check(m is not None and m.group(1) == meta["version"], "debian/changelog's newest entry is the META.json version")
 
-print(f"meta: {len(failures)} failures")
+print(f"meta: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -389,8 +389,8 @@ TEST(PlanChanges, LedgerRowsOfOtherContactsIgnoredAndInsertInRequestOrder) {
 }
 
 TEST(PlanChanges, InterleavedContactsFirstSeenFirst) {
-    std::vector<Change> changes = {stop("b"), start("a"), stop("c", "sms"), stop("a"), start("b"), help("d"),
-                                   stop("c"), start("a", "sms")};
+    std::vector<Change> changes = {stop("b"),  start("a"), stop("c", "sms"), stop("a"),
+                                   start("b"), help("d"),  stop("c"),        start("a", "sms")};
     std::vector<LedgerRow> ledger = {{"a", kAll}, {"b", "sms"}};
     ChangePlan p = plan_changes(changes, ledger);
     ASSERT_EQ(p.contacts.size(), 3u);
@@ -436,7 +436,8 @@ struct Model {
 
     static ChangePlan run(const std::vector<Change>& changes, const std::vector<LedgerRow>& ledger) {
         std::map<Key, Origin> rows;
-        for (std::size_t i = 0; i < ledger.size(); i++) rows.emplace(key(ledger[i].contact, ledger[i].channel), Origin{true, i});
+        for (std::size_t i = 0; i < ledger.size(); i++)
+            rows.emplace(key(ledger[i].contact, ledger[i].channel), Origin{true, i});
         ChangePlan plan;
         std::map<std::string, std::size_t> seen;
         std::set<Key> stopped_scopes;
@@ -452,7 +453,8 @@ struct Model {
             if (fresh) plan.contacts.push_back(ContactPlan{ch.contact});
             ContactPlan& cp = plan.contacts[it->second];
             if (ch.kind == ChangeKind::Stop) {
-                bool already = rows.count(key(contact, kAll)) > 0 || (ch.channel && rows.count(key(contact, ch.channel)) > 0);
+                bool already =
+                    rows.count(key(contact, kAll)) > 0 || (ch.channel && rows.count(key(contact, ch.channel)) > 0);
                 if (ch.only_if_new && already) {
                     out.event = false;
                 } else {
@@ -496,10 +498,13 @@ struct Model {
 
 std::string describe(const std::vector<Change>& changes, const std::vector<LedgerRow>& ledger) {
     std::string s = "ledger:";
-    for (const LedgerRow& r : ledger) s += " (" + std::string(r.contact) + "," + std::string(r.channel.value_or("*")) + ")";
+    for (const LedgerRow& r : ledger)
+        s += " (" + std::string(r.contact) + "," + std::string(r.channel.value_or("*")) + ")";
     s += "\nchanges:";
     for (const Change& c : changes) {
-        s += c.kind == ChangeKind::Stop ? (c.only_if_new ? " pstop(" : " stop(") : c.kind == ChangeKind::Start ? " start(" : " help(";
+        s += c.kind == ChangeKind::Stop    ? (c.only_if_new ? " pstop(" : " stop(")
+             : c.kind == ChangeKind::Start ? " start("
+                                           : " help(";
         s += std::string(c.contact) + "," + std::string(c.channel.value_or("*")) + ")";
     }
     return s;

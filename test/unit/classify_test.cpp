@@ -24,17 +24,16 @@ using optout_test::run;
 std::string show(const Match& m) {
     const char* i = optout::to_string(m.intent);
     const char* r = optout::to_string(m.rule);
-    return std::string(i ? i : "null") + "/" + (r ? r : "none") + " keyword=\"" + m.keyword +
-           "\" normalized=\"" + m.normalized + "\"";
+    return std::string(i ? i : "null") + "/" + (r ? r : "none") + " keyword=\"" + m.keyword + "\" normalized=\"" +
+           m.normalized + "\"";
 }
 
 // Expects intent and rule (Rule::None for Intent::None) in one mode.
-#define EXPECT_CLASSIFY(body, mode, intent_, rule_)                                       \
-    do {                                                                                 \
-        const Match m_ = run(body, mode);                                                \
-        EXPECT_TRUE(m_.intent == (intent_) && m_.rule == (rule_))                        \
-            << "body \"" << (body) << "\" mode " << optout::to_string(mode) << ": got " \
-            << show(m_);                                                                 \
+#define EXPECT_CLASSIFY(body, mode, intent_, rule_)                                                  \
+    do {                                                                                             \
+        const Match m_ = run(body, mode);                                                            \
+        EXPECT_TRUE(m_.intent == (intent_) && m_.rule == (rule_))                                    \
+            << "body \"" << (body) << "\" mode " << optout::to_string(mode) << ": got " << show(m_); \
     } while (0)
 
 // Same intent and rule in standard and reasonable; exact gives exact_intent.
@@ -61,8 +60,8 @@ void expect_reasonable_only(std::string_view body, const char* keyword = nullptr
 // ------------------------------------------------------------------- exact
 
 TEST(RuleExact, TrimmedCaseInsensitive) {
-    for (const char* b : {"STOP", "stop", "sToP", " sToP\n", "\tSTOP\r\n", "Stop All", "STOPALL",
-                          "OPT OUT", "unsubscribe", "\u3000STOP\u3000", "\u00A0stop\u2028"}) {
+    for (const char* b : {"STOP", "stop", "sToP", " sToP\n", "\tSTOP\r\n", "Stop All", "STOPALL", "OPT OUT",
+                          "unsubscribe", "\u3000STOP\u3000", "\u00A0stop\u2028"}) {
         EXPECT_CLASSIFY(b, Mode::Exact, Intent::OptOut, Rule::Exact);
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::OptOut, Rule::Exact);
         EXPECT_CLASSIFY(b, Mode::Reasonable, Intent::OptOut, Rule::Exact);
@@ -75,8 +74,8 @@ TEST(RuleExact, TrimmedCaseInsensitive) {
 }
 
 TEST(RuleExact, NothingElse) {
-    for (const char* b : {"STOP.", "Stop!", "stop please", "ＳＴＯＰ", "Arrêt", "\"STOP\"", "S\u200BTOP",
-                          "opt-out", "stop  all", "stop stop", "s t o p", "stops", "sto", ""})
+    for (const char* b : {"STOP.", "Stop!", "stop please", "ＳＴＯＰ", "Arrêt", "\"STOP\"", "S\u200BTOP", "opt-out",
+                          "stop  all", "stop stop", "s t o p", "stops", "sto", ""})
         EXPECT_CLASSIFY(b, Mode::Exact, Intent::None, Rule::None);
 }
 
@@ -92,9 +91,9 @@ TEST(RuleExact, FullCaseFoldingNotNfkc) {
 // -------------------------------------------------------------- normalized
 
 TEST(RuleNormalized, PunctuationWidthDiacriticsIgnorables) {
-    for (const char* b : {"STOP.", "Stop!", "STOP!!!", "stop?", "ＳＴＯＰ", "S\u200BTOP", "ST\u00ADOP",
-                          "Stop 🛑", "🛑 STOP 🛑", "Arrêt", "ARRÊTE", "\"STOP\"", "«STOP»", "'stop'",
-                          "stop  all", "Stop\nAll", "(stop)", "STOP\uFE0F", "\u200FSTOP"})
+    for (const char* b : {"STOP.", "Stop!", "STOP!!!", "stop?", "ＳＴＯＰ", "S\u200BTOP", "ST\u00ADOP", "Stop 🛑",
+                          "🛑 STOP 🛑", "Arrêt", "ARRÊTE", "\"STOP\"", "«STOP»", "'stop'", "stop  all", "Stop\nAll",
+                          "(stop)", "STOP\uFE0F", "\u200FSTOP"})
         expect_std(b, Intent::None, Intent::OptOut, Rule::Normalized);
     expect_std("Start!", Intent::None, Intent::OptIn, Rule::Normalized);
     expect_std("ＳＴＡＲＴ", Intent::None, Intent::OptIn, Rule::Normalized);
@@ -105,16 +104,16 @@ TEST(RuleNormalized, PunctuationWidthDiacriticsIgnorables) {
 }
 
 TEST(RuleNormalized, Negatives) {
-    for (const char* b : {"stopping", "stopped!", "st0p", "arrest", "start time?", "help me",
-                          "🛑", "!!!", "   ", "info desk"})
+    for (const char* b :
+         {"stopping", "stopped!", "st0p", "arrest", "start time?", "help me", "🛑", "!!!", "   ", "info desk"})
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::None, Rule::None);
 }
 
 // --------------------------------------------------------------- separator
 
 TEST(RuleSeparator, WordsJoinedSpellAKey) {
-    for (const char* b : {"opt-out", "Opt_Out", "OPT.OUT", "stop-all", "stop_all", "S.T.O.P",
-                          "s t o p", "S-T-O-P!", "un.sub", "opt - out", "STOP \"thanks\""})
+    for (const char* b : {"opt-out", "Opt_Out", "OPT.OUT", "stop-all", "stop_all", "S.T.O.P", "s t o p", "S-T-O-P!",
+                          "un.sub", "opt - out", "STOP \"thanks\""})
         expect_std(b, Intent::None, Intent::OptOut, Rule::Separator);
     expect_std("UN-STOP", Intent::None, Intent::OptIn, Rule::Separator);
     expect_std("re-sume", Intent::None, Intent::OptIn, Rule::Separator);
@@ -131,8 +130,8 @@ TEST(RuleSeparator, Negatives) {
 // ------------------------------------------------------------------ repeat
 
 TEST(RuleRepeat, SeveralOptOutKeywordsOnly) {
-    for (const char* b : {"stop stop", "stop stop STOP", "Cancel. Unsubscribe.", "STOP STOPALL",
-                          "stop, end, quit", "stop opt out", "stop s.t.o.p", "arret stop", "alto parar"})
+    for (const char* b : {"stop stop", "stop stop STOP", "Cancel. Unsubscribe.", "STOP STOPALL", "stop, end, quit",
+                          "stop opt out", "stop s.t.o.p", "arret stop", "alto parar"})
         expect_std(b, Intent::None, Intent::OptOut, Rule::Repeat);
     EXPECT_EQ(run("Cancel. Unsubscribe.", Mode::Standard).keyword, "cancel");
 }
@@ -142,37 +141,34 @@ TEST(RuleRepeat, Negatives) {
     for (const char* b : {"stop and stop", "stop help", "stop start", "stop yes", "stop stop me"})
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::None, Rule::None);
     // Opt-in and help never repeat.
-    for (const char* b : {"start start", "help help", "yes yes", "info help"})
-        expect_none(b);
+    for (const char* b : {"start start", "help help", "yes yes", "info help"}) expect_none(b);
 }
 
 // ---------------------------------------------------------------- courtesy
 
 TEST(RuleCourtesy, KeywordsWithCourtesyWords) {
-    for (const char* b : {"Stop please", "please STOP!!", "STOP. Thank you", "ok stop", "Stop now",
-                          "stop pls", "plz stop", "stop thanks", "stop thx", "stop ty", "okay, stop",
-                          "stop, thank you!", "thank-you stop", "stop stop please",
-                          "please unsubscribe now thanks"})
+    for (const char* b : {"Stop please", "please STOP!!", "STOP. Thank you", "ok stop", "Stop now", "stop pls",
+                          "plz stop", "stop thanks", "stop thx", "stop ty", "okay, stop", "stop, thank you!",
+                          "thank-you stop", "stop stop please", "please unsubscribe now thanks"})
         expect_std(b, Intent::None, Intent::OptOut, Rule::Courtesy);
     EXPECT_EQ(run("please STOP!!", Mode::Standard).keyword, "stop");
 }
 
 TEST(RuleCourtesy, CourtesyWordsPerLanguage) {
-    for (const char* b : {"Arrêt merci", "Arrêt, merci", "ARRET svp", "arret s'il vous plaît",
-                          "Arrêt s’il vous plait", "Salir gracias", "Baja, muchas gracias",
-                          "Sair por favor", "Parar obrigado", "sair obrigada", "Stopp bitte",
-                          "bitte stopp", "Stopp danke", "Stopp, danke schön", "Stopp vielen Dank"})
+    for (const char* b : {"Arrêt merci", "Arrêt, merci", "ARRET svp", "arret s'il vous plaît", "Arrêt s’il vous plait",
+                          "Salir gracias", "Baja, muchas gracias", "Sair por favor", "Parar obrigado", "sair obrigada",
+                          "Stopp bitte", "bitte stopp", "Stopp danke", "Stopp, danke schön", "Stopp vielen Dank"})
         expect_std(b, Intent::None, Intent::OptOut, Rule::Courtesy);
     // Courtesy words alone, or with an opt-in or help keyword, are nothing.
-    for (const char* b : {"merci", "gracias", "por favor", "bitte", "danke", "obrigado",
-                          "Start por favor", "Ayuda por favor", "aide svp"})
+    for (const char* b : {"merci", "gracias", "por favor", "bitte", "danke", "obrigado", "Start por favor",
+                          "Ayuda por favor", "aide svp"})
         expect_none(b);
 }
 
 TEST(RuleCourtesy, Negatives) {
     // Courtesy words alone, other words, opt-in/help with courtesy.
-    for (const char* b : {"ok", "please", "thank you", "ok thanks", "stop it",
-                          "stop kindly", "yes please", "start please", "help please", "info pls"})
+    for (const char* b : {"ok", "please", "thank you", "ok thanks", "stop it", "stop kindly", "yes please",
+                          "start please", "help please", "info pls"})
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::None, Rule::None);
 }
 
@@ -192,11 +188,10 @@ TEST(RulePhraseKeywordLed, KeywordThenMessagingWords) {
 }
 
 TEST(RulePhraseKeywordLed, Negatives) {
-    for (const char* b : {"Stop by the office at 5", "Cancel my appointment", "I quit my job",
-                          "The end of the month", "End of story", "stop me if you can see",
-                          "Remove the stain", "quit smoking", "stopping texts", "start texting me",
-                          "help me", "yes please send it", "Stop it or I call the police",
-                          "Arrêt des messages"})
+    for (const char* b :
+         {"Stop by the office at 5", "Cancel my appointment", "I quit my job", "The end of the month", "End of story",
+          "stop me if you can see", "Remove the stain", "quit smoking", "stopping texts", "start texting me", "help me",
+          "yes please send it", "Stop it or I call the police", "Arrêt des messages"})
         EXPECT_CLASSIFY(b, Mode::Reasonable, Intent::None, Rule::None);
 }
 
@@ -229,10 +224,10 @@ TEST(RulePhraseRequest, EachPhrase) {
 }
 
 TEST(RulePhraseRequest, Negations) {
-    for (const char* b : {"Don't stop", "please never stop sending these", "I can't stop laughing",
-                          "I don't want to stop", "I do not want to unsubscribe",
-                          "never leave me alone", "you can't remove me", "I didn't say stop texting",
-                          "won't you take me off", "Don’t stop texting me", "not leave me alone"})
+    for (const char* b :
+         {"Don't stop", "please never stop sending these", "I can't stop laughing", "I don't want to stop",
+          "I do not want to unsubscribe", "never leave me alone", "you can't remove me", "I didn't say stop texting",
+          "won't you take me off", "Don’t stop texting me", "not leave me alone"})
         EXPECT_CLASSIFY(b, Mode::Reasonable, Intent::None, Rule::None);
     // A negator more than 3 words before does not count.
     expect_reasonable_only("never mind all that, leave me alone", "leave me alone");
@@ -241,27 +236,25 @@ TEST(RulePhraseRequest, Negations) {
 }
 
 TEST(RulePhraseRequest, Negatives) {
-    for (const char* b : {"leave me a message", "remove the old one", "take me to the game",
-                          "opt in", "do text me", "more texts please", "stop laughing",
-                          "I want to start", "I want 2 unsubscribe", "texting is fine",
-                          "Thanks for the reminder!", "See you at the start", "Yes I'll be there"})
+    for (const char* b : {"leave me a message", "remove the old one", "take me to the game", "opt in", "do text me",
+                          "more texts please", "stop laughing", "I want to start", "I want 2 unsubscribe",
+                          "texting is fine", "Thanks for the reminder!", "See you at the start", "Yes I'll be there"})
         EXPECT_CLASSIFY(b, Mode::Reasonable, Intent::None, Rule::None);
 }
 
 TEST(RulePhraseRequest, ShortMessagesOnly) {
-    const std::string filler = repeat("blah ", 47);  // 47 words
-    expect_reasonable_only(filler + "leave me alone");  // 50 words
+    const std::string filler = repeat("blah ", 47);                                            // 47 words
+    expect_reasonable_only(filler + "leave me alone");                                         // 50 words
     EXPECT_CLASSIFY(filler + "x leave me alone", Mode::Reasonable, Intent::None, Rule::None);  // 51
-    EXPECT_CLASSIFY(repeat("blah ", 200) + "leave me alone", Mode::Reasonable, Intent::None,
-                    Rule::None);
+    EXPECT_CLASSIFY(repeat("blah ", 200) + "leave me alone", Mode::Reasonable, Intent::None, Rule::None);
     // The limit is (B)'s alone: (A) reads a long keyword-led message whole.
     expect_reasonable_only("stop " + repeat("texting ", 60) + "me", "stop");
     expect_reasonable_only("ok stop " + repeat("texting ", 60) + "me", "stop");
 }
 
 TEST(RulePhrase, NeverOptInOrHelp) {
-    for (const char* b : {"yes please", "help me", "I want to start again", "start texting me",
-                          "yes send me texts", "info please", "please resume"})
+    for (const char* b : {"yes please", "help me", "I want to start again", "start texting me", "yes send me texts",
+                          "info please", "please resume"})
         EXPECT_CLASSIFY(b, Mode::Reasonable, Intent::None, Rule::None);
 }
 
@@ -318,18 +311,17 @@ TEST(Precedence, OptOutOverHelpOverOptIn) {
 // ------------------------------------------------------------------- quotes
 
 TEST(Quotes, QuotedTextAfterWordsIsNotTheSenders) {
-    for (const char* b : {"Liked “Reply STOP to unsubscribe”", "Reacted 👍 to \"Text STOP to opt out\"",
-                          "Loved «STOP»", "Emphasized ‘STOP’", "He said 'stop'", "Liked „STOP“",
-                          "Liked \"STOP", "Laughed at 「STOP」", "Questioned ‹stop›",
-                          "Liked “Don’t text me” lol", "Liked 'Reply STOP, it’s free'"}) {
+    for (const char* b : {"Liked “Reply STOP to unsubscribe”", "Reacted 👍 to \"Text STOP to opt out\"", "Loved «STOP»",
+                          "Emphasized ‘STOP’", "He said 'stop'", "Liked „STOP“", "Liked \"STOP", "Laughed at 「STOP」",
+                          "Questioned ‹stop›", "Liked “Don’t text me” lol", "Liked 'Reply STOP, it’s free'"}) {
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable})
             EXPECT_CLASSIFY(b, mode, Intent::None, Rule::None);
     }
 }
 
 TEST(Quotes, LeadingQuoteIsPunctuation) {
-    for (const char* b : {"\"STOP\"", "«STOP»", "“Stop”", "'STOP'", "‘stop’", "\"stop", "「STOP」",
-                          "„Stop“", "\"\"stop"})
+    for (const char* b :
+         {"\"STOP\"", "«STOP»", "“Stop”", "'STOP'", "‘stop’", "\"stop", "「STOP」", "„Stop“", "\"\"stop"})
         EXPECT_CLASSIFY(b, Mode::Standard, Intent::OptOut, Rule::Normalized);
     EXPECT_CLASSIFY("\"Stop\" please", Mode::Standard, Intent::OptOut, Rule::Courtesy);
     EXPECT_CLASSIFY("\"Stop\" by the office", Mode::Reasonable, Intent::None, Rule::None);
@@ -346,8 +338,7 @@ TEST(Quotes, OptOutWinsOverTheQuotedPart) {
 
 TEST(Quotes, OptInAndHelpMustBeTheWholeMessage) {
     // A dropped quoted span makes the rest not "the whole message".
-    for (const char* b : {"Yes \"I'll be there\"", "START \"now\"", "Help \"me\"", "yes ‘please’",
-                          "Start «the car»"}) {
+    for (const char* b : {"Yes \"I'll be there\"", "START \"now\"", "Help \"me\"", "yes ‘please’", "Start «the car»"}) {
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable})
             EXPECT_CLASSIFY(b, mode, Intent::None, Rule::None);
     }
@@ -371,9 +362,8 @@ TEST(Quotes, ApostrophesInWords) {
 // ----------------------------------------------- whitespace and Unicode text
 
 TEST(Unicode, WhitespaceIgnorablesWidthDiacritics) {
-    for (const char* b : {"\u2003STOP\u2003", "S\u200DT\u200CO\u2060P", "ＳＴＯＰ　ＡＬＬ", "ｓｔｏｐ！",
-                          "ST\u00ADOP", "stop\u00A0all", "s\u0336t\u0336o\u0336p\u0336",
-                          "Ｏｐｔ－Ｏｕｔ", "𝐬𝐭𝐨𝐩", "Ⓢⓣⓞⓟ", "ŜŤÖP"})
+    for (const char* b : {"\u2003STOP\u2003", "S\u200DT\u200CO\u2060P", "ＳＴＯＰ　ＡＬＬ", "ｓｔｏｐ！", "ST\u00ADOP",
+                          "stop\u00A0all", "s\u0336t\u0336o\u0336p\u0336", "Ｏｐｔ－Ｏｕｔ", "𝐬𝐭𝐨𝐩", "Ⓢⓣⓞⓟ", "ŜŤÖP"})
         EXPECT_EQ(run(b, Mode::Standard).intent, Intent::OptOut) << b;
     // Negative: letters that merely look alike are other letters (ŧ, þ, Cyrillic с/т/о/р).
     for (const char* b : {"ŝŧöþ", "\u0441\u0442\u043E\u0440"})
@@ -399,8 +389,7 @@ TEST(Unicode, RightToLeftText) {
 }
 
 TEST(Unicode, LoneCombiningMarks) {
-    for (const char* b : {"\u0301", "\u0301\u0301\u0301", "\u20DD", "\u0345", "\u0F73"})
-        expect_none(b);
+    for (const char* b : {"\u0301", "\u0301\u0301\u0301", "\u20DD", "\u0345", "\u0F73"}) expect_none(b);
     EXPECT_EQ(run(repeat("\u0301", 100000), Mode::Reasonable).intent, Intent::None);
     EXPECT_EQ(run(repeat("\u0301\u0316", 100000), Mode::Reasonable).intent, Intent::None);
     EXPECT_EQ(run("\u0301STOP", Mode::Standard).intent, Intent::OptOut);
@@ -410,8 +399,8 @@ TEST(Unicode, LoneCombiningMarks) {
 // --------------------------------------------------------------- robustness
 
 TEST(Robustness, EmptyAndNoWords) {
-    for (const char* b : {"", " ", "   ", "\t\r\n", "🛑", "🛑🛑🛑", "!!!", "...", "\u200B", "👍🏽",
-                          "❤️", "\"\"", "«»"})
+    for (const char* b :
+         {"", " ", "   ", "\t\r\n", "🛑", "🛑🛑🛑", "!!!", "...", "\u200B", "👍🏽", "❤️", "\"\"", "«»"})
         expect_none(b);
 }
 
@@ -444,8 +433,7 @@ TEST(Robustness, EmbeddedNul) {
 TEST(Robustness, OneMegabyteBodies) {
     const std::string prose = repeat("Thanks for the reminder, see you at the office tomorrow. ", 18000);
     ASSERT_GE(prose.size(), 1000000u);
-    for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable})
-        EXPECT_EQ(run(prose, mode).intent, Intent::None);
+    for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) EXPECT_EQ(run(prose, mode).intent, Intent::None);
 
     const std::string stops = repeat("stop ", 210000);
     EXPECT_EQ(run(stops, Mode::Exact).intent, Intent::None);
@@ -507,7 +495,7 @@ TEST(FuzzRegressions, KnownInputs) {
         "a'''b",
         "'a'b'c'",
         "\xCC\x81\xE2\x80\x8B\xCC\x96",
-        "\xE1\x84\x80 \xE1\x85\xA1",           // L jamo, space, V jamo: joining would compose
+        "\xE1\x84\x80 \xE1\x85\xA1",         // L jamo, space, V jamo: joining would compose
         "\xE0\xAF\x86\xCC\x81\xE0\xAE\xBE",  // Tamil vowel signs around a removed mark
     };
     for (const std::string& in : inputs) {

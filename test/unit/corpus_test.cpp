@@ -130,16 +130,19 @@ private:
         for (int k = 0; k < 4; ++k) {
             char c = s_[i_++];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-            else return fail("bad hex digit");
+            if (c >= '0' && c <= '9')
+                v |= static_cast<std::uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<std::uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<std::uint32_t>(c - 'A' + 10);
+            else
+                return fail("bad hex digit");
         }
         return true;
     }
     void ws() {
-        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r' || s_[i_] == '\n'))
-            ++i_;
+        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r' || s_[i_] == '\n')) ++i_;
     }
     bool eat(char c) {
         if (i_ < s_.size() && s_[i_] == c) {
@@ -172,11 +175,16 @@ std::string parse_string(const std::string& json) {
 std::string printable(const std::string& s) {
     std::string out;
     for (unsigned char c : s) {
-        if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20) out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
-        else out.push_back(static_cast<char>(c));
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c < 0x20)
+            out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+        else
+            out.push_back(static_cast<char>(c));
     }
     return out;
 }
@@ -227,10 +235,9 @@ TEST(Corpus, EveryLineInEveryMode) {
                 const char* got = optout::to_string(m.intent);
                 const char* exp = optout::to_string(expected);
                 const char* rule = optout::to_string(m.rule);
-                failures << "  line " << lineno << " body \"" << printable(body) << "\" mode "
-                         << label << ": expected " << (exp ? exp : "null") << ", got "
-                         << (got ? got : "null") << " (rule " << (rule ? rule : "none")
-                         << ", keyword \"" << m.keyword << "\", normalized \"" << m.normalized
+                failures << "  line " << lineno << " body \"" << printable(body) << "\" mode " << label << ": expected "
+                         << (exp ? exp : "null") << ", got " << (got ? got : "null") << " (rule "
+                         << (rule ? rule : "none") << ", keyword \"" << m.keyword << "\", normalized \"" << m.normalized
                          << "\")\n";
             }
         }
@@ -309,9 +316,9 @@ TEST(Corpus, FamiliesEveryLineInEveryMode) {
                 const char* got = optout::to_string(m.intent);
                 const char* exp = optout::to_string(expected);
                 const char* rule = optout::to_string(m.rule);
-                failures << "  line " << lineno << " body \"" << printable(body) << "\" mode " << label
-                         << ": expected " << (exp ? exp : "null") << ", got " << (got ? got : "null")
-                         << " (rule " << (rule ? rule : "none") << ", keyword \"" << m.keyword << "\")\n";
+                failures << "  line " << lineno << " body \"" << printable(body) << "\" mode " << label << ": expected "
+                         << (exp ? exp : "null") << ", got " << (got ? got : "null") << " (rule "
+                         << (rule ? rule : "none") << ", keyword \"" << m.keyword << "\")\n";
             }
             ++mi;
         }
@@ -323,8 +330,8 @@ TEST(Corpus, FamiliesEveryLineInEveryMode) {
         const Tally& t = tally[f];
         table << "| " << f;
         for (int i = 0; i < 3; ++i) table << " | " << t.caught[i] << " / " << t.catches;
-        table << " | " << t.traps << " | " << t.trap_stops[0] << " / " << t.trap_stops[1] << " / "
-              << t.trap_stops[2] << " |\n";
+        table << " | " << t.traps << " | " << t.trap_stops[0] << " / " << t.trap_stops[1] << " / " << t.trap_stops[2]
+              << " |\n";
         for (int i = 0; i < 3; ++i) EXPECT_EQ(t.trap_stops[i], 0) << "a trap of " << f << " stopped";
     }
     std::printf("%s", table.str().c_str());

@@ -58,8 +58,8 @@ TEST(Lookalike, MixedAndWholeScriptConfusables) {
 }
 
 TEST(Typo, OneSlipByKeywordLength) {
-    for (const char* b : {"usnubscribe", "cnacel", "stpo", "qiut", "unsubscibe", "cancell", "remvoe",
-                          "cancek", "Stpo texting me", "please cnacel"})
+    for (const char* b : {"usnubscribe", "cnacel", "stpo", "qiut", "unsubscibe", "cancell", "remvoe", "cancek",
+                          "Stpo texting me", "please cnacel"})
         expect(b, Mode::Reasonable, Intent::OptOut, Rule::Typo);
     for (const char* b : {"usnubscribe", "cnacel", "stpo"}) {
         expect(b, Mode::Standard, Intent::None, Rule::None);
@@ -67,8 +67,8 @@ TEST(Typo, OneSlipByKeywordLength) {
     }
     // Real words and slips the rule does not take: short keys, the first
     // letter, a missing or doubled letter in a 4-letter key, non-neighbours.
-    for (const char* b : {"stomp", "quiet", "send", "bend", "cancer", "stoop", "spot", "tsop",
-                          "anmelden", "remote", "ned", "edn", "stopt", "sop", "cancel my appointment"})
+    for (const char* b : {"stomp", "quiet", "send", "bend", "cancer", "stoop", "spot", "tsop", "anmelden", "remote",
+                          "ned", "edn", "stopt", "sop", "cancel my appointment"})
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable})
             EXPECT_NE(run(b, mode).intent, Intent::OptOut) << b;
     // Only the first word that is not a courtesy word is read with a typo.
@@ -83,9 +83,9 @@ TEST(MoreLanguages, PhrasesAndNegation) {
     EXPECT_EQ(run("Arrêtez de m’envoyer des SMS", Mode::Reasonable).language, "fr");
     EXPECT_EQ(run("Não quero receber mensagens", Mode::Reasonable).language, "pt");
     // The same negation and quote guards as English.
-    for (const char* b : {"no dejen de enviarme ofertas", "n'arrêtez pas de m'envoyer des messages",
-                          "não parem de me enviar mensagens", "Le client a dit «ne m'envoyez plus»",
-                          "je ne veux plus de pizza"})
+    for (const char* b :
+         {"no dejen de enviarme ofertas", "n'arrêtez pas de m'envoyer des messages", "não parem de me enviar mensagens",
+          "Le client a dit «ne m'envoyez plus»", "je ne veux plus de pizza"})
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) expect(b, mode, Intent::None, Rule::None);
     for (const char* b : {"ya no quiero recibir mensajes", "schreiben Sie mir nicht mehr"})
         expect(b, Mode::Standard, Intent::None, Rule::None);
@@ -94,8 +94,8 @@ TEST(MoreLanguages, PhrasesAndNegation) {
 }
 
 TEST(Legal, RevocationsWithoutAKeyword) {
-    for (const char* b : {"please withdraw my consent", "I no longer consent to these texts",
-                          "cease all communication", "delete my number from your system", "wrong number"})
+    for (const char* b : {"please withdraw my consent", "I no longer consent to these texts", "cease all communication",
+                          "delete my number from your system", "wrong number"})
         expect(b, Mode::Reasonable, Intent::OptOut, Rule::Phrase);
     for (const char* b : {"I don't withdraw my consent", "Don't delete my number", "I consent"})
         expect(b, Mode::Reasonable, Intent::None, Rule::None);

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -24,39 +28,69 @@ struct Def {
     const char* language;
 };
 
-// The default list of docs/classifier.md, written out independently of the
-// implementation.
-const std::vector<Def> kSpecDefaults = {
-    {"stop", Intent::OptOut, "en"},     {"stopall", Intent::OptOut, "en"},
-    {"stop all", Intent::OptOut, "en"}, {"unsubscribe", Intent::OptOut, "en"},
-    {"unsub", Intent::OptOut, "en"},    {"cancel", Intent::OptOut, "en"},
-    {"end", Intent::OptOut, "en"},      {"quit", Intent::OptOut, "en"},
-    {"revoke", Intent::OptOut, "en"},   {"optout", Intent::OptOut, "en"},
-    {"opt out", Intent::OptOut, "en"},  {"remove", Intent::OptOut, "en"},
-    {"arret", Intent::OptOut, "fr"},    {"arrete", Intent::OptOut, "fr"},
-    {"alto", Intent::OptOut, "es"},     {"detener", Intent::OptOut, "es"},
-    {"salir", Intent::OptOut, "es"},    {"baja", Intent::OptOut, "es"},
-    {"cancelar", Intent::OptOut, "es"}, {"parar", Intent::OptOut, "pt"},
-    {"sair", Intent::OptOut, "pt"},     {"pare", Intent::OptOut, "pt"},
-    {"stopp", Intent::OptOut, "de"},
-    {"desuscribir", Intent::OptOut, "es"},   {"desuscribirme", Intent::OptOut, "es"},
-    {"desuscribo", Intent::OptOut, "es"},    {"desuscribanme", Intent::OptOut, "es"},
-    {"desabonner", Intent::OptOut, "fr"},    {"desabonne", Intent::OptOut, "fr"},
-    {"desabonnez", Intent::OptOut, "fr"},    {"desabonnement", Intent::OptOut, "fr"},
-    {"desinscrire", Intent::OptOut, "fr"},   {"desinscription", Intent::OptOut, "fr"},
-    {"descadastrar", Intent::OptOut, "pt"},  {"descadastre", Intent::OptOut, "pt"},
-    {"descadastra", Intent::OptOut, "pt"},   {"descadastro", Intent::OptOut, "pt"},
-    {"descadastrem", Intent::OptOut, "pt"},  {"abmelden", Intent::OptOut, "de"},
-    {"abmelde", Intent::OptOut, "de"},       {"abmeldung", Intent::OptOut, "de"},
-    {"abbestellen", Intent::OptOut, "de"},   {"abbestelle", Intent::OptOut, "de"},
-    {"austragen", Intent::OptOut, "de"},
-    {"start", Intent::OptIn, "en"},
-    {"unstop", Intent::OptIn, "en"},    {"yes", Intent::OptIn, "en"},
-    {"resume", Intent::OptIn, "en"},    {"subscribe", Intent::OptIn, "en"},
-    {"nonarret", Intent::OptIn, "fr"},  {"help", Intent::Help, "en"},
-    {"info", Intent::Help, "en"},       {"aide", Intent::Help, "fr"},
-    {"ayuda", Intent::Help, "es"},
-};
+// The default keywords have one source, kDefaults in src/core/keywords.cpp
+// (KeywordSet::defaults()). The two other places that list them are read
+// here and checked against it: the INSERT of src/sql/classifier.sql (what
+// CREATE EXTENSION loads into optout.keywords) and the table of
+// docs/classifier.md, "Default keywords".
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    EXPECT_TRUE(in.good()) << "cannot read " << path;
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+Intent intent_of(const std::string& label) {
+    Intent i = Intent::None;
+    EXPECT_TRUE(optout::parse_intent(label, i)) << label;
+    return i;
+}
+
+// The rows of the INSERT INTO optout.keywords in src/sql/classifier.sql, in order.
+std::vector<Def> sql_defaults() {
+    static std::deque<std::string> keep;  // the strings Def points into (a deque: they never move)
+    static std::vector<Def> rows;
+    if (!rows.empty()) return rows;
+    const std::string sql = read_file(std::string(OPTOUT_SOURCE_DIR) + "/src/sql/classifier.sql");
+    const std::string head = "INSERT INTO optout.keywords (keyword, intent, language, is_default, note) VALUES";
+    const std::size_t from = sql.find(head);
+    EXPECT_NE(from, std::string::npos) << "classifier.sql has no INSERT of the defaults";
+    if (from == std::string::npos) return rows;
+    const std::string values = sql.substr(from + head.size(), sql.find(";\n", from) - from - head.size());
+    const std::regex row(R"(\(\s*'([^']*)',\s*'(\w+)',\s*'(\w+)',\s*true,)");
+    for (std::sregex_iterator it(values.begin(), values.end(), row), end; it != end; ++it) {
+        keep.push_back((*it)[1]);
+        const char* keyword = keep.back().c_str();
+        const Intent intent = intent_of((*it)[2]);
+        keep.push_back((*it)[3]);
+        rows.push_back(Def{keyword, intent, keep.back().c_str()});
+    }
+    return rows;
+}
+
+// The rows of the table under "## Default keywords" in docs/classifier.md:
+// (intent, language) -> keywords, in the order written.
+std::vector<std::pair<std::string, std::string>> doc_defaults() {
+    std::vector<std::pair<std::string, std::string>> out;  // (keyword, "intent/language")
+    const std::string doc = read_file(std::string(OPTOUT_SOURCE_DIR) + "/docs/classifier.md");
+    std::size_t pos = doc.find("\n## Default keywords\n");
+    EXPECT_NE(pos, std::string::npos) << "docs/classifier.md has no \"Default keywords\" section";
+    if (pos == std::string::npos) return out;
+    const std::size_t stop = doc.find("\n## ", pos + 1);
+    const std::regex line(R"(\n\| (opt_out|opt_in|help) \| (\w+) \| ([^|\n]+) \|)");
+    const std::string section = doc.substr(pos, stop == std::string::npos ? std::string::npos : stop - pos);
+    for (std::sregex_iterator it(section.begin(), section.end(), line), end; it != end; ++it) {
+        std::stringstream words((*it)[3].str());
+        std::string w;
+        while (std::getline(words, w, ',')) {
+            w.erase(0, w.find_first_not_of(' '));
+            w.erase(w.find_last_not_of(' ') + 1);
+            out.emplace_back(w, (*it)[1].str() + "/" + (*it)[2].str());
+        }
+    }
+    return out;
+}
 
 std::string error_of(KeywordSet& set, const char* keyword, Intent intent, Error::Kind* kind = nullptr) {
     try {
@@ -68,10 +102,13 @@ std::string error_of(KeywordSet& set, const char* keyword, Intent intent, Error:
     return "";
 }
 
-TEST(KeywordSet, DefaultsContainTheSpecList) {
+TEST(KeywordSet, DefaultsAreTheInstallScriptsRows) {
+    // classifier.sql's INSERT holds exactly defaults(): as many rows, each
+    // read back as itself (keyword, intent, language).
     const KeywordSet set = KeywordSet::defaults();
-    EXPECT_EQ(set.size(), kSpecDefaults.size());
-    for (const Def& d : kSpecDefaults) {
+    const std::vector<Def> rows = sql_defaults();
+    EXPECT_EQ(set.size(), rows.size());
+    for (const Def& d : rows) {
         const Match m = classify(d.keyword, Mode::Exact, set);
         EXPECT_EQ(m.intent, d.intent) << d.keyword;
         EXPECT_EQ(m.rule, Rule::Exact) << d.keyword;
@@ -85,16 +122,48 @@ TEST(KeywordSet, DefaultsContainTheSpecList) {
     EXPECT_EQ(classify("no", Mode::Standard, set).intent, Intent::Review);
 }
 
+TEST(KeywordSet, DefaultsAreTheDocumentedList) {
+    // docs/classifier.md's table lists exactly defaults().
+    const KeywordSet set = KeywordSet::defaults();
+    const auto documented = doc_defaults();
+    EXPECT_EQ(documented.size(), set.size());
+    for (const auto& [keyword, where] : documented) {
+        const Match m = classify(keyword, Mode::Exact, set);
+        EXPECT_EQ(std::string(optout::to_string(m.intent) ? optout::to_string(m.intent) : "none") + "/" + m.language,
+                  where)
+            << keyword;
+        EXPECT_EQ(m.keyword, keyword);
+    }
+}
+
+// What the SQL side does: the INSERT's rows added one at a time.
 TEST(KeywordSet, AddingOneByOneEqualsDefaults) {
     KeywordSet mine;
     EXPECT_EQ(mine.size(), 0u);
-    for (const Def& d : kSpecDefaults) mine.add(d.keyword, d.intent, d.language);
+    for (const Def& d : sql_defaults()) mine.add(d.keyword, d.intent, d.language);
     const KeywordSet defaults = KeywordSet::defaults();
     ASSERT_EQ(mine.size(), defaults.size());
     const std::vector<std::string> bodies = {
-        "STOP", "stop all", "Stop-All", "ＳＴＯＰ", "Arrêt", "UN-STOP", "stop please", "stop it",
-        "help", "info?", "Ayuda", "yes", "yes please", "remove me", "opt out", "opt-out", "nonarret",
-        "I want to unsubscribe", "Cancel my appointment", "",
+        "STOP",
+        "stop all",
+        "Stop-All",
+        "ＳＴＯＰ",
+        "Arrêt",
+        "UN-STOP",
+        "stop please",
+        "stop it",
+        "help",
+        "info?",
+        "Ayuda",
+        "yes",
+        "yes please",
+        "remove me",
+        "opt out",
+        "opt-out",
+        "nonarret",
+        "I want to unsubscribe",
+        "Cancel my appointment",
+        "",
     };
     for (const std::string& b : bodies) {
         for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) {
@@ -112,7 +181,7 @@ TEST(KeywordSet, AddingOneByOneEqualsDefaults) {
 TEST(KeywordSet, AddCustomKeyword) {
     KeywordSet set = KeywordSet::defaults();
     set.add("Basta", Intent::OptOut, "it");
-    EXPECT_EQ(set.size(), kSpecDefaults.size() + 1);
+    EXPECT_EQ(set.size(), KeywordSet::defaults().size() + 1);
     Match m = classify("BASTA", Mode::Exact, set);
     EXPECT_EQ(m.intent, Intent::OptOut);
     EXPECT_EQ(m.keyword, "Basta");
@@ -158,7 +227,7 @@ TEST(KeywordSet, ConflictsAreErrors) {
               "belongs to exactly one intent");
     EXPECT_NE(error_of(set, "Stop All", Intent::OptIn), "");
     // A failed add leaves the set unchanged.
-    EXPECT_EQ(set.size(), kSpecDefaults.size());
+    EXPECT_EQ(set.size(), KeywordSet::defaults().size());
     EXPECT_EQ(classify("start", Mode::Standard, set).intent, Intent::OptIn);
     EXPECT_EQ(classify("stop", Mode::Standard, set).intent, Intent::OptOut);
     // Negative: no conflict for a different key or the same intent.
@@ -201,16 +270,16 @@ TEST(KeywordSet, InvalidUtf8Keyword) {
 TEST(KeywordSet, MoveOnly) {
     KeywordSet a = KeywordSet::defaults();
     KeywordSet b = std::move(a);
-    EXPECT_EQ(b.size(), kSpecDefaults.size());
+    EXPECT_EQ(b.size(), KeywordSet::defaults().size());
     EXPECT_EQ(classify("stop", Mode::Standard, b).intent, Intent::OptOut);
     KeywordSet c;
     c = std::move(b);
     EXPECT_EQ(classify("stop", Mode::Standard, c).intent, Intent::OptOut);
     // A moved-from set is empty but usable.
-    EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move)
+    EXPECT_EQ(a.size(), 0u);                                              // NOLINT(bugprone-use-after-move)
     EXPECT_EQ(classify("stop", Mode::Standard, a).intent, Intent::None);  // NOLINT
     EXPECT_EQ(classify("leave me alone", Mode::Reasonable, a).intent, Intent::OptOut);  // NOLINT
-    a.add("halt", Intent::OptOut, "en");  // NOLINT
+    a.add("halt", Intent::OptOut, "en");                                                // NOLINT
     EXPECT_EQ(classify("HALT", Mode::Standard, a).intent, Intent::OptOut);
     static_assert(!std::is_copy_constructible_v<KeywordSet>);
     static_assert(std::is_nothrow_move_constructible_v<KeywordSet>);

@@ -56,7 +56,7 @@ struct ContactPlan {
 };
 
 struct ChangePlan {
-    std::vector<ChangeOutcome> outcomes;  // one per request, in order
+    std::vector<ChangeOutcome> outcomes;     // one per request, in order
     std::vector<std::size_t> ledger_delete;  // indexes of the given ledger rows that go
     std::vector<std::size_t> ledger_insert;  // stops (request indexes) whose row the ledger gains, in order
     std::vector<ContactPlan> contacts;       // every contact of a stop or start, first seen first

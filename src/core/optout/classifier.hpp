@@ -29,15 +29,15 @@ enum class Mode : int { Exact = 0, Standard = 1, Reasonable = 2 };
 // Which rule decided a match.
 enum class Rule : int {
     None = 0,
-    Exact,       // trimmed body equals a keyword, case-folded
-    Normalized,  // normalised body equals a normalised keyword
-    Separator,   // the body's words, joined, spell a keyword ("opt-out", "S.T.O.P")
-    Repeat,      // several opt-out keywords and nothing else ("stop stop")
-    Courtesy,    // opt-out keywords mixed with courtesy words ("Stop please")
-    Phrase,      // reasonable mode: natural-language request ("leave me alone")
-    Lookalike,   // a keyword spelled with look-alike letters of another script ("СANCEL")
-    Typo,        // reasonable: a keyword with one slip ("usnubscribe", "cnacel")
-    Sentence,    // reasonable: the first sentence is an opt-out ("END. Not interested")
+    Exact,         // trimmed body equals a keyword, case-folded
+    Normalized,    // normalised body equals a normalised keyword
+    Separator,     // the body's words, joined, spell a keyword ("opt-out", "S.T.O.P")
+    Repeat,        // several opt-out keywords and nothing else ("stop stop")
+    Courtesy,      // opt-out keywords mixed with courtesy words ("Stop please")
+    Phrase,        // reasonable mode: natural-language request ("leave me alone")
+    Lookalike,     // a keyword spelled with look-alike letters of another script ("СANCEL")
+    Typo,          // reasonable: a keyword with one slip ("usnubscribe", "cnacel")
+    Sentence,      // reasonable: the first sentence is an opt-out ("END. Not interested")
     LoneNegative,  // review: the message is a bare "no" (nope, nah, non, nein, nao)
     LoneLetter,    // review: the message is one letter that begins an opt-out keyword ("S")
     KeywordAside   // review (reasonable): an opt-out keyword, then "," or "?" and more ("Stop, you're killing me")
@@ -128,7 +128,6 @@ struct Match {
 // Classifies one body. Total: any byte string, valid UTF-8 or not, of any
 // length, gives a result in time linear in its length. Throws nothing but
 // std::bad_alloc.
-Match classify(std::string_view utf8, Mode mode, const KeywordSet& keywords,
-               bool want_normalized = false);
+Match classify(std::string_view utf8, Mode mode, const KeywordSet& keywords, bool want_normalized = false);
 
 }  // namespace optout

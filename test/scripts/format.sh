@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The code's layout, as .clang-format and .editorconfig describe it:
+#   - every C++ file (src/, test/) is as clang-format leaves it;
+#   - every text file ends with a newline and has no CR line ends;
+#   - code and scripts (C++, shell, Python, CMake, the Makefile) have no
+#     trailing blanks.
+# Prints "ok"/"not ok" per check, the files at fault with the command that
+# fixes them, and "format: N passed, N failed". Needs clang-format (Debian's
+# package of that name; scripts/common.sh installs it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+# The tracked files where git knows them, else every file but build products.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    mapfile -t files < <(git ls-files)
+else
+    mapfile -t files < <(find . -path ./build -prune -o -path './build-*' -prune -o -path './tmp_*' -prune \
+                              -o -path ./.git -prune -o -type f -print | sed 's#^\./##' | sort)
+fi
+cxx=() text=() code=()
+for f in "${files[@]}"; do
+    [ -f "$f" ] || continue
+    case $f in
+        expected/*|test/isolation/expected/*|test/data/*|test/fuzz/corpus/*|test/upgrade/*) continue ;;
+    esac
+    grep -Iq . "$f" 2>/dev/null || [ ! -s "$f" ] || continue   # text files only
+    text+=("$f")
+    case $f in
+        src/*.cpp|src/*.hpp|test/*.cpp|test/*.hpp) cxx+=("$f"); code+=("$f") ;;
+        *.sh|*.py|CMakeLists.txt|Makefile|*.control) code+=("$f") ;;
+    esac
+done
+
+if ! command -v clang-format >/dev/null; then
+    not_ok "clang-format is installed (apt-get install clang-format)"
+else
+    bad=()
+    for f in "${cxx[@]}"; do
+        clang-format --style=file "$f" | cmp -s - "$f" || bad+=("$f")
+    done
+    if [ ${#bad[@]} = 0 ]; then ok "clang-format: ${#cxx[@]} C++ files as .clang-format lays them out"
+    else
+        not_ok "clang-format: ${#bad[@]} of ${#cxx[@]} C++ files differ from .clang-format's layout:"
+        printf '#   %s\n' "${bad[@]}"
+        echo "#   fix: clang-format -i ${bad[*]}"
+        clang-format --style=file "${bad[0]}" | diff -u "${bad[0]}" - | head -n 30 | sed 's/^/#   /' || true
+    fi
+fi
+
+bad=()
+for f in "${text[@]}"; do
+    [ -s "$f" ] || continue
+    if [ "$(tail -c1 "$f" | od -An -c | tr -d ' ')" != '\n' ] || grep -q $'\r' "$f"; then bad+=("$f"); fi
+done
+if [ ${#bad[@]} = 0 ]; then ok "line ends: ${#text[@]} text files end with a newline, no CR"
+else
+    not_ok "line ends: files without a final newline, or with CR line ends:"; printf '#   %s\n' "${bad[@]}"
+    echo "#   fix: sed -i 's/\\r\$//' FILE; and end the file with a newline"
+fi
+
+bad=()
+for f in "${code[@]}"; do grep -qE '[[:space:]]+$' "$f" && bad+=("$f"); done
+if [ ${#bad[@]} = 0 ]; then ok "trailing blanks: none in ${#code[@]} files of code and scripts"
+else
+    not_ok "trailing blanks in:"; printf '#   %s\n' "${bad[@]}"
+    echo "#   fix: sed -i 's/[[:space:]]*\$//' ${bad[*]}"
+fi
+echo "format: $passed passed, $failed failed"
+[ "$failed" = 0 ]
