@@ -196,7 +196,7 @@ SELECT review FROM optout.attachments WHERE tbl = 'app.inbox'::regclass;
 
 -- The helper is not for PUBLIC.
 SELECT has_function_privilege('public', 'optout._apply_existing_stops(integer)', 'EXECUTE') AS public_apply,
-       has_function_privilege('public', 'optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text)', 'EXECUTE') AS public_attach;
+       has_function_privilege('public', 'optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text, text, name, text)', 'EXECUTE') AS public_attach;
 
 DROP SCHEMA app CASCADE;
 DROP SCHEMA rp CASCADE;
