@@ -1,200 +1,23 @@
 -- optout 0.3.0 -> 0.4.0: ALTER EXTENSION optout UPDATE TO '0.4.0'.
--- Every change to the SQL API between the two releases, in the order made.
--- The upgrade test (test/upgrade/) checks that a database updated by this
--- script has the same catalog as a fresh install of 0.4.0.
+-- The upgrade test (test/scripts/upgrade.sh) checks that a database updated
+-- by this script has the same catalog as a fresh install of 0.4.0.
 \echo Use "ALTER EXTENSION optout UPDATE TO '0.4.0'" to load this file. \quit
 
--- RapidPro's conversations: review per attachment, a stop and a start in one
--- statement, stops applied at attach (issue #24; issue #26 section 5)
-
--- Review per attachment: attach_inbound(..., review, review_unless).
-ALTER TABLE optout.attachments ADD COLUMN review boolean, ADD COLUMN review_unless text;
-DROP FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb);
-
-CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
-                                      channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
-                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
-                                      review boolean DEFAULT true, review_unless text DEFAULT NULL)
-    RETURNS integer
--- Attach validates everything it will run, and runs nothing (issue #26)
--- New helpers: _cut (inputs in messages), _key_family (one kind of contact
--- key), _check_filter, _check_statement (parse and analyse only, as the
--- table's owner); _check_value takes the argument's name; the attach
--- functions, detach, _filter_sql, _attach_check and _attach_verify check
--- more; attach_rapidpro and explain_contact refuse NULL.
-CREATE OR REPLACE FUNCTION optout._cut(val text)
-    RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN pg_catalog.length($1) > 60 THEN pg_catalog."left"($1, 57) OPERATOR(pg_catalog.||) '...' ELSE $1 END
-$$;
-DROP FUNCTION optout._check_value(regclass, name, text);
-CREATE OR REPLACE FUNCTION optout._check_value_input(tbl regclass, col name, val text)
-    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_value_input' LANGUAGE C VOLATILE;
-
-CREATE OR REPLACE FUNCTION optout._check_value(tbl regclass, col name, val text, what text DEFAULT 'value')
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t text := optout._attach_check(tbl, 'inbound', contact_column, channel_column);
-    w text;
-    id integer;
-BEGIN
-    PERFORM optout._column(tbl, body_column, 'body');
-    IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
-        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(quote_literal(scope), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF scope = 'channel' AND channel_column IS NULL THEN
-        RAISE EXCEPTION 'scope ''channel'' needs a channel column' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- A reply the classifier sends to review (a lone "No", a lone letter)
-    -- is an answer where the platform asks questions: review => false
-    -- records none; review_unless records none while its query finds the
-    -- contact answering (docs/reference.md, "attach_inbound").
-    IF review IS FALSE AND review_unless IS NOT NULL THEN
-        RAISE EXCEPTION 'review_unless has no use with review => false'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'review => false records no reviews at all; review_unless records none only while its query returns a row.';
-    END IF;
-    IF review_unless IS NOT NULL AND btrim(review_unless) = '' THEN
-        RAISE EXCEPTION 'review_unless must be a query, not an empty string'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'A query with $1 = the contact key (text) that returns a row when the contact is answering a question.';
-    END IF;
-    w := optout._filter_sql(tbl, row_filter, 'NEW.');
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
-                                         review, review_unless)
-    VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter,
-            -- The mode is fixed here: enforcement never reads the session's
-            -- optout.match_mode, which any role may set (docs/security.md).
-            coalesce(attach_inbound.mode,
-                     coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
-            attach_inbound.scope,
-            coalesce(attach_inbound.review, true), attach_inbound.review_unless)
-    RETURNING a.id INTO id;
-    PERFORM optout._attach_verify(id);
-    -- Only the rows that classify as a keyword fire the trigger (the WHEN
-    -- classifies every row as it is inserted, which keeps COPY's batched
-    -- inserts); their stops and starts are applied at the end of the statement.
-    EXECUTE format('CREATE TRIGGER optout_inbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
-                   'EXECUTE FUNCTION optout._inbound_trigger(%L)',
-                   t, concat_ws(' AND ', w, format('optout._inbound_when(%s, NEW.%I::pg_catalog.text)', id, body_column)),
-                   id);
-    PERFORM optout._flush_triggers(tbl);
-    RETURN id;
-END
-$$;
-ALTER TABLE optout.attachments
-    ADD CONSTRAINT attachments_inbound_mode_check CHECK (kind <> 'inbound' OR mode IS NOT NULL);
-CREATE OR REPLACE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
-                                      channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
-                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
-                                      review boolean DEFAULT true, review_unless text DEFAULT NULL)
-    RETURNS integer
-    typname text := optout._column(tbl, col, 'value');
-BEGIN
-    PERFORM optout._check_value_input(tbl, col, val);
-EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-    RAISE EXCEPTION 'the % % does not fit column "%" of table %, of type %', what, optout._cut(quote_literal(val)), col, tbl, typname
-        USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
-END
-$$;
-CREATE OR REPLACE FUNCTION optout._check_filter(tbl regclass, filter jsonb, what text)
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t text := optout._attach_check(tbl, 'inbound', contact_column, channel_column);
-    w text;
-    id integer;
-BEGIN
-    PERFORM optout._column(tbl, body_column, 'body');
-    IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
-        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(quote_literal(scope), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF scope = 'channel' AND channel_column IS NULL THEN
-        RAISE EXCEPTION 'scope ''channel'' needs a channel column' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- A reply the classifier sends to review (a lone "No", a lone letter)
-    -- is an answer where the platform asks questions: review => false
-    -- records none; review_unless records none while its query finds the
-    -- contact answering (docs/reference.md, "attach_inbound").
-    IF review IS FALSE AND review_unless IS NOT NULL THEN
-        RAISE EXCEPTION 'review_unless has no use with review => false'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'review => false records no reviews at all; review_unless records none only while its query returns a row.';
-    END IF;
-    IF review_unless IS NOT NULL AND btrim(review_unless) = '' THEN
-        RAISE EXCEPTION 'review_unless must be a query, not an empty string'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'A query with $1 = the contact key (text) that returns a row when the contact is answering a question.';
-    END IF;
-    w := optout._filter_sql(tbl, row_filter, 'NEW.');
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
-                                         review, review_unless)
-    VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter,
-            -- The mode is fixed here: enforcement never reads the session's
-            -- optout.match_mode, which any role may set (docs/security.md).
-            coalesce(attach_inbound.mode,
-                     coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
-            attach_inbound.scope,
-            coalesce(attach_inbound.review, true), attach_inbound.review_unless)
-    RETURNING a.id INTO id;
-    PERFORM optout._attach_verify(id);
-    -- Only the rows that classify as a keyword fire the trigger (the WHEN
-    -- classifies every row as it is inserted, which keeps COPY's batched
-    -- inserts); their stops and starts are applied at the end of the statement.
-    EXECUTE format('CREATE TRIGGER optout_inbound AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
-                   'EXECUTE FUNCTION optout._inbound_trigger(%L)',
-                   t, concat_ws(' AND ', w, format('optout._inbound_when(%s, NEW.%I::pg_catalog.text)', id, body_column)),
-                   id);
-    PERFORM optout._flush_triggers(tbl);
-    RETURN id;
-END
-$$;
-
-REVOKE ALL ON FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text) FROM PUBLIC;
-
-    k text;
-    v text;
-BEGIN
-    PERFORM optout._filter_sql(tbl, filter, '');
-    FOR k, v IN SELECT e.key, x.v
-                  FROM jsonb_each(CASE WHEN jsonb_typeof(filter) = 'object' THEN filter END) e
-                 CROSS JOIN LATERAL (SELECT e.value #>> '{}' AS v WHERE jsonb_typeof(e.value) NOT IN ('array', 'null')
-                                     UNION ALL
-                                     SELECT y FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value) = 'array'
-                                                                                  THEN e.value END) y) x LOOP
-        PERFORM optout._check_value(tbl, k::name, v, what || ' value');
-    END LOOP;
-END
-$$;
-CREATE OR REPLACE FUNCTION optout._check_statement(sql text, params regtype[], run_as regrole,
-                                        query_name text DEFAULT NULL, returns regtype DEFAULT NULL)
-    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_statement' LANGUAGE C VOLATILE;
-CREATE OR REPLACE FUNCTION optout._key_family(typ oid)
-    RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN $1 IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
-                            'pg_catalog.int8'::pg_catalog.regtype) THEN 'integer'
-                WHEN $1 IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN 'text'
-                ELSE $1::pg_catalog.regtype::pg_catalog.text END
-$$;
-CREATE OR REPLACE FUNCTION optout._filter_sql(tbl regclass, filter jsonb, prefix text)
-    RETURNS text
 -- ---------------------------------------------------------------------------
--- Spoke: contacts known by phone number within an organization, a platform's
--- own opt-out table, attach_spoke() (issue #24)
+-- optout's tables
+
+-- Review per attachment: attach_inbound(..., review, review_unless) (issue #24).
+ALTER TABLE optout.attachments ADD COLUMN review boolean, ADD COLUMN review_unless text;
+
+-- A contact identified by a phone number within an organization, and the
+-- attachment kind 'optouts': a platform's own opt-out table (issue #24).
+ALTER TABLE optout.attachments
+    ADD COLUMN contact_format text CHECK (contact_format IN ('phone')),
+    ADD COLUMN organization_column name,
+    ADD COLUMN organization_query text;
+ALTER TABLE optout.attachments DROP CONSTRAINT attachments_kind_check;
+ALTER TABLE optout.attachments ADD CONSTRAINT attachments_kind_check
+    CHECK (kind IN ('inbound', 'outbound', 'contacts', 'groups', 'delivery_errors', 'optouts'));
 
 -- 'platform': a stop the platform recorded itself (its own opt-out row).
 ALTER TABLE optout.stops DROP CONSTRAINT stops_source_check;
@@ -204,29 +27,44 @@ ALTER TABLE optout.events DROP CONSTRAINT events_source_check;
 ALTER TABLE optout.events ADD CONSTRAINT events_source_check
     CHECK (source IN ('keyword', 'provider', 'manual', 'backfill', 'send', 'update', 'platform'));
 
--- The attachments: kind 'optouts', and the keyed options.
-ALTER TABLE optout.attachments DROP CONSTRAINT attachments_kind_check;
-ALTER TABLE optout.attachments ADD CONSTRAINT attachments_kind_check
-    CHECK (kind IN ('inbound', 'outbound', 'contacts', 'groups', 'delivery_errors', 'optouts'));
+-- An inbound attachment's match mode is fixed at attach: enforcement no
+-- longer follows the session's optout.match_mode, which any role may set
+-- (issue #26, docs/security.md). Attachments made without a mode take the
+-- mode in effect where the update runs (the database's or server's setting,
+-- else standard).
+UPDATE optout.attachments
+   SET mode = coalesce(pg_catalog.current_setting('optout.match_mode', true), 'standard')::optout.match_mode
+ WHERE kind = 'inbound' AND mode IS NULL;
 ALTER TABLE optout.attachments
-    ADD COLUMN contact_format text CHECK (contact_format IN ('phone')),
-    ADD COLUMN organization_column name,
-    ADD COLUMN organization_query text;
+    ADD CONSTRAINT attachments_inbound_mode_check CHECK (kind <> 'inbound' OR mode IS NOT NULL);
 
-CREATE OR REPLACE VIEW optout.attached AS
-SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a.row_filter,
-       a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.confirmation, a.help_reply, a.status_column, a.stopped_value, a.active_value,
-       a.group_column, a.stopped_group, a.stopped_group_query, a.code_column, a.provider, a.event_column,
-       a.stop_events, a.created_at,
-       t.tgname AS trigger_name,
-       CASE WHEN a.kind = 'groups' THEN NULL ELSE t.tgname IS NOT NULL AND t.tgenabled <> 'D' END AS trigger_enabled,
-       a.contact_format, a.organization_column, a.organization_query
-  FROM optout.attachments a
-  LEFT JOIN pg_catalog.pg_trigger t
-    ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal;
+-- ---------------------------------------------------------------------------
+-- Functions whose arguments changed: _check_value takes the argument's name
+-- (issue #26); attach_inbound, attach_outbound and attach_contacts take the
+-- review and phone-number options (issue #24). Dropped and created again:
+-- an EXECUTE granted on them must be granted again.
+DROP FUNCTION optout._check_value(regclass, name, text);
+DROP FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb);
+DROP FUNCTION optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb);
+DROP FUNCTION optout.attach_contacts(regclass, name, name, text, text, name);
 
-CREATE OR REPLACE FUNCTION optout._action_sql(attachment integer)
-    RETURNS TABLE (name text, sql text)
+-- ---------------------------------------------------------------------------
+-- Every function and view new or changed since 0.3.0, in install order, then
+-- the comments and privileges of the install script (they are idempotent).
+
+CREATE FUNCTION optout._apply_existing_stops(attachment integer) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'optout_apply_existing_stops' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION optout._cut(val text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.length($1) > 60 THEN pg_catalog."left"($1, 57) OPERATOR(pg_catalog.||) '...' ELSE $1 END
+$$;
+
+CREATE OR REPLACE FUNCTION optout._filter_sql(tbl regclass, filter jsonb, prefix text)
+    RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -268,145 +106,13 @@ BEGIN
     RETURN array_to_string(parts, ' AND ');
 END
 $$;
-CREATE OR REPLACE FUNCTION optout._attach_check(tbl regclass, kind text, contact_column name, channel_column name DEFAULT NULL)
-    RETURNS text
-    LANGUAGE plpgsql
+
+CREATE OR REPLACE FUNCTION optout._action_sql(attachment integer)
+    RETURNS TABLE (name text, sql text)
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text;
-    rk "char";
-    other record;
-BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'a table must be given' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT format('%I.%I', n.nspname, c.relname), c.relkind INTO t, rk
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    IF rk NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', tbl
-            USING ERRCODE = 'wrong_object_type', HINT = 'optout attaches ordinary and partitioned tables.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM optout.attachments a WHERE a.tbl = _attach_check.tbl AND a.kind = _attach_check.kind) THEN
-        RAISE EXCEPTION 'table % is already attached as %', tbl, kind
-            USING ERRCODE = 'duplicate_object',
-                  HINT = format('Run optout.detach(%L) first to attach it again.', t);
-    END IF;
-    PERFORM optout._column(tbl, contact_column, 'contact', true);
-    -- optout.stop(), start() and is_stopped() read a contact key one way for
-    -- every attached table: their contact columns agree on the kind of key.
-    SELECT a.id, a.tbl, a.contact_column, format_type(o.atttypid, NULL) AS old_type,
-           format_type(n.atttypid, NULL) AS new_type INTO other
-      FROM optout.attachments a
-      JOIN pg_attribute o ON o.attrelid = a.tbl AND o.attname = a.contact_column
-      JOIN pg_attribute n ON n.attrelid = _attach_check.tbl AND n.attname = _attach_check.contact_column
-     WHERE optout._key_family(o.atttypid) <> optout._key_family(n.atttypid)
-     ORDER BY a.id LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'contact column "%" of table % has type %, but attachment % (table %) keys contacts by %',
-                        contact_column, tbl, other.new_type, other.id, other.tbl, other.old_type
-            USING ERRCODE = 'datatype_mismatch',
-                  DETAIL = format('Column "%s" of table %s is of type %s.', other.contact_column, other.tbl, other.old_type),
-                  HINT = 'Every attached table names a contact by the same kind of key (integers, text, uuid...): '
-                         'optout.stop(), start() and is_stopped() read one.';
-    END IF;
-    IF channel_column IS NOT NULL THEN
-        PERFORM optout._column(tbl, channel_column, 'channel', true);
-    END IF;
-    PERFORM optout._citus_check(tbl, kind);  -- Citus only (src/sql/citus.sql)
-    RETURN t;
-END
-$$;
-CREATE OR REPLACE FUNCTION optout._attach_verify(attachment integer)
-    RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s text;
-    params text;
-BEGIN
-    -- The statements take arrays of keys; a stopped_group_query or a
-    -- review_unless query one key.
-    FOR s, params IN
-        SELECT q.sql, '(text[], text[])' FROM optout._action_sql(attachment) q
-        UNION ALL
-        SELECT a.stopped_group_query, '(text)' FROM optout.attachments a
-         WHERE a.id = attachment AND a.stopped_group_query IS NOT NULL
-        UNION ALL
-        SELECT a.review_unless, '(text)' FROM optout.attachments a
-         WHERE a.id = attachment AND a.review_unless IS NOT NULL
-    LOOP
-        BEGIN
-            EXECUTE format('PREPARE optout_attach_verify%s AS %s', params, s);
-            DEALLOCATE optout_attach_verify;
-        EXCEPTION WHEN syntax_error_or_access_rule_violation THEN  -- class 42: unknown names, types
-            RAISE EXCEPTION 'optout cannot prepare what this attachment runs: %', SQLERRM
-                USING ERRCODE = SQLSTATE, DETAIL = format('Statement: %s', s),
-                      HINT = 'Schema-qualify every name in a query you pass (it runs with search_path = pg_catalog); $1 is the contact key as text.';
-        END;
-    END LOOP;
-END
-$$;
-
-
--- Stops already on record applied by attach_contacts and attach_groups.
--- The contact-wide stops already on record, applied to a contacts or groups
--- attachment as a stop applies them; returns the table's rows changed.
-CREATE FUNCTION optout._apply_existing_stops(attachment integer) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'optout_apply_existing_stops' LANGUAGE C VOLATILE STRICT;
-REVOKE ALL ON FUNCTION optout._apply_existing_stops(integer) FROM PUBLIC;
-
-    a optout.attachments;
-    owner regrole;
-    nm text;
-    s text;
-    st text;
-    msg text;
-    hint text;
-BEGIN
-    FOR a IN SELECT * FROM optout.attachments x
-              WHERE x.id = attachment
-                 OR (x.kind = 'groups' AND EXISTS (SELECT 1 FROM optout.attachments y
-                                                    WHERE y.id = attachment AND y.kind = 'contacts'))
-              ORDER BY x.id LOOP
-        SELECT c.relowner::regrole INTO owner FROM pg_class c WHERE c.oid = a.tbl;
-        IF a.stopped_group_query IS NOT NULL THEN
-            BEGIN
-                PERFORM optout._check_statement(a.stopped_group_query, '{text}', owner, 'stopped_group_query',
-                                                (SELECT t.atttypid::regtype FROM pg_attribute t
-                                                  WHERE t.attrelid = a.tbl AND t.attname = a.group_column));
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-                RAISE EXCEPTION 'the stopped_group_query of table % cannot be used: %', a.tbl, msg
-                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.stopped_group_query)),
-                          HINT = coalesce(nullif(hint, ''),
-                                 'Give one read-only SELECT of the group key for contact $1 (text), every name '
-                                 'schema-qualified; it runs as the table''s owner with search_path = pg_catalog.');
-            END;
-        END IF;
-        FOR nm, s IN SELECT q.name, q.sql FROM optout._action_sql(a.id) q LOOP
-            BEGIN
-                PERFORM optout._check_statement(s, '{text[],text[]}', owner);
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-                IF st = '42501' THEN
-                    RAISE EXCEPTION 'role % cannot run what optout runs on table %: %', owner, a.tbl, msg
-                        USING ERRCODE = st,
-                              DETAIL = format('optout runs its %s statement as the table''s owner, %s.', nm, owner),
-                              HINT = format('Grant role %s what it lacks, or attach a table owned by a role that has it.', owner);
-                END IF;
-                RAISE EXCEPTION 'optout cannot prepare what it runs on table % (%): %', a.tbl, nm, msg
-                    USING ERRCODE = st,
-                          HINT = 'The table or a table it refers to may have changed; check the names and types given.';
-            END;
-        END LOOP;
-    END LOOP;
-END
-$$;
-CREATE OR REPLACE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
-                                      channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
-                                      scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL)
     a optout.attachments;
     t text;
     ctype text;
@@ -534,13 +240,179 @@ BEGIN
 END
 $$;
 
--- attach_inbound, attach_outbound and attach_contacts take the keyed options.
-DROP FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb);
-DROP FUNCTION optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb);
-DROP FUNCTION optout.attach_contacts(regclass, name, name, text, text, name);
+CREATE FUNCTION optout._key_family(typ oid)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN $1 IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                            'pg_catalog.int8'::pg_catalog.regtype) THEN 'integer'
+                WHEN $1 IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype) THEN 'text'
+                ELSE $1::pg_catalog.regtype::pg_catalog.text END
+$$;
+
+CREATE OR REPLACE FUNCTION optout._attach_check(tbl regclass, kind text, contact_column name, channel_column name DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    rk "char";
+    other record;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'a table must be given' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format('%I.%I', n.nspname, c.relname), c.relkind INTO t, rk
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF rk NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'optout attaches ordinary and partitioned tables.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM optout.attachments a WHERE a.tbl = _attach_check.tbl AND a.kind = _attach_check.kind) THEN
+        RAISE EXCEPTION 'table % is already attached as %', tbl, kind
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Run optout.detach(%L) first to attach it again.', t);
+    END IF;
+    PERFORM optout._column(tbl, contact_column, 'contact', true);
+    -- optout.stop(), start() and is_stopped() read a contact key one way for
+    -- every attached table: their contact columns agree on the kind of key.
+    SELECT a.id, a.tbl, a.contact_column, format_type(o.atttypid, NULL) AS old_type,
+           format_type(n.atttypid, NULL) AS new_type INTO other
+      FROM optout.attachments a
+      JOIN pg_attribute o ON o.attrelid = a.tbl AND o.attname = a.contact_column
+      JOIN pg_attribute n ON n.attrelid = _attach_check.tbl AND n.attname = _attach_check.contact_column
+     WHERE optout._key_family(o.atttypid) <> optout._key_family(n.atttypid)
+     ORDER BY a.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'contact column "%" of table % has type %, but attachment % (table %) keys contacts by %',
+                        contact_column, tbl, other.new_type, other.id, other.tbl, other.old_type
+            USING ERRCODE = 'datatype_mismatch',
+                  DETAIL = format('Column "%s" of table %s is of type %s.', other.contact_column, other.tbl, other.old_type),
+                  HINT = 'Every attached table names a contact by the same kind of key (integers, text, uuid...): '
+                         'optout.stop(), start() and is_stopped() read one.';
+    END IF;
+    IF channel_column IS NOT NULL THEN
+        PERFORM optout._column(tbl, channel_column, 'channel', true);
+    END IF;
+    PERFORM optout._citus_check(tbl, kind);  -- Citus only (src/sql/citus.sql)
+    RETURN t;
+END
+$$;
+
+CREATE FUNCTION optout._check_statement(sql text, params regtype[], run_as regrole,
+                                        query_name text DEFAULT NULL, returns regtype DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_statement' LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION optout._attach_verify(attachment integer)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a optout.attachments;
+    owner regrole;
+    nm text;
+    s text;
+    st text;
+    msg text;
+    hint text;
+BEGIN
+    FOR a IN SELECT * FROM optout.attachments x
+              WHERE x.id = attachment
+                 OR (x.kind = 'groups' AND EXISTS (SELECT 1 FROM optout.attachments y
+                                                    WHERE y.id = attachment AND y.kind = 'contacts'))
+              ORDER BY x.id LOOP
+        SELECT c.relowner::regrole INTO owner FROM pg_class c WHERE c.oid = a.tbl;
+        IF a.stopped_group_query IS NOT NULL THEN
+            BEGIN
+                PERFORM optout._check_statement(a.stopped_group_query, '{text}', owner, 'stopped_group_query',
+                                                (SELECT t.atttypid::regtype FROM pg_attribute t
+                                                  WHERE t.attrelid = a.tbl AND t.attname = a.group_column));
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+                RAISE EXCEPTION 'the stopped_group_query of table % cannot be used: %', a.tbl, msg
+                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.stopped_group_query)),
+                          HINT = coalesce(nullif(hint, ''),
+                                 'Give one read-only SELECT of the group key for contact $1 (text), every name '
+                                 'schema-qualified; it runs as the table''s owner with search_path = pg_catalog.');
+            END;
+        END IF;
+        IF a.review_unless IS NOT NULL THEN
+            BEGIN
+                PERFORM optout._check_statement(a.review_unless, '{text}', owner);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                RAISE EXCEPTION 'the review_unless query of table % cannot be used: %', a.tbl, msg
+                    USING ERRCODE = st, DETAIL = format('The query: %s', optout._cut(a.review_unless)),
+                          HINT = 'Give a read-only query that returns a row while contact $1 (text) is answering a question, '
+                                 'every name schema-qualified; it runs as the table''s owner with search_path = pg_catalog.';
+            END;
+        END IF;
+        FOR nm, s IN SELECT q.name, q.sql FROM optout._action_sql(a.id) q LOOP
+            BEGIN
+                PERFORM optout._check_statement(s, '{text[],text[]}', owner);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                IF st = '42501' THEN
+                    RAISE EXCEPTION 'role % cannot run what optout runs on table %: %', owner, a.tbl, msg
+                        USING ERRCODE = st,
+                              DETAIL = format('optout runs its %s statement as the table''s owner, %s.', nm, owner),
+                              HINT = format('Grant role %s what it lacks, or attach a table owned by a role that has it.', owner);
+                END IF;
+                RAISE EXCEPTION 'optout cannot prepare what it runs on table % (%): %', a.tbl, nm, msg
+                    USING ERRCODE = st,
+                          HINT = 'The table or a table it refers to may have changed; check the names and types given.';
+            END;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION optout._check_value_input(tbl regclass, col name, val text)
+    RETURNS void AS 'MODULE_PATHNAME', 'optout_check_value_input' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION optout._check_value(tbl regclass, col name, val text, what text DEFAULT 'value')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typname text := optout._column(tbl, col, 'value');
+BEGIN
+    PERFORM optout._check_value_input(tbl, col, val);
+EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    RAISE EXCEPTION 'the % % does not fit column "%" of table %, of type %', what, optout._cut(quote_literal(val)), col, tbl, typname
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+END
+$$;
+
+CREATE FUNCTION optout._check_filter(tbl regclass, filter jsonb, what text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v text;
+BEGIN
+    PERFORM optout._filter_sql(tbl, filter, '');
+    FOR k, v IN SELECT e.key, x.v
+                  FROM jsonb_each(CASE WHEN jsonb_typeof(filter) = 'object' THEN filter END) e
+                 CROSS JOIN LATERAL (SELECT e.value #>> '{}' AS v WHERE jsonb_typeof(e.value) NOT IN ('array', 'null')
+                                     UNION ALL
+                                     SELECT y FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(e.value) = 'array'
+                                                                                  THEN e.value END) y) x LOOP
+        PERFORM optout._check_value(tbl, k::name, v, what || ' value');
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION optout.attach_inbound(tbl regclass, body_column name, contact_column name,
                                       channel_column name DEFAULT NULL, mode optout.match_mode DEFAULT NULL,
                                       scope text DEFAULT 'contact', row_filter jsonb DEFAULT NULL,
+                                      review boolean DEFAULT true, review_unless text DEFAULT NULL,
                                       contact_format text DEFAULT NULL, organization_column name DEFAULT NULL,
                                       organization_query text DEFAULT NULL)
     RETURNS integer
@@ -556,24 +428,40 @@ BEGIN
     PERFORM optout._column(tbl, body_column, 'body');
     IF scope IS NULL OR scope NOT IN ('contact', 'channel') THEN
         RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(optout._cut(quote_literal(scope)), 'NULL')
-        RAISE EXCEPTION 'scope must be ''contact'' or ''channel'', not %', coalesce(quote_literal(scope), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF scope = 'channel' AND channel_column IS NULL THEN
         RAISE EXCEPTION 'scope ''channel'' needs a channel column' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A reply the classifier sends to review (a lone "No", a lone letter)
+    -- is an answer where the platform asks questions: review => false
+    -- records none; review_unless records none while its query finds the
+    -- contact answering (docs/reference.md, "attach_inbound").
+    IF review IS FALSE AND review_unless IS NOT NULL THEN
+        RAISE EXCEPTION 'review_unless has no use with review => false'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'review => false records no reviews at all; review_unless records none only while its query returns a row.';
+    END IF;
+    IF review_unless IS NOT NULL AND btrim(review_unless) = '' THEN
+        RAISE EXCEPTION 'review_unless must be a query, not an empty string'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A query with $1 = the contact key (text) that returns a row when the contact is answering a question.';
+    END IF;
     PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope)
-    VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope)
-    w := optout._filter_sql(tbl, row_filter, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, body_column, row_filter, mode, scope,
-                                         contact_format, organization_column, organization_query)
+                                         review, review_unless, contact_format, organization_column, organization_query)
     VALUES (attach_inbound.tbl, 'inbound', attach_inbound.contact_column, attach_inbound.channel_column,
-            attach_inbound.body_column, attach_inbound.row_filter, attach_inbound.mode, attach_inbound.scope,
+            attach_inbound.body_column, attach_inbound.row_filter,
+            -- The mode is fixed here: enforcement never reads the session's
+            -- optout.match_mode, which any role may set (docs/security.md).
+            coalesce(attach_inbound.mode,
+                     coalesce(current_setting('optout.match_mode', true), 'standard')::optout.match_mode),
+            attach_inbound.scope,
+            coalesce(attach_inbound.review, true), attach_inbound.review_unless,
             attach_inbound.contact_format, attach_inbound.organization_column, attach_inbound.organization_query)
     RETURNING a.id INTO id;
+    PERFORM optout._attach_verify(id);
     -- Only the rows that classify as a keyword fire the trigger (the WHEN
     -- classifies every row as it is inserted, which keeps COPY's batched
     -- inserts); their stops and starts are applied at the end of the statement.
@@ -585,10 +473,7 @@ BEGIN
     RETURN id;
 END
 $$;
-CREATE OR REPLACE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channel_column name DEFAULT NULL,
-                                       on_blocked text DEFAULT 'error', mark jsonb DEFAULT NULL,
-                                       queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL,
-                                       confirmation jsonb DEFAULT NULL, help_reply jsonb DEFAULT NULL)
+
 CREATE FUNCTION optout.attach_outbound(tbl regclass, contact_column name, channel_column name DEFAULT NULL,
                                        on_blocked text DEFAULT 'error', mark jsonb DEFAULT NULL,
                                        queued jsonb DEFAULT NULL, row_filter jsonb DEFAULT NULL,
@@ -620,11 +505,6 @@ BEGIN
     END IF;
     IF mark IS NOT NULL AND jsonb_typeof(mark) <> 'object' THEN
         RAISE EXCEPTION 'mark must be a JSON object of column names and values, not %', optout._cut(mark::text)
-        RAISE EXCEPTION 'on_blocked must be ''error'', ''skip'' or ''mark'', not %', coalesce(quote_literal(on_blocked), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF mark IS NOT NULL AND jsonb_typeof(mark) <> 'object' THEN
-        RAISE EXCEPTION 'mark must be a JSON object of column names and values, not %', mark
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"status": "F", "failed_reason": "C"}''.';
     END IF;
     IF on_blocked = 'mark' AND (mark IS NULL OR mark = '{}'::jsonb) THEN
@@ -641,19 +521,10 @@ BEGIN
     PERFORM optout._check_filter(tbl, row_filter, 'row_filter');
     PERFORM optout._check_filter(tbl, confirmation, 'confirmation');
     PERFORM optout._check_filter(tbl, help_reply, 'help_reply');
-        PERFORM optout._check_value(tbl, k::name, v #>> '{}');
-    END LOOP;
-    PERFORM optout._filter_sql(tbl, queued, '');
     w := optout._filter_sql(tbl, row_filter, 'NEW.');
     cw := optout._filter_sql(tbl, confirmation, 'NEW.');
     hw := optout._filter_sql(tbl, help_reply, 'NEW.');
     INSERT INTO optout.attachments AS a (tbl, kind, contact_column, channel_column, row_filter, on_blocked, mark, queued,
-                                         confirmation, help_reply)
-    VALUES (attach_outbound.tbl, 'outbound', attach_outbound.contact_column, attach_outbound.channel_column,
-            attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued,
-            nullif(attach_outbound.confirmation, '{}'), nullif(attach_outbound.help_reply, '{}'))
-    RETURNING a.id INTO id;
-    PERFORM optout._attach_verify(id);
                                          confirmation, help_reply, contact_format, organization_column, organization_query)
     VALUES (attach_outbound.tbl, 'outbound', attach_outbound.contact_column, attach_outbound.channel_column,
             attach_outbound.row_filter, attach_outbound.on_blocked, attach_outbound.mark, attach_outbound.queued,
@@ -670,17 +541,12 @@ BEGIN
     -- sendable is checked: an INSERT (COPY included); an UPDATE that sets
     -- the contact or channel column, changed or not; and an UPDATE that makes
     -- a row match row_filter and queued when it did not before (a resend).
-    bw := format('optout._outbound_when(%s, NEW.%I%s)', id, contact_column,
     bw := format('optout._outbound_when(%s, %s%s)', id, ck,
                  coalesce(', NEW.' || quote_ident(channel_column), ''));
     -- A row that looks like a confirmation (a help reply) asks whether it is
     -- the one allowed instead; every other row is checked as before.
     IF cw IS NOT NULL OR hw IS NOT NULL THEN
         bw := format('CASE %s%sELSE %s END', 
-                     CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
-                          cw, id, 'c', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
-                     CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, NEW.%I%s) ',
-                          hw, id, 'h', contact_column, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
                      CASE WHEN cw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, %s%s) ',
                           cw, id, 'c', ck, coalesce(', NEW.' || quote_ident(channel_column), '')) ELSE '' END,
                      CASE WHEN hw IS NOT NULL THEN format('WHEN (%s) IS TRUE THEN optout._reply_when(%s, %L, %s%s) ',
@@ -689,7 +555,6 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TRIGGER optout_outbound BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW WHEN (%s) '
                    'EXECUTE FUNCTION optout._outbound_trigger(%L)',
-                   concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column)), t,
                    concat_ws(', ', quote_ident(contact_column), quote_ident(channel_column), quote_ident(organization_column)), t,
                    concat_ws(' AND ', w, bw), id);
     sendable := concat_ws(' AND ', optout._filter_sql(tbl, row_filter, 'NEW.'), optout._filter_sql(tbl, queued, 'NEW.'));
@@ -703,8 +568,7 @@ BEGIN
     RETURN id;
 END
 $$;
-CREATE OR REPLACE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_column name,
-                                       stopped_value text, active_value text, touch_column name DEFAULT NULL)
+
 CREATE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_column name,
                                        stopped_value text, active_value text, touch_column name DEFAULT NULL,
                                        contact_format text DEFAULT NULL, organization_column name DEFAULT NULL,
@@ -715,25 +579,17 @@ CREATE FUNCTION optout.attach_contacts(tbl regclass, key_column name, status_col
 AS $$
 DECLARE
     t text := optout._attach_check(tbl, 'contacts', key_column);
-    id integer;
-    changed bigint;
     keyed text := optout._key_check(tbl, key_column, NULL, contact_format, organization_column, organization_query);
     id integer;
+    changed bigint;
 BEGIN
     PERFORM optout._column(tbl, status_column, 'status');
     IF stopped_value IS NULL OR active_value IS NULL OR stopped_value = active_value THEN
         RAISE EXCEPTION 'the stopped and active values must be given and differ'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM optout._check_value(tbl, status_column, stopped_value);
-    PERFORM optout._check_value(tbl, status_column, active_value);
     PERFORM optout._check_value(tbl, status_column, stopped_value, 'stopped_value');
     PERFORM optout._check_value(tbl, status_column, active_value, 'active_value');
-    IF touch_column IS NOT NULL THEN
-        PERFORM optout._column(tbl, touch_column, 'touch');
-    END IF;
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, status_column, stopped_value, active_value, touch_column)
-    VALUES (attach_contacts.tbl, 'contacts', key_column, status_column, stopped_value, active_value, touch_column)
     IF touch_column IS NOT NULL THEN
         PERFORM optout._column(tbl, touch_column, 'touch');
     END IF;
@@ -747,6 +603,14 @@ BEGIN
                    'WHEN (NEW.%I OPERATOR(pg_catalog.=) %L AND OLD.%I IS DISTINCT FROM NEW.%I) '
                    'EXECUTE FUNCTION optout._contacts_trigger(%L)',
                    status_column, t, status_column, active_value, status_column, status_column, id);
+    -- Keyed by phone number, one number is many rows: a row added for a
+    -- stopped number (a campaign's contact upload) starts stopped.
+    IF keyed IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER optout_contacts_insert BEFORE INSERT ON %s FOR EACH ROW '
+                       'WHEN ((NEW.%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE) '
+                       'EXECUTE FUNCTION optout._contacts_trigger(%L)',
+                       t, status_column, stopped_value, id);
+    END IF;
     -- Stops already on record (a table attached after optout was in use, or
     -- attached again) are applied now, as a stop applies them.
     changed := optout._apply_existing_stops(id);
@@ -755,48 +619,8 @@ BEGIN
     END IF;
     RETURN id;
 END
-$$; trigger_enabled: all of them fire);
--- detach removes the attachments before the triggers; an event trigger
--- guards optout's triggers; optout.health() for monitoring.
-CREATE OR REPLACE VIEW optout.attached AS
-SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a.row_filter,
-       a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.confirmation, a.help_reply, a.status_column, a.stopped_value, a.active_value,
-       a.group_column, a.stopped_group, a.stopped_group_query, a.code_column, a.provider, a.event_column,
-       a.stop_events, a.created_at,
-       t.tgname AS trigger_name,
-       CASE WHEN a.kind = 'groups' THEN NULL ELSE coalesce(h.ok, false) END AS trigger_enabled,
-       h.triggers
-  FROM optout.attachments a
-  LEFT JOIN pg_catalog.pg_trigger t
-    ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal
-  LEFT JOIN LATERAL (
-        SELECT pg_catalog.bool_and(s.state IN ('enabled', 'always')) AS ok,
-               coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                            'table', s.relation::pg_catalog.regclass::pg_catalog.text, 'trigger', s.tgname,
-                            'state', s.state) ORDER BY s.relation <> a.tbl::pg_catalog.oid,
-                                                    s.relation::pg_catalog.regclass::pg_catalog.text, s.tgname),
-                        '[]') AS triggers
-          FROM (SELECT r.relid AS relation, n.tgname,
-                       CASE g.tgenabled WHEN 'O' THEN 'enabled' WHEN 'A' THEN 'always' WHEN 'R' THEN 'replica'
-                                        WHEN 'D' THEN 'disabled' ELSE 'missing' END AS state
-                  FROM (SELECT a.tbl::pg_catalog.oid AS relid
-                        UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(a.tbl) pt) r
-                 CROSS JOIN pg_catalog.unnest(CASE a.kind
-                            WHEN 'inbound' THEN ARRAY['optout_inbound', 'optout_flush']
-                            WHEN 'outbound' THEN CASE WHEN coalesce(a.row_filter, '{}') <> '{}'
-                                                        OR coalesce(a.queued, '{}') <> '{}'
-                                                      THEN ARRAY['optout_outbound', 'optout_outbound_requeue']
-                                                      ELSE ARRAY['optout_outbound'] END
-                            WHEN 'contacts' THEN ARRAY['optout_contacts']
-                            WHEN 'delivery_errors' THEN ARRAY['optout_delivery_errors', 'optout_flush']
-                            ELSE ARRAY[]::pg_catalog.text[] END::pg_catalog.name[]) n(tgname)
-                  LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid AND g.tgname = n.tgname AND NOT g.tgisinternal
-               ) s) h ON true;
-COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether every trigger it needs is in place and fires';
-
-    RETURN id;
-END
 $$;
+
 CREATE OR REPLACE FUNCTION optout.attach_groups(tbl regclass, contact_column name, group_column name,
                                      stopped_group text DEFAULT NULL, stopped_group_query text DEFAULT NULL)
     RETURNS integer
@@ -805,6 +629,7 @@ CREATE OR REPLACE FUNCTION optout.attach_groups(tbl regclass, contact_column nam
 AS $$
 DECLARE
     id integer;
+    changed bigint;
 BEGIN
     PERFORM optout._attach_check(tbl, 'groups', contact_column);
     PERFORM optout._column(tbl, group_column, 'group');
@@ -818,9 +643,16 @@ BEGIN
     VALUES (attach_groups.tbl, 'groups', contact_column, group_column, stopped_group, stopped_group_query)
     RETURNING a.id INTO id;
     PERFORM optout._attach_verify(id);
+    -- Stops already on record: the contacts leave their other groups and
+    -- join their Stopped group now, as a stop makes them.
+    changed := optout._apply_existing_stops(id);
+    IF changed > 0 THEN
+        RAISE NOTICE 'optout: % group memberships of % changed (contacts stopped before the table was attached)', changed, tbl;
+    END IF;
     RETURN id;
 END
 $$;
+
 CREATE OR REPLACE FUNCTION optout.attach_delivery_errors(tbl regclass, contact_column name, code_column name DEFAULT NULL,
                                               provider text DEFAULT NULL, provider_column name DEFAULT NULL,
                                               channel_column name DEFAULT NULL, event_column name DEFAULT NULL,
@@ -879,21 +711,6 @@ BEGIN
     RETURN id;
 END
 $$;
-    -- Keyed by phone number, one number is many rows: a row added for a
-    -- stopped number (a campaign's contact upload) starts stopped.
-    IF keyed IS NOT NULL THEN
-        EXECUTE format('CREATE TRIGGER optout_contacts_insert BEFORE INSERT ON %s FOR EACH ROW '
-                       'WHEN ((NEW.%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE) '
-                       'EXECUTE FUNCTION optout._contacts_trigger(%L)',
-                       t, status_column, stopped_value, id);
-    END IF;
-    RETURN id;
-END
-$$;
-REVOKE ALL ON FUNCTION optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, text, name, text),
-    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb, text, name, text),
-    optout.attach_contacts(regclass, name, name, text, text, name, text, name, text)
-  FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION optout.detach(tbl regclass)
     RETURNS integer
@@ -906,22 +723,16 @@ DECLARE
     trg name;
     p regclass;
 BEGIN
-    SELECT format('%I.%I', ns.nspname, c.relname) INTO t
-      FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
-    -- The attachments go first: the event trigger that guards optout's
-    -- triggers (optout_trigger_guard) lets a table's be dropped once it has none.
-    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
-    GET DIAGNOSTICS n = ROW_COUNT;
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'optout.detach(tbl): tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'Name the attached table, e.g. optout.detach(''public.msgs_msg'').';
     END IF;
     SELECT format('%I.%I', ns.nspname, c.relname) INTO t
       FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
-    FOR trg IN SELECT tgname FROM pg_trigger
-                WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
-                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
-                                 'optout_delivery_errors') LOOP
+    -- The attachments go first: the event trigger that guards optout's
+    -- triggers (optout_trigger_guard) lets a table's be dropped once it has none.
+    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
+    GET DIAGNOSTICS n = ROW_COUNT;
     FOR trg IN SELECT tgname FROM pg_trigger
                 WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
                   AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
@@ -935,8 +746,6 @@ BEGIN
                                    UNION ALL SELECT tbl::oid) LOOP
         EXECUTE format('DROP TRIGGER optout_flush ON %s', p);
     END LOOP;
-    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
-    GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
         RAISE NOTICE 'table % was not attached to optout', tbl;
     END IF;
@@ -944,8 +753,45 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION optout.attach_groups(tbl regclass, contact_column name, group_column name,
-                                     stopped_group text DEFAULT NULL, stopped_group_query text DEFAULT NULL)
+CREATE OR REPLACE VIEW optout.attached AS
+SELECT a.id, a.tbl, a.kind, a.contact_column, a.channel_column, a.body_column, a.row_filter,
+       a.mode, a.scope, a.on_blocked, a.mark, a.queued, a.confirmation, a.help_reply, a.status_column, a.stopped_value, a.active_value,
+       a.group_column, a.stopped_group, a.stopped_group_query, a.code_column, a.provider, a.event_column,
+       a.stop_events, a.created_at,
+       t.tgname AS trigger_name,
+       CASE WHEN a.kind = 'groups' THEN NULL ELSE coalesce(h.ok, false) END AS trigger_enabled,
+       h.triggers,
+       a.contact_format, a.organization_column, a.organization_query
+  FROM optout.attachments a
+  LEFT JOIN pg_catalog.pg_trigger t
+    ON t.tgrelid = a.tbl AND t.tgname = 'optout_' || a.kind AND NOT t.tgisinternal
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.bool_and(s.state IN ('enabled', 'always')) AS ok,
+               coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                            'table', s.relation::pg_catalog.regclass::pg_catalog.text, 'trigger', s.tgname,
+                            'state', s.state) ORDER BY s.relation <> a.tbl::pg_catalog.oid,
+                                                    s.relation::pg_catalog.regclass::pg_catalog.text, s.tgname),
+                        '[]') AS triggers
+          FROM (SELECT r.relid AS relation, n.tgname,
+                       CASE g.tgenabled WHEN 'O' THEN 'enabled' WHEN 'A' THEN 'always' WHEN 'R' THEN 'replica'
+                                        WHEN 'D' THEN 'disabled' ELSE 'missing' END AS state
+                  FROM (SELECT a.tbl::pg_catalog.oid AS relid
+                        UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(a.tbl) pt) r
+                 CROSS JOIN pg_catalog.unnest(CASE a.kind
+                            WHEN 'inbound' THEN ARRAY['optout_inbound', 'optout_flush']
+                            WHEN 'outbound' THEN CASE WHEN coalesce(a.row_filter, '{}') <> '{}'
+                                                        OR coalesce(a.queued, '{}') <> '{}'
+                                                      THEN ARRAY['optout_outbound', 'optout_outbound_requeue']
+                                                      ELSE ARRAY['optout_outbound'] END
+                            WHEN 'contacts' THEN CASE WHEN a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL
+                                                      THEN ARRAY['optout_contacts', 'optout_contacts_insert']
+                                                      ELSE ARRAY['optout_contacts'] END
+                            WHEN 'delivery_errors' THEN ARRAY['optout_delivery_errors', 'optout_flush']
+                            WHEN 'optouts' THEN ARRAY['optout_optouts', 'optout_flush']
+                            ELSE ARRAY[]::pg_catalog.text[] END::pg_catalog.name[]) n(tgname)
+                  LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.relid AND g.tgname = n.tgname AND NOT g.tgisinternal
+               ) s) h ON true;
+
 CREATE OR REPLACE FUNCTION optout._on_ddl_end() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -995,7 +841,570 @@ BEGIN
 END
 $$;
 
--- The backfill refuses a keyed inbound attachment.
+CREATE FUNCTION optout._trigger_guard() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'optout_trigger_guard' LANGUAGE C;
+
+CREATE EVENT TRIGGER optout_trigger_guard ON ddl_command_start
+    WHEN TAG IN ('DROP TRIGGER', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE TRIGGER')
+    EXECUTE FUNCTION optout._trigger_guard();
+
+CREATE FUNCTION optout.health(since timestamptz DEFAULT NULL)
+    RETURNS TABLE (attachment integer, tbl regclass, kind text, triggers_ok boolean, problems text[],
+                   counted_from timestamptz, stops bigint, starts bigint, blocked bigint, provider_errors bigint,
+                   status_kept bigint, last_event_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.id, a.tbl, a.kind, coalesce(a.trigger_enabled, true),
+       ARRAY(SELECT format('trigger %s of %s: %s', t ->> 'trigger', t ->> 'table', t ->> 'state')
+               FROM jsonb_array_elements(a.triggers) t
+              WHERE t ->> 'state' NOT IN ('enabled', 'always')),
+       f.from_at, e.stops, e.starts, e.blocked, e.provider_errors, e.status_kept, e.last_at
+  FROM optout.attached a
+ CROSS JOIN LATERAL (SELECT greatest(a.created_at, $1) AS from_at,
+                            format('%I.%I', n.nspname, c.relname) AS table_name
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl) f
+ CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE v.kind = 'stop') AS stops,
+                            count(*) FILTER (WHERE v.kind = 'start') AS starts,
+                            count(*) FILTER (WHERE v.kind = 'blocked') AS blocked,
+                            count(*) FILTER (WHERE v.kind = 'provider_error') AS provider_errors,
+                            count(*) FILTER (WHERE v.kind = 'status_kept') AS status_kept,
+                            max(v.at) AS last_at
+                       FROM optout.events v WHERE v.at >= f.from_at AND v.table_name = f.table_name) e
+ ORDER BY a.id
+$$;
+
+CREATE OR REPLACE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public', confirmation jsonb DEFAULT NULL)
+    RETURNS SETOF optout.attached
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    answering text;
+BEGIN
+    IF schema IS NULL THEN
+        RAISE EXCEPTION 'optout.attach_rapidpro(schema): schema must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Name the schema that holds RapidPro''s tables (default: public).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema % does not exist', quote_ident(schema)
+            USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds RapidPro''s tables.';
+    END IF;
+    FOREACH t IN ARRAY ARRAY['msgs_msg', 'contacts_contact', 'contacts_contactgroup',
+                             'contacts_contactgroup_contacts', 'channels_channelevent'] LOOP
+        IF to_regclass(format('%I.%I', schema, t)) IS NULL THEN
+            RAISE EXCEPTION 'table %.% does not exist: is this a RapidPro database?', quote_ident(schema), t
+                USING ERRCODE = 'undefined_table';
+        END IF;
+    END LOOP;
+    -- Order matters: the contact's status first (RapidPro's own trigger then
+    -- moves it between status groups), then its other groups, then messages.
+    PERFORM optout.attach_contacts(format('%I.contacts_contact', schema)::regclass, 'id', 'status', 'S', 'A',
+                                   touch_column => 'modified_on');
+    PERFORM optout.attach_groups(format('%I.contacts_contactgroup_contacts', schema)::regclass,
+                                 'contact_id', 'contactgroup_id',
+                                 stopped_group_query => format(
+                                     'SELECT g.id FROM %1$I.contacts_contactgroup g JOIN %1$I.contacts_contact c '
+                                     'ON c.org_id = g.org_id WHERE c.id = $1::integer AND g.group_type = ''S'' '
+                                     'ORDER BY g.id LIMIT 1', schema));
+    -- RapidPro's flows ask questions: a contact with a waiting flow session
+    -- (flows_flowsession, status W) is answering one, and a lone "No" or "A"
+    -- from it is an answer, not a revocation to review. (A STOP still stops.)
+    IF to_regclass(format('%I.flows_flowsession', schema)) IS NOT NULL THEN
+        answering := format('SELECT 1 FROM %I.flows_flowsession s WHERE s.contact_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4 '
+                            'AND s.status OPERATOR(pg_catalog.=) ''W''', schema);
+    END IF;
+    PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
+                                  scope => 'contact', row_filter => '{"direction": "I"}',
+                                  review_unless => answering);
+    PERFORM optout.attach_outbound(format('%I.msgs_msg', schema)::regclass, 'contact_id', 'channel_id',
+                                   on_blocked => 'mark',
+                                   mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
+                                   queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}',
+                                   confirmation => attach_rapidpro.confirmation);
+    PERFORM optout.attach_delivery_errors(format('%I.channels_channelevent', schema)::regclass, 'contact_id',
+                                          channel_column => 'channel_id', event_column => 'event_type',
+                                          stop_events => '{stop_contact}');
+    RETURN QUERY SELECT * FROM optout.attached a
+                  WHERE a.tbl::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                        WHERE n.nspname = schema)
+                  ORDER BY a.id;
+END
+$$;
+
+CREATE FUNCTION optout.phone_key(phone text)
+    RETURNS text
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d text := regexp_replace(phone, '[[:space:]().\-/]', '', 'g');
+BEGIN
+    IF d ~ '^\+[0-9]{8,15}$' THEN
+        RETURN d;
+    ELSIF d ~ '^[0-9]{10}$' THEN
+        RETURN '+1' || d;
+    ELSIF d ~ '^1[0-9]{10}$' THEN
+        RETURN '+' || d;
+    END IF;
+    RAISE EXCEPTION 'optout cannot read % as a phone number', quote_literal(phone)
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Write it in E.164 (+, country code and number: +15550100000), or as 10 digits (a North American number), or 11 digits starting with 1.';
+END
+$$;
+
+CREATE FUNCTION optout.contact_key(phone text, organization text)
+    RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF phone IS NULL OR organization IS NULL THEN
+        RAISE EXCEPTION 'a contact known by phone number needs a number and an organization'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF organization = '' OR strpos(organization, ':') > 0 THEN
+        RAISE EXCEPTION 'organization % cannot be part of a contact key', quote_literal(organization)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'An organization key is not empty and has no colon.';
+    END IF;
+    RETURN organization || ':' || optout.phone_key(phone);
+END
+$$;
+
+CREATE FUNCTION optout._row_key(attachment integer, phone text, org text, strict boolean)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    p text;
+    o text;
+BEGIN
+    SELECT x.tbl, x.contact_column, x.contact_format, x.organization_column, x.organization_query INTO a
+      FROM optout.attachments x WHERE x.id = attachment;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'optout attachment % does not exist', attachment USING ERRCODE = 'undefined_object';
+    END IF;
+    IF phone IS NULL THEN
+        IF strict THEN
+            RAISE EXCEPTION 'a row of % has no %: optout cannot tell whom it is for', a.tbl, quote_ident(a.contact_column)
+                USING ERRCODE = 'not_null_violation';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF a.contact_format = 'phone' THEN
+        IF strict THEN
+            p := optout.phone_key(phone);
+        ELSE
+            BEGIN
+                p := optout.phone_key(phone);
+            EXCEPTION WHEN invalid_parameter_value THEN
+                RETURN NULL;
+            END;
+        END IF;
+    ELSE
+        p := phone;
+    END IF;
+    IF a.organization_column IS NULL THEN
+        RETURN p;
+    END IF;
+    IF org IS NOT NULL AND a.organization_query IS NOT NULL THEN
+        EXECUTE a.organization_query INTO o USING org;
+    ELSE
+        o := org;
+    END IF;
+    IF o IS NULL OR o = '' OR strpos(o, ':') > 0 THEN
+        IF strict THEN
+            RAISE EXCEPTION 'a row of % for % has no organization optout knows (% = %)', a.tbl, quote_literal(p),
+                            quote_ident(a.organization_column), coalesce(quote_literal(org), 'NULL')
+                USING ERRCODE = 'foreign_key_violation',
+                      HINT = 'optout knows this table''s contacts by phone number within an organization: the row must name one.';
+        END IF;
+        RETURN NULL;
+    END IF;
+    RETURN o || ':' || p;
+END
+$$;
+
+CREATE FUNCTION optout._key_check(tbl regclass, contact_column name, channel_column name, contact_format text,
+                                  organization_column name, organization_query text)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ text;
+BEGIN
+    IF contact_format IS NULL AND organization_column IS NULL THEN
+        IF organization_query IS NOT NULL THEN
+            RAISE EXCEPTION 'organization_query needs organization_column (the value it is given as $1)'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF contact_format IS NOT NULL AND contact_format <> 'phone' THEN
+        RAISE EXCEPTION 'contact_format must be ''phone'' or NULL, not %', quote_literal(contact_format)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF channel_column IS NOT NULL THEN
+        RAISE EXCEPTION 'a contact known by phone number or organization cannot also have a channel column'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Leave channel_column out: a stop of such a contact covers every channel.';
+    END IF;
+    typ := optout._column(tbl, contact_column, 'contact');
+    IF contact_format = 'phone' AND typ NOT IN ('text', 'character varying') AND typ !~ '^character( varying)?\(' THEN
+        RAISE EXCEPTION 'column "%" of table % has type %; a phone number must be text or varchar', contact_column, tbl, typ
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF organization_column IS NULL THEN
+        RETURN 'none';
+    END IF;
+    typ := optout._column(tbl, organization_column, 'organization');
+    IF organization_query IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('PREPARE optout_attach_verify(text) AS %s', organization_query);
+            DEALLOCATE optout_attach_verify;
+        EXCEPTION WHEN syntax_error_or_access_rule_violation THEN
+            RAISE EXCEPTION 'optout cannot prepare organization_query: %', SQLERRM
+                USING ERRCODE = SQLSTATE, DETAIL = format('Query: %s', organization_query),
+                      HINT = 'Schema-qualify every name (it runs with search_path = pg_catalog); $1 is the organization column as text.';
+        END;
+    END IF;
+    RETURN typ;
+END
+$$;
+
+CREATE FUNCTION optout._keyed_action_sql(a optout.attachments)
+    RETURNS TABLE (name text, sql text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    keys text;
+    rowkey text;
+    match text;
+    cond text;
+    sets text;
+    cols text;
+    vals text;
+    reftbl text;
+    refcol name;
+BEGIN
+    SELECT format('%I.%I', n.nspname, c.relname) INTO t
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
+    -- Only keys of this attachment's form: a stop may be another
+    -- attachment's contact (a RapidPro contact id), never one of these rows.
+    IF a.organization_column IS NOT NULL THEN
+        keys := '(SELECT DISTINCT u.k, pg_catalog.split_part(u.k, '':'', 1) AS org, '
+                'pg_catalog.substr(u.k, pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.+) 1) AS phone '
+                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k) '
+                'WHERE pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.>) 1)';
+    ELSE
+        keys := '(SELECT DISTINCT u.k, NULL::pg_catalog.text AS org, u.k AS phone '
+                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k))';
+    END IF;
+    IF a.contact_format = 'phone' THEN
+        keys := format('(SELECT * FROM %s q WHERE q.phone OPERATOR(pg_catalog.~) ''^\+[0-9]{8,15}$'')', keys);
+    END IF;
+    rowkey := format('optout._row_key(%s, x.%I::pg_catalog.text, %s, false)', a.id, a.contact_column,
+                     coalesce(format('x.%I::pg_catalog.text', a.organization_column), 'NULL'));
+    match := format('x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.phone AND %s OPERATOR(pg_catalog.=) p.k',
+                    a.contact_column, rowkey);
+    CASE a.kind
+    WHEN 'contacts' THEN
+        RETURN QUERY VALUES
+            ('contacts.stop', format('UPDATE %s x SET %I = %L%s FROM %s p WHERE %s '
+                                     'AND (x.%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE',
+                                     t, a.status_column, a.stopped_value,
+                                     CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
+                                     keys, match, a.status_column, a.stopped_value)),
+            ('contacts.start', format('UPDATE %s x SET %I = %L%s FROM %s p WHERE %s '
+                                      'AND x.%I OPERATOR(pg_catalog.=) %L',
+                                      t, a.status_column, a.active_value,
+                                      CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
+                                      keys, match, a.status_column, a.stopped_value));
+    WHEN 'outbound' THEN
+        IF a.queued IS NULL THEN
+            RETURN;
+        END IF;
+        cond := concat_ws(' AND ', match, optout._filter_sql(a.tbl, a.row_filter, 'x.'), optout._filter_sql(a.tbl, a.queued, 'x.'));
+        IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
+            SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
+                                   ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
+              INTO sets FROM jsonb_each(a.mark);
+            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING p.k) '
+                                 'SELECT f.k, pg_catalog.count(*) FROM f GROUP BY 1 ORDER BY f.k COLLATE pg_catalog."C"',
+                                 t, sets, keys, cond));
+        ELSE
+            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING p.k) '
+                                 'SELECT f.k, pg_catalog.count(*) FROM f GROUP BY 1 ORDER BY f.k COLLATE pg_catalog."C"',
+                                 t, keys, cond));
+        END IF;
+    WHEN 'optouts' THEN
+        -- A stop writes the platform's row (unless one is there); a start
+        -- removes every row of the contact, the platform's own included.
+        cols := quote_ident(a.contact_column);
+        vals := format('p.phone::%s', optout._qualified_type(a.tbl, a.contact_column));
+        cond := format('x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.phone', a.contact_column);
+        IF a.organization_column IS NOT NULL THEN
+            -- The organization must be one the platform has: where the column
+            -- references a table (Spoke's opt_out.organization_id), a stop for
+            -- an organization not in it writes no row; otherwise a key that
+            -- does not fit the column's type writes none.
+            SELECT format('%I.%I', rn.nspname, rc.relname), ra.attname INTO reftbl, refcol
+              FROM pg_constraint k
+              JOIN pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = k.conkey[1]
+              JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+              JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1]
+             WHERE k.conrelid = a.tbl AND k.contype = 'f' AND cardinality(k.conkey) = 1
+               AND ca.attname = a.organization_column
+             ORDER BY k.conname LIMIT 1;
+            cols := cols || ', ' || quote_ident(a.organization_column);
+            IF reftbl IS NOT NULL THEN
+                vals := vals || ', p.org_ref';
+                keys := format('(SELECT q.*, r.%1$I AS org_ref FROM %2$s q JOIN %3$s r ON r.%1$I::pg_catalog.text OPERATOR(pg_catalog.=) q.org)',
+                               refcol, keys, reftbl);
+            ELSE
+                vals := vals || format(', p.org::%s', optout._qualified_type(a.tbl, a.organization_column));
+                IF optout._column(a.tbl, a.organization_column, 'organization') IN ('smallint', 'integer', 'bigint') THEN
+                    keys := format('(SELECT * FROM %s q WHERE q.org OPERATOR(pg_catalog.~) ''^-?[0-9]{1,18}$'')', keys);
+                END IF;
+            END IF;
+            cond := cond || format(' AND x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.org', a.organization_column);
+        END IF;
+        SELECT cols || coalesce(string_agg(', ' || quote_ident(key), '' ORDER BY key), ''),
+               vals || coalesce(string_agg(CASE WHEN value = 'null'::jsonb THEN ', NULL'
+                                                ELSE format(', %L::%s', value #>> '{}', optout._qualified_type(a.tbl, key::name)) END,
+                                           '' ORDER BY key), '')
+          INTO cols, vals FROM jsonb_each(coalesce(a.mark, '{}'));
+        RETURN QUERY VALUES
+            ('optouts.stop', format('INSERT INTO %s (%s) SELECT %s FROM %s p WHERE NOT EXISTS (SELECT 1 FROM %s x WHERE %s)',
+                                    t, cols, vals, keys, t, cond)),
+            ('optouts.start', format('DELETE FROM %s x USING %s p WHERE %s', t, keys, cond));
+    ELSE
+        RETURN;
+    END CASE;
+END
+$$;
+
+CREATE FUNCTION optout.attach_optouts(tbl regclass, contact_column name, contact_format text DEFAULT NULL,
+                                      organization_column name DEFAULT NULL, row_values jsonb DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := optout._attach_check(tbl, 'optouts', contact_column);
+    keyed text := optout._key_check(tbl, contact_column, NULL, contact_format, organization_column, NULL);
+    c text;
+    v jsonb;
+    id integer;
+BEGIN
+    IF row_values IS NOT NULL AND jsonb_typeof(row_values) <> 'object' THEN
+        RAISE EXCEPTION 'row_values must be a JSON object of column names and values, not %', row_values
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"reason_code": "optout"}''.';
+    END IF;
+    FOR c, v IN SELECT key, value FROM jsonb_each(coalesce(row_values, '{}')) LOOP
+        IF jsonb_typeof(v) IN ('object', 'array') THEN
+            RAISE EXCEPTION 'the value for column "%" must be a value or null', c USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF c::name IN (contact_column, organization_column) THEN
+            RAISE EXCEPTION 'column "%" is written by optout; it cannot be in row_values', c USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM optout._check_value(tbl, c::name, v #>> '{}');
+    END LOOP;
+    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, mark, contact_format, organization_column)
+    VALUES (attach_optouts.tbl, 'optouts', attach_optouts.contact_column, nullif(attach_optouts.row_values, '{}'),
+            attach_optouts.contact_format, attach_optouts.organization_column)
+    RETURNING a.id INTO id;
+    PERFORM optout._attach_verify(id);
+    EXECUTE format('CREATE TRIGGER optout_optouts AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION optout._optouts_trigger(%L)',
+                   t, id);
+    PERFORM optout._flush_triggers(tbl);
+    RETURN id;
+END
+$$;
+
+CREATE FUNCTION optout._optouts_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_optouts_trigger' LANGUAGE C;
+
+CREATE FUNCTION optout.attach_spoke(schema name DEFAULT 'public', confirmation jsonb DEFAULT '{"user_id": null}')
+    RETURNS SETOF optout.attached
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    org_of_contact text;
+BEGIN
+    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
+            USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds Spoke''s tables.';
+    END IF;
+    FOREACH t IN ARRAY ARRAY['organization', 'campaign', 'campaign_contact', 'message', 'opt_out'] LOOP
+        IF to_regclass(format('%I.%I', schema, t)) IS NULL THEN
+            RAISE EXCEPTION 'table %.% does not exist: is this a Spoke database?', quote_ident(schema), t
+                USING ERRCODE = 'undefined_table';
+        END IF;
+    END LOOP;
+    org_of_contact := format('SELECT c.organization_id::pg_catalog.text FROM %1$I.campaign_contact cc '
+                             'JOIN %1$I.campaign c ON c.id OPERATOR(pg_catalog.=) cc.campaign_id '
+                             'WHERE cc.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4', schema);
+    -- Order matters: is_opted_out first, then Spoke's opt_out rows, then messages.
+    PERFORM optout.attach_contacts(format('%I.campaign_contact', schema)::regclass, 'cell', 'is_opted_out', 't', 'f',
+                                   contact_format => 'phone', organization_column => 'campaign_id',
+                                   organization_query => format('SELECT c.organization_id::pg_catalog.text FROM %I.campaign c '
+                                                                'WHERE c.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4', schema));
+    PERFORM optout.attach_optouts(format('%I.opt_out', schema)::regclass, 'cell', contact_format => 'phone',
+                                  organization_column => 'organization_id', row_values => '{"reason_code": "optout"}');
+    PERFORM optout.attach_inbound(format('%I.message', schema)::regclass, 'text', 'contact_number',
+                                  row_filter => '{"is_from_contact": true}', contact_format => 'phone',
+                                  organization_column => 'campaign_contact_id', organization_query => org_of_contact);
+    PERFORM optout.attach_outbound(format('%I.message', schema)::regclass, 'contact_number', on_blocked => 'error',
+                                   mark => '{"send_status": "ERROR", "error_code": 21610}',
+                                   queued => '{"send_status": ["QUEUED", "PAUSED"]}',
+                                   row_filter => '{"is_from_contact": false}', confirmation => attach_spoke.confirmation,
+                                   contact_format => 'phone',
+                                   organization_column => 'campaign_contact_id', organization_query => org_of_contact);
+    RETURN QUERY SELECT * FROM optout.attached a
+                  WHERE a.tbl::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                        WHERE n.nspname = schema)
+                  ORDER BY a.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION optout.explain_contact(contact text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    IF contact IS NULL THEN
+        RAISE EXCEPTION 'optout.explain_contact(contact): contact must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Give the contact''s key as text, e.g. optout.explain_contact(''42'').';
+    END IF;
+    -- One statement, planned for this contact (EXECUTE ... USING): on Citus
+    -- it then goes to the contact's shard of the events. (An SQL function's
+    -- statement is planned with its parameter unknown, which Citus cannot
+    -- route.)
+    EXECUTE $q$
+SELECT jsonb_build_object(
+    'contact', $1,
+    'stopped', EXISTS (SELECT 1 FROM optout.stops s WHERE s.contact = $1),
+    'stops', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
+                    'channel', s.channel, 'since', s.stopped_at, 'source', s.source,
+                    'message', e.body, 'message_channel', e.channel, 'keyword', s.keyword,
+                    'language', e.language, 'rule', s.rule,
+                    'provider', e.provider, 'code', e.code, 'reason', e.reason, 'table', e.table_name,
+                    'blocked_since', (SELECT coalesce(sum(coalesce((b.detail ->> 'count')::bigint, 1)), 0)
+                                        FROM optout.events b
+                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
+                                         AND NOT coalesce(b.detail ? 'queued_failed', false)),
+                    'queued_failed', (SELECT coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0) FROM optout.events b
+                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
+                                         AND b.detail ? 'queued_failed'))
+                  ORDER BY s.stopped_at, s.channel NULLS FIRST)
+                FROM optout.stops s LEFT JOIN optout.events e ON e.id = s.event_id
+               WHERE s.contact = $1), '[]'::jsonb),
+    'provider_errors', coalesce((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'channel', e.channel,
+                                        'provider', e.provider, 'code', e.code) ORDER BY e.id)
+                                   FROM optout.events e WHERE e.contact = $1 AND e.kind = 'provider_error'), '[]'::jsonb),
+    'last_opt_out', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
+                                               'keyword', e.keyword, 'language', e.language, 'rule', e.rule,
+                                               'provider', e.provider, 'code', e.code, 'reason', e.reason)
+                       FROM optout.events e WHERE e.contact = $1 AND e.kind = 'stop' ORDER BY e.id DESC LIMIT 1),
+    'last_opt_in', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
+                                              'keyword', e.keyword, 'reason', e.reason, 'lifted', e.detail ->> 'lifted')
+                      FROM optout.events e WHERE e.contact = $1 AND e.kind = 'start' ORDER BY e.id DESC LIMIT 1),
+    'help_requests', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'help'),
+    'open_reviews', (SELECT count(*) FROM optout.open_reviews r WHERE r.contact = $1),
+    'status_changes_refused', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'status_kept'))
+$q$ INTO result USING contact;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION optout.evidence(contact text) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH ev AS (
+    SELECT e.*, (SELECT min(n.id) FROM optout.events n
+                  WHERE n.contact = e.contact AND n.kind = 'start' AND n.id > e.id
+                    AND (n.detail ->> 'lifted') IS NOT NULL) AS lifted_by
+      FROM optout.events e WHERE e.contact = $1
+), stops AS (
+    SELECT e.*, h.received_at, h.honour_time, h.business_days, h.within_10_business_days
+      FROM ev e JOIN optout.honour_times h ON h.stop_event = e.id
+     WHERE e.kind = 'stop'
+)
+SELECT jsonb_build_object(
+    'contact', $1,
+    'generated_at', pg_catalog.now(),
+    'optout_version', (SELECT x.extversion FROM pg_extension x WHERE x.extname = 'optout'),
+    'settings', jsonb_build_object(
+        -- the mode inbound attachments classify with (fixed at attach; one
+        -- mode, or {table: mode} when they differ), not the session's setting
+        'match_mode', (SELECT CASE WHEN count(DISTINCT a.mode) = 1 THEN to_jsonb(min(a.mode::text))
+                                   WHEN count(*) > 0 THEN jsonb_object_agg(a.tbl::text, a.mode) END
+                         FROM optout.attachments a WHERE a.kind = 'inbound'),
+        'confirmation_window', pg_catalog.current_setting('optout.confirmation_window', true),
+        'revoke_all_from', nullif(pg_catalog.current_setting('optout.revoke_all_from', true), '')),
+    'stopped_now', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                        'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
+                        'channel', s.channel, 'since', s.stopped_at, 'source', s.source, 'stop_event', s.event_id)
+                      ORDER BY s.stopped_at, s.channel NULLS FIRST)
+                    FROM optout.stops s WHERE s.contact = $1), '[]'::jsonb),
+    'revocations', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', s.id, 'source', s.source, 'channel', s.channel,
+        'message', s.body, 'keyword', s.keyword, 'language', s.language, 'rule', s.rule,
+        'provider', s.provider, 'code', s.code, 'reason', s.reason, 'table', s.table_name, 'actor', s.actor,
+        'classified_by', CASE WHEN s.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', s.optout_version, 'keyword_set', s.keyword_set) END,
+        'revoke_all_from', s.detail ->> 'revoke_all_from',
+        'requested_channel', s.detail ->> 'requested_channel',
+        'received_at', s.received_at, 'honoured_at', s.at,
+        'honour_time_seconds', extract(epoch FROM s.honour_time),
+        'business_days', s.business_days, 'within_10_business_days', s.within_10_business_days,
+        'lifted_by_event', s.lifted_by,
+        'sends_after', (SELECT jsonb_build_object(
+                'blocked', coalesce(sum(CASE WHEN b.detail ? 'queued_failed' THEN 0
+                                             ELSE coalesce((b.detail ->> 'count')::bigint, 1) END), 0),
+                'queued_failed', coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0),
+                'first_at', min(b.at), 'last_at', max(b.at),
+                'records', coalesce(jsonb_agg(jsonb_build_object(
+                        'at', b.at, 'channel', b.channel, 'table', b.table_name, 'rule', b.detail ->> 'rule',
+                        'count', coalesce((b.detail ->> 'count')::bigint, 0),
+                        'queued_failed', coalesce((b.detail ->> 'queued_failed')::bigint, 0)) ORDER BY b.id)
+                    FILTER (WHERE b.id IS NOT NULL), '[]'::jsonb))
+              FROM ev b WHERE b.kind = 'blocked' AND b.id > s.id AND b.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'provider_errors_after', (SELECT jsonb_build_object('count', count(*), 'first_at', min(p.at), 'last_at', max(p.at))
+              FROM ev p WHERE p.kind = 'provider_error' AND p.id > s.id
+               AND p.id < coalesce(s.lifted_by, 9223372036854775807)),
+        'confirmation', (SELECT jsonb_build_object('at', c.at, 'channel', c.channel, 'table', c.table_name,
+                                                   'seconds_after_stop', (c.detail ->> 'seconds_after_stop')::numeric)
+                           FROM ev c WHERE c.kind = 'confirmation' AND (c.detail ->> 'for_event')::bigint = s.id))
+      ORDER BY s.id) FROM stops s), '[]'::jsonb),
+    'opt_ins', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', o.id, 'at', o.at, 'source', o.source, 'channel', o.channel, 'message', o.body,
+        'keyword', o.keyword, 'rule', o.rule, 'reason', o.reason, 'actor', o.actor,
+        'lifted', o.detail ->> 'lifted',
+        'classified_by', CASE WHEN o.optout_version IS NOT NULL THEN jsonb_build_object(
+                'optout_version', o.optout_version, 'keyword_set', o.keyword_set) END)
+      ORDER BY o.id) FROM ev o WHERE o.kind = 'start'), '[]'::jsonb),
+    'help_requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'event', h.id, 'at', h.at, 'channel', h.channel, 'message', h.body, 'keyword', h.keyword,
+        'reply', (SELECT jsonb_build_object('at', r.at, 'channel', r.channel, 'table', r.table_name,
+                                            'seconds_after_help', (r.detail ->> 'seconds_after_help')::numeric)
+                    FROM ev r WHERE r.kind = 'help_reply' AND (r.detail ->> 'for_event')::bigint = h.id))
+      ORDER BY h.id) FROM ev h WHERE h.kind = 'help'), '[]'::jsonb),
+    'status_changes_refused', (SELECT count(*) FROM ev k WHERE k.kind = 'status_kept'))
+$$;
+
 CREATE OR REPLACE PROCEDURE optout.backfill(tbl regclass, mode optout.match_mode DEFAULT NULL,
                                  since timestamptz DEFAULT NULL, apply boolean DEFAULT false,
                                  time_column name DEFAULT NULL, key_column name DEFAULT NULL,
@@ -1227,677 +1636,204 @@ BEGIN
 END
 $$;
 
--- New: src/sql/spoke.sql, as it is.
--- optout: contacts identified by a phone number within an organization, a
--- platform's own opt-out table, and Spoke in one call (docs/spoke.md).
+COMMENT ON SCHEMA optout IS 'optout: SMS opt-out compliance (classifier, keywords, enforcement)';
 
--- ---------------------------------------------------------------------------
--- Phone numbers. A number is normalised to E.164 ('+' and 8 to 15 digits):
--- spaces, brackets, dots, slashes and dashes are dropped; '+' and digits
--- are kept as they are; 10 digits are a North American number (+1 is
--- added), 11 digits starting with 1 get their '+'. Anything else is an
--- error, never a guess.
-CREATE FUNCTION optout.phone_key(phone text)
-    RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    d text := regexp_replace(phone, '[[:space:]().\-/]', '', 'g');
-BEGIN
-    IF d ~ '^\+[0-9]{8,15}$' THEN
-        RETURN d;
-    ELSIF d ~ '^[0-9]{10}$' THEN
-        RETURN '+1' || d;
-    ELSIF d ~ '^1[0-9]{10}$' THEN
-        RETURN '+' || d;
-    END IF;
-    RAISE EXCEPTION 'optout cannot read % as a phone number', quote_literal(phone)
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Write it in E.164 (+, country code and number: +15550100000), or as 10 digits (a North American number), or 11 digits starting with 1.';
-END
-$$;
-COMMENT ON FUNCTION optout.phone_key(text) IS
-    'A phone number in E.164 (+15550100000), from the usual ways of writing one; an error for anything else';
+GRANT USAGE ON SCHEMA optout TO PUBLIC;
 
--- The ledger's key of a contact known by phone number within an
--- organization: '<organization>:<E.164 number>'.
-CREATE FUNCTION optout.contact_key(phone text, organization text)
-    RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF phone IS NULL OR organization IS NULL THEN
-        RAISE EXCEPTION 'a contact known by phone number needs a number and an organization'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF organization = '' OR strpos(organization, ':') > 0 THEN
-        RAISE EXCEPTION 'organization % cannot be part of a contact key', quote_literal(organization)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'An organization key is not empty and has no colon.';
-    END IF;
-    RETURN organization || ':' || optout.phone_key(phone);
-END
-$$;
-COMMENT ON FUNCTION optout.contact_key(text, text) IS
-    'The ledger key of a phone number within an organization: ''<organization>:<E.164 number>''';
+COMMENT ON TYPE optout.intent IS 'What an inbound message asks for; NULL when it is not a keyword message; review: perhaps a revocation, too unclear to act on (never a stop; see optout.open_reviews)';
 
--- The ledger key of one row of a keyed attachment, from its contact column
--- (phone) and its organization column (org, as text). strict: a row that has
--- no key (no number, a number optout cannot read, no organization) is an
--- error; otherwise it has key NULL. Runs as the role that writes the row (it
--- is called in the WHEN of optout's triggers), with search_path pinned.
-CREATE FUNCTION optout._row_key(attachment integer, phone text, org text, strict boolean)
-    RETURNS text
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    a record;
-    p text;
-    o text;
-BEGIN
-    SELECT x.tbl, x.contact_column, x.contact_format, x.organization_column, x.organization_query INTO a
-      FROM optout.attachments x WHERE x.id = attachment;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'optout attachment % does not exist', attachment USING ERRCODE = 'undefined_object';
-    END IF;
-    IF phone IS NULL THEN
-        IF strict THEN
-            RAISE EXCEPTION 'a row of % has no %: optout cannot tell whom it is for', a.tbl, quote_ident(a.contact_column)
-                USING ERRCODE = 'not_null_violation';
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF a.contact_format = 'phone' THEN
-        IF strict THEN
-            p := optout.phone_key(phone);
-        ELSE
-            BEGIN
-                p := optout.phone_key(phone);
-            EXCEPTION WHEN invalid_parameter_value THEN
-                RETURN NULL;
-            END;
-        END IF;
-    ELSE
-        p := phone;
-    END IF;
-    IF a.organization_column IS NULL THEN
-        RETURN p;
-    END IF;
-    IF org IS NOT NULL AND a.organization_query IS NOT NULL THEN
-        EXECUTE a.organization_query INTO o USING org;
-    ELSE
-        o := org;
-    END IF;
-    IF o IS NULL OR o = '' OR strpos(o, ':') > 0 THEN
-        IF strict THEN
-            RAISE EXCEPTION 'a row of % for % has no organization optout knows (% = %)', a.tbl, quote_literal(p),
-                            quote_ident(a.organization_column), coalesce(quote_literal(org), 'NULL')
-                USING ERRCODE = 'foreign_key_violation',
-                      HINT = 'optout knows this table''s contacts by phone number within an organization: the row must name one.';
-        END IF;
-        RETURN NULL;
-    END IF;
-    RETURN o || ':' || p;
-END
-$$;
-GRANT EXECUTE ON FUNCTION optout._row_key(integer, text, text, boolean) TO PUBLIC;
+COMMENT ON TYPE optout.match_mode IS 'How strictly inbound messages are read: exact (Twilio), standard, reasonable (FCC "any reasonable means")';
 
--- The checks of the keyed options of an attach_* function; returns the
--- organization column's type (NULL: the attachment is not keyed).
-CREATE FUNCTION optout._key_check(tbl regclass, contact_column name, channel_column name, contact_format text,
-                                  organization_column name, organization_query text)
-    RETURNS text
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    typ text;
-BEGIN
-    IF contact_format IS NULL AND organization_column IS NULL THEN
-        IF organization_query IS NOT NULL THEN
-            RAISE EXCEPTION 'organization_query needs organization_column (the value it is given as $1)'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF contact_format IS NOT NULL AND contact_format <> 'phone' THEN
-        RAISE EXCEPTION 'contact_format must be ''phone'' or NULL, not %', quote_literal(contact_format)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF channel_column IS NOT NULL THEN
-        RAISE EXCEPTION 'a contact known by phone number or organization cannot also have a channel column'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Leave channel_column out: a stop of such a contact covers every channel.';
-    END IF;
-    typ := optout._column(tbl, contact_column, 'contact');
-    IF contact_format = 'phone' AND typ NOT IN ('text', 'character varying') AND typ !~ '^character( varying)?\(' THEN
-        RAISE EXCEPTION 'column "%" of table % has type %; a phone number must be text or varchar', contact_column, tbl, typ
-            USING ERRCODE = 'datatype_mismatch';
-    END IF;
-    IF organization_column IS NULL THEN
-        RETURN 'none';
-    END IF;
-    typ := optout._column(tbl, organization_column, 'organization');
-    IF organization_query IS NOT NULL THEN
-        BEGIN
-            EXECUTE format('PREPARE optout_attach_verify(text) AS %s', organization_query);
-            DEALLOCATE optout_attach_verify;
-        EXCEPTION WHEN syntax_error_or_access_rule_violation THEN
-            RAISE EXCEPTION 'optout cannot prepare organization_query: %', SQLERRM
-                USING ERRCODE = SQLSTATE, DETAIL = format('Query: %s', organization_query),
-                      HINT = 'Schema-qualify every name (it runs with search_path = pg_catalog); $1 is the organization column as text.';
-        END;
-    END IF;
-    RETURN typ;
-END
-$$;
+COMMENT ON FUNCTION optout.normalize(text) IS
+    'The standard normalisation of a message body: NFKC, case folding, ignorables and diacritics removed, white space collapsed, punctuation and emoji trimmed at both ends';
 
--- The statements of a keyed attachment (and of a platform's opt-out table),
--- by name as optout._action_sql returns them. $1 holds ledger keys;
--- '<organization>:<number>' is split into p.org and p.phone, and a row is
--- found by its number (an index on it serves) and then by its own key.
-CREATE FUNCTION optout._keyed_action_sql(a optout.attachments)
-    RETURNS TABLE (name text, sql text)
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t text;
-    keys text;
-    rowkey text;
-    match text;
-    cond text;
-    sets text;
-    cols text;
-    vals text;
-    reftbl text;
-    refcol name;
-BEGIN
-    SELECT format('%I.%I', n.nspname, c.relname) INTO t
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
-    -- Only keys of this attachment's form: a stop may be another
-    -- attachment's contact (a RapidPro contact id), never one of these rows.
-    IF a.organization_column IS NOT NULL THEN
-        keys := '(SELECT DISTINCT u.k, pg_catalog.split_part(u.k, '':'', 1) AS org, '
-                'pg_catalog.substr(u.k, pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.+) 1) AS phone '
-                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k) '
-                'WHERE pg_catalog.strpos(u.k, '':'') OPERATOR(pg_catalog.>) 1)';
-    ELSE
-        keys := '(SELECT DISTINCT u.k, NULL::pg_catalog.text AS org, u.k AS phone '
-                'FROM pg_catalog.unnest($1::pg_catalog.text[]) u(k))';
-    END IF;
-    IF a.contact_format = 'phone' THEN
-        keys := format('(SELECT * FROM %s q WHERE q.phone OPERATOR(pg_catalog.~) ''^\+[0-9]{8,15}$'')', keys);
-    END IF;
-    rowkey := format('optout._row_key(%s, x.%I::pg_catalog.text, %s, false)', a.id, a.contact_column,
-                     coalesce(format('x.%I::pg_catalog.text', a.organization_column), 'NULL'));
-    match := format('x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.phone AND %s OPERATOR(pg_catalog.=) p.k',
-                    a.contact_column, rowkey);
-    CASE a.kind
-    WHEN 'contacts' THEN
-        RETURN QUERY VALUES
-            ('contacts.stop', format('UPDATE %s x SET %I = %L%s FROM %s p WHERE %s '
-                                     'AND (x.%I OPERATOR(pg_catalog.=) %L) IS NOT TRUE',
-                                     t, a.status_column, a.stopped_value,
-                                     CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
-                                     keys, match, a.status_column, a.stopped_value)),
-            ('contacts.start', format('UPDATE %s x SET %I = %L%s FROM %s p WHERE %s '
-                                      'AND x.%I OPERATOR(pg_catalog.=) %L',
-                                      t, a.status_column, a.active_value,
-                                      CASE WHEN a.touch_column IS NOT NULL THEN format(', %I = pg_catalog.now()', a.touch_column) ELSE '' END,
-                                      keys, match, a.status_column, a.stopped_value));
-    WHEN 'outbound' THEN
-        IF a.queued IS NULL THEN
-            RETURN;
-        END IF;
-        cond := concat_ws(' AND ', match, optout._filter_sql(a.tbl, a.row_filter, 'x.'), optout._filter_sql(a.tbl, a.queued, 'x.'));
-        IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
-            SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
-                                   ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
-              INTO sets FROM jsonb_each(a.mark);
-            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING p.k) '
-                                 'SELECT f.k, pg_catalog.count(*) FROM f GROUP BY 1 ORDER BY f.k COLLATE pg_catalog."C"',
-                                 t, sets, keys, cond));
-        ELSE
-            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING p.k) '
-                                 'SELECT f.k, pg_catalog.count(*) FROM f GROUP BY 1 ORDER BY f.k COLLATE pg_catalog."C"',
-                                 t, keys, cond));
-        END IF;
-    WHEN 'optouts' THEN
-        -- A stop writes the platform's row (unless one is there); a start
-        -- removes every row of the contact, the platform's own included.
-        cols := quote_ident(a.contact_column);
-        vals := format('p.phone::%s', optout._qualified_type(a.tbl, a.contact_column));
-        cond := format('x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.phone', a.contact_column);
-        IF a.organization_column IS NOT NULL THEN
-            -- The organization must be one the platform has: where the column
-            -- references a table (Spoke's opt_out.organization_id), a stop for
-            -- an organization not in it writes no row; otherwise a key that
-            -- does not fit the column's type writes none.
-            SELECT format('%I.%I', rn.nspname, rc.relname), ra.attname INTO reftbl, refcol
-              FROM pg_constraint k
-              JOIN pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = k.conkey[1]
-              JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-              JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1]
-             WHERE k.conrelid = a.tbl AND k.contype = 'f' AND cardinality(k.conkey) = 1
-               AND ca.attname = a.organization_column
-             ORDER BY k.conname LIMIT 1;
-            cols := cols || ', ' || quote_ident(a.organization_column);
-            IF reftbl IS NOT NULL THEN
-                vals := vals || ', p.org_ref';
-                keys := format('(SELECT q.*, r.%1$I AS org_ref FROM %2$s q JOIN %3$s r ON r.%1$I::pg_catalog.text OPERATOR(pg_catalog.=) q.org)',
-                               refcol, keys, reftbl);
-            ELSE
-                vals := vals || format(', p.org::%s', optout._qualified_type(a.tbl, a.organization_column));
-                IF optout._column(a.tbl, a.organization_column, 'organization') IN ('smallint', 'integer', 'bigint') THEN
-                    keys := format('(SELECT * FROM %s q WHERE q.org OPERATOR(pg_catalog.~) ''^-?[0-9]{1,18}$'')', keys);
-                END IF;
-            END IF;
-            cond := cond || format(' AND x.%I::pg_catalog.text OPERATOR(pg_catalog.=) p.org', a.organization_column);
-        END IF;
-        SELECT cols || coalesce(string_agg(', ' || quote_ident(key), '' ORDER BY key), ''),
-               vals || coalesce(string_agg(CASE WHEN value = 'null'::jsonb THEN ', NULL'
-                                                ELSE format(', %L::%s', value #>> '{}', optout._qualified_type(a.tbl, key::name)) END,
-                                           '' ORDER BY key), '')
-          INTO cols, vals FROM jsonb_each(coalesce(a.mark, '{}'));
-        RETURN QUERY VALUES
-            ('optouts.stop', format('INSERT INTO %s (%s) SELECT %s FROM %s p WHERE NOT EXISTS (SELECT 1 FROM %s x WHERE %s)',
-                                    t, cols, vals, keys, t, cond)),
-            ('optouts.start', format('DELETE FROM %s x USING %s p WHERE %s', t, keys, cond));
-    ELSE
-        RETURN;
-    END CASE;
-END
-$$;
+COMMENT ON FUNCTION optout.keyword_key(text) IS
+    'The key the classifier matches a keyword by: its normalised words joined without separators (''Opt-Out'' -> ''optout'')';
 
--- A platform's own opt-out table: a row there is a stop. A stop optout
--- records writes one (contact column, organization column, and the values
--- given), a start removes them, and a row the platform writes itself stops
--- the contact (an event with source 'platform').
-CREATE FUNCTION optout.attach_optouts(tbl regclass, contact_column name, contact_format text DEFAULT NULL,
-                                      organization_column name DEFAULT NULL, row_values jsonb DEFAULT NULL)
-    RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    id integer;
-    changed bigint;
-BEGIN
-    PERFORM optout._attach_check(tbl, 'groups', contact_column);
-    PERFORM optout._column(tbl, group_column, 'group');
-    IF (stopped_group IS NULL) = (stopped_group_query IS NULL) THEN
-        RAISE EXCEPTION 'give exactly one of stopped_group and stopped_group_query'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'stopped_group names a fixed group; stopped_group_query returns the group for contact $1 (text).';
-    END IF;
-    PERFORM optout._check_value(tbl, group_column, stopped_group);
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, group_column, stopped_group, stopped_group_query)
-    VALUES (attach_groups.tbl, 'groups', contact_column, group_column, stopped_group, stopped_group_query)
-    RETURNING a.id INTO id;
-    PERFORM optout._attach_verify(id);
-    -- Stops already on record: the contacts leave their other groups and
-    -- join their Stopped group now, as a stop makes them.
-    changed := optout._apply_existing_stops(id);
-    IF changed > 0 THEN
-        RAISE NOTICE 'optout: % group memberships of % changed (contacts stopped before the table was attached)', changed, tbl;
-    END IF;
-    RETURN id;
-END
-$$;
+COMMENT ON FUNCTION optout.classify(text, optout.match_mode) IS
+    'Classifies an inbound message body as opt_out, opt_in, help or review (NULL otherwise); a NULL mode means the optout.match_mode setting';
 
+COMMENT ON FUNCTION optout.explain(text, optout.match_mode) IS
+    'Why a body classifies as it does: the intent, the keyword (or request phrase) that matched, its language, the rule (exact, normalized, separator, repeat, courtesy, phrase, lookalike, typo, sentence; for a review lone_negative, lone_letter, keyword_aside) and the normalised text';
 
--- RapidPro: no review for a reply to a waiting flow session.
+COMMENT ON TABLE optout.keywords IS
+    'Keywords the classifier matches. Add rows for custom keywords or languages; set enabled = false to stop matching a default';
 
-CREATE OR REPLACE FUNCTION optout.attach_rapidpro(schema name DEFAULT 'public', confirmation jsonb DEFAULT NULL)
-    t text := optout._attach_check(tbl, 'optouts', contact_column);
-    keyed text := optout._key_check(tbl, contact_column, NULL, contact_format, organization_column, NULL);
-    c text;
-    v jsonb;
-    id integer;
-BEGIN
-    IF row_values IS NOT NULL AND jsonb_typeof(row_values) <> 'object' THEN
-        RAISE EXCEPTION 'row_values must be a JSON object of column names and values, not %', row_values
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"reason_code": "optout"}''.';
-    END IF;
-    FOR c, v IN SELECT key, value FROM jsonb_each(coalesce(row_values, '{}')) LOOP
-        IF jsonb_typeof(v) IN ('object', 'array') THEN
-            RAISE EXCEPTION 'the value for column "%" must be a value or null', c USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF c::name IN (contact_column, organization_column) THEN
-            RAISE EXCEPTION 'column "%" is written by optout; it cannot be in row_values', c USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        PERFORM optout._check_value(tbl, c::name, v #>> '{}');
-    END LOOP;
-    INSERT INTO optout.attachments AS a (tbl, kind, contact_column, mark, contact_format, organization_column)
-    VALUES (attach_optouts.tbl, 'optouts', attach_optouts.contact_column, nullif(attach_optouts.row_values, '{}'),
-            attach_optouts.contact_format, attach_optouts.organization_column)
-    RETURNING a.id INTO id;
-    PERFORM optout._attach_verify(id);
-    EXECUTE format('CREATE TRIGGER optout_optouts AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION optout._optouts_trigger(%L)',
-                   t, id);
-    PERFORM optout._flush_triggers(tbl);
-    RETURN id;
-END
-$$;
-CREATE FUNCTION optout._optouts_trigger() RETURNS trigger AS 'MODULE_PATHNAME', 'optout_optouts_trigger' LANGUAGE C;
-COMMENT ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb) IS
-    'Attaches a platform''s own opt-out table: optout''s stops write its rows, starts remove them, its own rows are stops';
+COMMENT ON COLUMN optout.keywords.keyword IS 'The keyword as written; matched by its key, optout.keyword_key(keyword)';
 
--- ---------------------------------------------------------------------------
--- Spoke in one call (see docs/spoke.md). A contact is a phone number within
--- an organization; Spoke's opt_out rows are the stops; a send to a stopped
--- number is refused (Spoke sends the message it saved, not the row, so a
--- marked row would still go out); queued messages are failed. Spoke's own
--- reply to a STOP (auto-optout's SEND_AUTO_OPT_OUT_RESPONSE) is sent with
--- no texter (user_id NULL): by default that row is the stop's one
--- confirmation; confirmation => NULL refuses it too.
-CREATE FUNCTION optout.attach_spoke(schema name DEFAULT 'public', confirmation jsonb DEFAULT '{"user_id": null}')
-    RETURNS SETOF optout.attached
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t text;
-    answering text;
-BEGIN
-    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
-        RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
-BEGIN
-    IF schema IS NULL THEN
-        RAISE EXCEPTION 'optout.attach_rapidpro(schema): schema must not be NULL' USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'Name the schema that holds RapidPro''s tables (default: public).';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
-        RAISE EXCEPTION 'schema % does not exist', quote_ident(schema)
-            USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds RapidPro''s tables.';
-    END IF;
-    FOREACH t IN ARRAY ARRAY['msgs_msg', 'contacts_contact', 'contacts_contactgroup',
-                             'contacts_contactgroup_contacts', 'channels_channelevent'] LOOP
-        IF to_regclass(format('%I.%I', schema, t)) IS NULL THEN
-            RAISE EXCEPTION 'table %.% does not exist: is this a RapidPro database?', quote_ident(schema), t
-                USING ERRCODE = 'undefined_table';
-        END IF;
-    END LOOP;
-    -- Order matters: the contact's status first (RapidPro's own trigger then
-    -- moves it between status groups), then its other groups, then messages.
-    PERFORM optout.attach_contacts(format('%I.contacts_contact', schema)::regclass, 'id', 'status', 'S', 'A',
-                                   touch_column => 'modified_on');
-    PERFORM optout.attach_groups(format('%I.contacts_contactgroup_contacts', schema)::regclass,
-                                 'contact_id', 'contactgroup_id',
-                                 stopped_group_query => format(
-                                     'SELECT g.id FROM %1$I.contacts_contactgroup g JOIN %1$I.contacts_contact c '
-                                     'ON c.org_id = g.org_id WHERE c.id = $1::integer AND g.group_type = ''S'' '
-                                     'ORDER BY g.id LIMIT 1', schema));
-    -- RapidPro's flows ask questions: a contact with a waiting flow session
-    -- (flows_flowsession, status W) is answering one, and a lone "No" or "A"
-    -- from it is an answer, not a revocation to review. (A STOP still stops.)
-    IF to_regclass(format('%I.flows_flowsession', schema)) IS NOT NULL THEN
-        answering := format('SELECT 1 FROM %I.flows_flowsession s WHERE s.contact_id OPERATOR(pg_catalog.=) $1::pg_catalog.int4 '
-                            'AND s.status OPERATOR(pg_catalog.=) ''W''', schema);
-    END IF;
-    PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
-                                  scope => 'contact', row_filter => '{"direction": "I"}',
-                                  review_unless => answering);
-    PERFORM optout.attach_inbound(format('%I.msgs_msg', schema)::regclass, 'text', 'contact_id', 'channel_id',
-                                  scope => 'contact', row_filter => '{"direction": "I"}');
-    PERFORM optout.attach_outbound(format('%I.msgs_msg', schema)::regclass, 'contact_id', 'channel_id',
-                                   on_blocked => 'mark',
-                                   mark => '{"status": "F", "failed_reason": "C", "sent_on": null}',
-                                   queued => '{"status": ["I", "Q", "E"]}', row_filter => '{"direction": "O"}',
-                                   confirmation => attach_rapidpro.confirmation);
-    PERFORM optout.attach_delivery_errors(format('%I.channels_channelevent', schema)::regclass, 'contact_id',
-                                          channel_column => 'channel_id', event_column => 'event_type',
-                                          stop_events => '{stop_contact}');
-    org_of_contact text;
-BEGIN
-    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
-        RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(schema), 'NULL')
-            USING ERRCODE = 'invalid_schema_name', HINT = 'Name the schema that holds Spoke''s tables.';
-    END IF;
-    FOREACH t IN ARRAY ARRAY['organization', 'campaign', 'campaign_contact', 'message', 'opt_out'] LOOP
-        IF to_regclass(format('%I.%I', schema, t)) IS NULL THEN
-            RAISE EXCEPTION 'table %.% does not exist: is this a Spoke database?', quote_ident(schema), t
-                USING ERRCODE = 'undefined_table';
-        END IF;
-    END LOOP;
-    org_of_contact := format('SELECT c.organization_id::pg_catalog.text FROM %1$I.campaign_contact cc '
-                             'JOIN %1$I.campaign c ON c.id OPERATOR(pg_catalog.=) cc.campaign_id '
-                             'WHERE cc.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4', schema);
-    -- Order matters: is_opted_out first, then Spoke's opt_out rows, then messages.
-    PERFORM optout.attach_contacts(format('%I.campaign_contact', schema)::regclass, 'cell', 'is_opted_out', 't', 'f',
-                                   contact_format => 'phone', organization_column => 'campaign_id',
-                                   organization_query => format('SELECT c.organization_id::pg_catalog.text FROM %I.campaign c '
-                                                                'WHERE c.id OPERATOR(pg_catalog.=) $1::pg_catalog.int4', schema));
-    PERFORM optout.attach_optouts(format('%I.opt_out', schema)::regclass, 'cell', contact_format => 'phone',
-                                  organization_column => 'organization_id', row_values => '{"reason_code": "optout"}');
-    PERFORM optout.attach_inbound(format('%I.message', schema)::regclass, 'text', 'contact_number',
-                                  row_filter => '{"is_from_contact": true}', contact_format => 'phone',
-                                  organization_column => 'campaign_contact_id', organization_query => org_of_contact);
-    PERFORM optout.attach_outbound(format('%I.message', schema)::regclass, 'contact_number', on_blocked => 'error',
-                                   mark => '{"send_status": "ERROR", "error_code": 21610}',
-                                   queued => '{"send_status": ["QUEUED", "PAUSED"]}',
-                                   row_filter => '{"is_from_contact": false}', confirmation => attach_spoke.confirmation,
-                                   contact_format => 'phone',
-                                   organization_column => 'campaign_contact_id', organization_query => org_of_contact);
-    RETURN QUERY SELECT * FROM optout.attached a
-                  WHERE a.tbl::oid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                        WHERE n.nspname = schema)
-                  ORDER BY a.id;
-END
-$$;
+COMMENT ON COLUMN optout.keywords.is_default IS 'Shipped with optout; defaults can be disabled but not deleted or renamed';
 
-COMMENT ON FUNCTION optout.attach_rapidpro(name, jsonb) IS
-    'Wires a RapidPro database: keyword stops on msgs_msg (no review for a reply to a waiting flow session), sticky stops on contacts_contact, the \Stopped group, failed sends, stop_contact channel events';
-    t text;
-    n integer;
-    trg name;
-    p regclass;
-BEGIN
-    SELECT format('%I.%I', ns.nspname, c.relname) INTO t
-      FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.oid = tbl;
-    -- The attachments go first: the event trigger that guards optout's
-    -- triggers (optout_trigger_guard) lets a table's be dropped once it has none.
-    DELETE FROM optout.attachments a WHERE a.tbl = detach.tbl;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    FOR trg IN SELECT tgname FROM pg_trigger
-                WHERE tgrelid = tbl AND NOT tgisinternal AND tgparentid = 0
-                  AND tgname IN ('optout_inbound', 'optout_outbound', 'optout_outbound_requeue', 'optout_contacts',
-                                 'optout_delivery_errors') LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', trg, t);
-    END LOOP;
-    -- The statement-level triggers, on the table and on each of its partitions.
-    FOR p IN SELECT tg.tgrelid::regclass FROM pg_trigger tg
-              WHERE tg.tgname = 'optout_flush' AND NOT tg.tgisinternal
-                AND tg.tgrelid IN (SELECT relid FROM pg_partition_tree(tbl)
-                                   UNION ALL SELECT tbl::oid) LOOP
-        EXECUTE format('DROP TRIGGER optout_flush ON %s', p);
-    END LOOP;
-    IF n = 0 THEN
-        RAISE NOTICE 'table % was not attached to optout', tbl;
-    END IF;
-    RETURN n;
-END
-$$;
+REVOKE ALL ON TABLE optout.keywords FROM PUBLIC;
 
-CREATE FUNCTION optout._trigger_guard() RETURNS event_trigger
-    AS 'MODULE_PATHNAME', 'optout_trigger_guard' LANGUAGE C;
+GRANT SELECT ON TABLE optout.keywords TO PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._keywords_check() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._lock_keywords() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._config_changed() FROM PUBLIC;
+
+COMMENT ON TABLE optout.stops IS
+    'The ledger: one row per stopped contact and scope (channel NULL = every channel). Written only by optout';
+
+COMMENT ON TABLE optout.events IS
+    'Every stop, start, help request, blocked send, provider opt-out error and refused status change, with who, when, which channel, message, keyword and rule';
+
+COMMENT ON TABLE optout.delivery_error_codes IS
+    'Provider error codes optout knows; stops = true means the error stops the contact (recipient opted out)';
+
+REVOKE ALL ON optout.stops, optout.events FROM PUBLIC;
+
+REVOKE ALL ON optout.delivery_error_codes FROM PUBLIC;
+
+GRANT SELECT ON optout.delivery_error_codes TO PUBLIC;
+
+COMMENT ON FUNCTION optout.stop(text, text, text) IS
+    'Stops a contact by hand (channel NULL: every channel), applying every attachment; true when newly stopped';
+
+COMMENT ON FUNCTION optout.start(text, text, text) IS
+    'Lifts a stop by hand; requires a reason, which is recorded; true when a stop was lifted';
+
+COMMENT ON FUNCTION optout.is_stopped(text, text) IS
+    'Is the contact stopped on this channel (contact-wide or on the channel)? A NULL channel asks about a contact-wide stop';
+
+COMMENT ON FUNCTION optout.record_delivery_error(text, text, text, text) IS
+    'Records a provider error; one that means "recipient opted out" (optout.delivery_error_codes) stops the contact; true when it stopped the contact';
+
+COMMENT ON FUNCTION optout.history(text) IS 'Every event of one contact, oldest first';
+
+COMMENT ON TABLE optout.attachments IS 'The platform tables optout enforces on; written by the optout.attach_* functions';
+
+REVOKE ALL ON optout.attachments FROM PUBLIC;
+
+GRANT SELECT ON optout.attachments TO PUBLIC;
+
+COMMENT ON FUNCTION optout.confirm_next(text, text) IS
+    'The next blocked send to the contact (on the channel; NULL: any) in this transaction is its stop''s one confirmation; true when one would be accepted now';
+
+COMMENT ON FUNCTION optout.detach(regclass) IS 'Removes everything optout attached to a table; returns the number of attachments removed';
+
+COMMENT ON VIEW optout.attached IS 'What optout is attached to, and whether every trigger it needs is in place and fires';
+
+REVOKE ALL ON FUNCTION optout.stop(text, text, text), optout.start(text, text, text),
+    optout.record_delivery_error(text, text, text, text), optout.history(text),
+    optout._flush(), optout._flush_triggers(regclass),
+    optout._column(regclass, name, text, boolean), optout._filter_sql(regclass, jsonb, text),
+    optout._qualified_type(regclass, name),
+    optout._action_sql(integer), optout._attach_check(regclass, text, name, name), optout._attach_verify(integer),
+    optout._apply_existing_stops(integer),
+    optout._check_value(regclass, name, text, text), optout._codes_check(),
+    optout._check_filter(regclass, jsonb, text), optout._check_statement(text, regtype[], regrole, text, regtype),
+    optout._cut(text), optout._key_family(oid), optout._check_value_input(regclass, name, text),
+    optout.attach_inbound(regclass, name, name, name, optout.match_mode, text, jsonb, boolean, text, text, name, text),
+    optout.attach_outbound(regclass, name, name, text, jsonb, jsonb, jsonb, jsonb, jsonb, text, name, text),
+    optout.attach_contacts(regclass, name, name, text, text, name, text, name, text),
+    optout.attach_groups(regclass, name, name, text, text),
+    optout.attach_delivery_errors(regclass, name, name, text, name, name, name, text[], text, jsonb),
+    optout.detach(regclass)
+  FROM PUBLIC;
+
+GRANT SELECT ON optout.attached TO PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._on_sql_drop() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._on_ddl_end() FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION optout._trigger_guard() FROM PUBLIC;
-CREATE EVENT TRIGGER optout_trigger_guard ON ddl_command_start
-    WHEN TAG IN ('DROP TRIGGER', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE TRIGGER')
-    EXECUTE FUNCTION optout._trigger_guard();
 
-CREATE FUNCTION optout.health(since timestamptz DEFAULT NULL)
-    RETURNS TABLE (attachment integer, tbl regclass, kind text, triggers_ok boolean, problems text[],
-                   counted_from timestamptz, stops bigint, starts bigint, blocked bigint, provider_errors bigint,
-                   status_kept bigint, last_event_at timestamptz)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT a.id, a.tbl, a.kind, coalesce(a.trigger_enabled, true),
-       ARRAY(SELECT format('trigger %s of %s: %s', t ->> 'trigger', t ->> 'table', t ->> 'state')
-               FROM jsonb_array_elements(a.triggers) t
-              WHERE t ->> 'state' NOT IN ('enabled', 'always')),
-       f.from_at, e.stops, e.starts, e.blocked, e.provider_errors, e.status_kept, e.last_at
-  FROM optout.attached a
- CROSS JOIN LATERAL (SELECT greatest(a.created_at, $1) AS from_at,
-                            format('%I.%I', n.nspname, c.relname) AS table_name
-                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl) f
- CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE v.kind = 'stop') AS stops,
-                            count(*) FILTER (WHERE v.kind = 'start') AS starts,
-                            count(*) FILTER (WHERE v.kind = 'blocked') AS blocked,
-                            count(*) FILTER (WHERE v.kind = 'provider_error') AS provider_errors,
-                            count(*) FILTER (WHERE v.kind = 'status_kept') AS status_kept,
-                            max(v.at) AS last_at
-                       FROM optout.events v WHERE v.at >= f.from_at AND v.table_name = f.table_name) e
- ORDER BY a.id
-$$;
 REVOKE ALL ON FUNCTION optout.health(timestamptz) FROM PUBLIC;
+
 COMMENT ON FUNCTION optout.health(timestamptz) IS
     'Per attachment: are all its triggers in place and firing (and what is wrong if not), and the stops, starts, blocked sends, provider opt-out errors and refused status changes recorded on its table since it was attached (or since the time given)';
 
--- The evidence pack reports the stored match mode (issue #26)
--- settings.match_mode is the mode the inbound attachments classify with,
--- not the calling session's optout.match_mode.
-CREATE OR REPLACE FUNCTION optout.evidence(contact text) RETURNS jsonb
-    LANGUAGE sql STABLE STRICT SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-WITH ev AS (
-    SELECT e.*, (SELECT min(n.id) FROM optout.events n
-                  WHERE n.contact = e.contact AND n.kind = 'start' AND n.id > e.id
-                    AND (n.detail ->> 'lifted') IS NOT NULL) AS lifted_by
-      FROM optout.events e WHERE e.contact = $1
-), stops AS (
-    SELECT e.*, h.received_at, h.honour_time, h.business_days, h.within_10_business_days
-      FROM ev e JOIN optout.honour_times h ON h.stop_event = e.id
-     WHERE e.kind = 'stop'
-)
-SELECT jsonb_build_object(
-    'contact', $1,
-    'generated_at', pg_catalog.now(),
-    'optout_version', (SELECT x.extversion FROM pg_extension x WHERE x.extname = 'optout'),
-    'settings', jsonb_build_object(
-        -- the mode inbound attachments classify with (fixed at attach; one
-        -- mode, or {table: mode} when they differ), not the session's setting
-        'match_mode', (SELECT CASE WHEN count(DISTINCT a.mode) = 1 THEN to_jsonb(min(a.mode::text))
-                                   WHEN count(*) > 0 THEN jsonb_object_agg(a.tbl::text, a.mode) END
-                         FROM optout.attachments a WHERE a.kind = 'inbound'),
-        'confirmation_window', pg_catalog.current_setting('optout.confirmation_window', true),
-        'revoke_all_from', nullif(pg_catalog.current_setting('optout.revoke_all_from', true), '')),
-    'stopped_now', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                        'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
-                        'channel', s.channel, 'since', s.stopped_at, 'source', s.source, 'stop_event', s.event_id)
-                      ORDER BY s.stopped_at, s.channel NULLS FIRST)
-                    FROM optout.stops s WHERE s.contact = $1), '[]'::jsonb),
-    'revocations', coalesce((SELECT jsonb_agg(jsonb_build_object(
-        'event', s.id, 'source', s.source, 'channel', s.channel,
-        'message', s.body, 'keyword', s.keyword, 'language', s.language, 'rule', s.rule,
-        'provider', s.provider, 'code', s.code, 'reason', s.reason, 'table', s.table_name, 'actor', s.actor,
-        'classified_by', CASE WHEN s.optout_version IS NOT NULL THEN jsonb_build_object(
-                'optout_version', s.optout_version, 'keyword_set', s.keyword_set) END,
-        'revoke_all_from', s.detail ->> 'revoke_all_from',
-        'requested_channel', s.detail ->> 'requested_channel',
-        'received_at', s.received_at, 'honoured_at', s.at,
-        'honour_time_seconds', extract(epoch FROM s.honour_time),
-        'business_days', s.business_days, 'within_10_business_days', s.within_10_business_days,
-        'lifted_by_event', s.lifted_by,
-        'sends_after', (SELECT jsonb_build_object(
-                'blocked', coalesce(sum(CASE WHEN b.detail ? 'queued_failed' THEN 0
-                                             ELSE coalesce((b.detail ->> 'count')::bigint, 1) END), 0),
-                'queued_failed', coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0),
-                'first_at', min(b.at), 'last_at', max(b.at),
-                'records', coalesce(jsonb_agg(jsonb_build_object(
-                        'at', b.at, 'channel', b.channel, 'table', b.table_name, 'rule', b.detail ->> 'rule',
-                        'count', coalesce((b.detail ->> 'count')::bigint, 0),
-                        'queued_failed', coalesce((b.detail ->> 'queued_failed')::bigint, 0)) ORDER BY b.id)
-                    FILTER (WHERE b.id IS NOT NULL), '[]'::jsonb))
-              FROM ev b WHERE b.kind = 'blocked' AND b.id > s.id AND b.id < coalesce(s.lifted_by, 9223372036854775807)),
-        'provider_errors_after', (SELECT jsonb_build_object('count', count(*), 'first_at', min(p.at), 'last_at', max(p.at))
-              FROM ev p WHERE p.kind = 'provider_error' AND p.id > s.id
-               AND p.id < coalesce(s.lifted_by, 9223372036854775807)),
-        'confirmation', (SELECT jsonb_build_object('at', c.at, 'channel', c.channel, 'table', c.table_name,
-                                                   'seconds_after_stop', (c.detail ->> 'seconds_after_stop')::numeric)
-                           FROM ev c WHERE c.kind = 'confirmation' AND (c.detail ->> 'for_event')::bigint = s.id))
-      ORDER BY s.id) FROM stops s), '[]'::jsonb),
-    'opt_ins', coalesce((SELECT jsonb_agg(jsonb_build_object(
-        'event', o.id, 'at', o.at, 'source', o.source, 'channel', o.channel, 'message', o.body,
-        'keyword', o.keyword, 'rule', o.rule, 'reason', o.reason, 'actor', o.actor,
-        'lifted', o.detail ->> 'lifted',
-        'classified_by', CASE WHEN o.optout_version IS NOT NULL THEN jsonb_build_object(
-                'optout_version', o.optout_version, 'keyword_set', o.keyword_set) END)
-      ORDER BY o.id) FROM ev o WHERE o.kind = 'start'), '[]'::jsonb),
-    'help_requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
-        'event', h.id, 'at', h.at, 'channel', h.channel, 'message', h.body, 'keyword', h.keyword,
-        'reply', (SELECT jsonb_build_object('at', r.at, 'channel', r.channel, 'table', r.table_name,
-                                            'seconds_after_help', (r.detail ->> 'seconds_after_help')::numeric)
-                    FROM ev r WHERE r.kind = 'help_reply' AND (r.detail ->> 'for_event')::bigint = h.id))
-      ORDER BY h.id) FROM ev h WHERE h.kind = 'help'), '[]'::jsonb),
-    'status_changes_refused', (SELECT count(*) FROM ev k WHERE k.kind = 'status_kept'))
-$$;
-CREATE OR REPLACE FUNCTION optout.explain_contact(contact text) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result jsonb;
-BEGIN
-    IF contact IS NULL THEN
-        RAISE EXCEPTION 'optout.explain_contact(contact): contact must not be NULL' USING ERRCODE = 'null_value_not_allowed',
-            HINT = 'Give the contact''s key as text, e.g. optout.explain_contact(''42'').';
-    END IF;
-    -- One statement, planned for this contact (EXECUTE ... USING): on Citus
-    -- it then goes to the contact's shard of the events. (An SQL function's
-    -- statement is planned with its parameter unknown, which Citus cannot
-    -- route.)
-    EXECUTE $q$
-SELECT jsonb_build_object(
-    'contact', $1,
-    'stopped', EXISTS (SELECT 1 FROM optout.stops s WHERE s.contact = $1),
-    'stops', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                    'scope', CASE WHEN s.channel IS NULL THEN 'contact' ELSE 'channel' END,
-                    'channel', s.channel, 'since', s.stopped_at, 'source', s.source,
-                    'message', e.body, 'message_channel', e.channel, 'keyword', s.keyword,
-                    'language', e.language, 'rule', s.rule,
-                    'provider', e.provider, 'code', e.code, 'reason', e.reason, 'table', e.table_name,
-                    'blocked_since', (SELECT coalesce(sum(coalesce((b.detail ->> 'count')::bigint, 1)), 0)
-                                        FROM optout.events b
-                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
-                                         AND NOT coalesce(b.detail ? 'queued_failed', false)),
-                    'queued_failed', (SELECT coalesce(sum((b.detail ->> 'queued_failed')::bigint), 0) FROM optout.events b
-                                       WHERE b.contact = $1 AND b.kind = 'blocked' AND b.id > s.event_id
-                                         AND b.detail ? 'queued_failed'))
-                  ORDER BY s.stopped_at, s.channel NULLS FIRST)
-                FROM optout.stops s LEFT JOIN optout.events e ON e.id = s.event_id
-               WHERE s.contact = $1), '[]'::jsonb),
-    'provider_errors', coalesce((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'channel', e.channel,
-                                        'provider', e.provider, 'code', e.code) ORDER BY e.id)
-                                   FROM optout.events e WHERE e.contact = $1 AND e.kind = 'provider_error'), '[]'::jsonb),
-    'last_opt_out', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
-                                               'keyword', e.keyword, 'language', e.language, 'rule', e.rule,
-                                               'provider', e.provider, 'code', e.code, 'reason', e.reason)
-                       FROM optout.events e WHERE e.contact = $1 AND e.kind = 'stop' ORDER BY e.id DESC LIMIT 1),
-    'last_opt_in', (SELECT jsonb_build_object('at', e.at, 'channel', e.channel, 'source', e.source, 'message', e.body,
-                                              'keyword', e.keyword, 'reason', e.reason, 'lifted', e.detail ->> 'lifted')
-                      FROM optout.events e WHERE e.contact = $1 AND e.kind = 'start' ORDER BY e.id DESC LIMIT 1),
-    'help_requests', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'help'),
-    'open_reviews', (SELECT count(*) FROM optout.open_reviews r WHERE r.contact = $1),
-    'status_changes_refused', (SELECT count(*) FROM optout.events e WHERE e.contact = $1 AND e.kind = 'status_kept'))
-$q$ INTO result USING contact;
-    RETURN result;
-END
-$$;
-REVOKE ALL ON FUNCTION optout._check_value(regclass, name, text, text), optout._check_filter(regclass, jsonb, text),
-    optout._check_statement(text, regtype[], regrole, text, regtype), optout._cut(text), optout._key_family(oid),
-    optout._check_value_input(regclass, name, text)
-  FROM PUBLIC;
+REVOKE ALL ON FUNCTION optout.attach_rapidpro(name, jsonb) FROM PUBLIC;
+
+COMMENT ON FUNCTION optout.attach_rapidpro(name, jsonb) IS
+    'Wires a RapidPro database: keyword stops on msgs_msg (no review for a reply to a waiting flow session), sticky stops on contacts_contact, the \Stopped group, failed sends, stop_contact channel events';
+
+COMMENT ON FUNCTION optout.phone_key(text) IS
+    'A phone number in E.164 (+15550100000), from the usual ways of writing one; an error for anything else';
+
+COMMENT ON FUNCTION optout.contact_key(text, text) IS
+    'The ledger key of a phone number within an organization: ''<organization>:<E.164 number>''';
+
+GRANT EXECUTE ON FUNCTION optout._row_key(integer, text, text, boolean) TO PUBLIC;
+
+COMMENT ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb) IS
+    'Attaches a platform''s own opt-out table: optout''s stops write its rows, starts remove them, its own rows are stops';
+
 REVOKE ALL ON FUNCTION optout.attach_spoke(name, jsonb) FROM PUBLIC;
+
 COMMENT ON FUNCTION optout.attach_spoke(name, jsonb) IS
     'Wires a Spoke database: keyword stops on message, a stop per phone number and organization, Spoke''s opt_out rows, is_opted_out, refused sends, its auto-optout reply as the confirmation';
 
 REVOKE ALL ON FUNCTION optout.attach_optouts(regclass, name, text, name, jsonb),
     optout._key_check(regclass, name, name, text, name, text), optout._keyed_action_sql(optout.attachments)
   FROM PUBLIC;
--- (end of the Spoke section)
+
+COMMENT ON VIEW optout.open_reviews IS
+    'Replies too unclear to act on, waiting for a person: the message, its contact and channel, why (rule, word); closed by optout.stop() or optout.dismiss_review()';
+
+COMMENT ON FUNCTION optout.dismiss_review(bigint, text) IS
+    'Closes an open review without stopping the contact; requires a reason, recorded as an event of kind review_dismissed; true when it closed the review, false when it was already closed';
+
+REVOKE ALL ON optout.open_reviews FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout.dismiss_review(bigint, text) FROM PUBLIC;
+
+COMMENT ON VIEW optout.stopped_now IS
+    'Who is stopped now, on which scope and channel, since when, and why (keyword, rule, source, the message itself)';
+
+COMMENT ON VIEW optout.requests_daily IS 'Opt-outs, opt-ins, help requests and replies sent to review per day (UTC), channel, source, keyword and language';
+
+COMMENT ON VIEW optout.blocked_daily IS
+    'Messages blocked per day (UTC), channel and table: queued messages failed at stop time, and later sends refused, dropped or marked';
+
+COMMENT ON VIEW optout.provider_errors_daily IS 'Provider errors per day (UTC), channel, provider and code';
+
+COMMENT ON VIEW optout.errors_after_stop IS
+    'Contacts that keep producing provider opt-out errors after their stop: a sign that something sends around the block';
+
+COMMENT ON FUNCTION optout.explain_contact(text) IS
+    'One contact in one call: its stops (the message, keyword, rule, source), blocked sends since, provider errors, the last opt-in';
+
+COMMENT ON FUNCTION optout.prune_events(interval) IS
+    'Deletes events older than the given age, keeping each contact''s latest stop and start, the events current stops refer to, and open reviews';
+
+COMMENT ON VIEW optout.honour_times IS
+    'For each stop: when the message arrived, when the stop took effect, the delay, and whether it met 10 business days (the FCC limit)';
+
+COMMENT ON FUNCTION optout.evidence(text) IS
+    'One contact''s evidence pack as JSON: revocations (message, rule, keyword, classifier version and keyword set, received and honoured), sends blocked after each, the confirmation, opt-ins, help requests and replies';
+
+REVOKE ALL ON optout.stopped_now, optout.requests_daily, optout.blocked_daily, optout.provider_errors_daily,
+    optout.errors_after_stop, optout.honour_times FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout.explain_contact(text), optout.prune_events(interval), optout.evidence(text) FROM PUBLIC;
+
+COMMENT ON TABLE optout.backfill_runs IS 'One row per optout.backfill run; updated at every batch, so other sessions see its progress';
+
+COMMENT ON TABLE optout.backfill_findings IS 'Opt-outs found in the history that the ledger does not reflect';
+
+COMMENT ON VIEW optout.backfill_progress IS 'Progress of backfill runs: rows scanned, rate, estimated time left';
+
+COMMENT ON FUNCTION optout.backfill_report(integer) IS
+    'Per contact, the first opt-out a backfill run found unhonoured: the message, its time, keyword and rule, how many, whether a later opt-in lifted them, outbound messages sent after it, and whether the contact is stopped now';
+
+COMMENT ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer, name, name, name, jsonb) IS
+    'Scans an inbound table (attached, or named by its columns) for opt-outs the ledger does not reflect; with apply => true stops those contacts. Commits per batch; CALL it again with run_id => N to resume';
+
+REVOKE ALL ON optout.backfill_runs, optout.backfill_findings, optout.backfill_progress FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout._apply_stop(text, text, text, text, text, text, text, text, text),
+    optout.backfill_report(integer) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE optout.backfill(regclass, optout.match_mode, timestamptz, boolean, name, name, integer, integer, name, name, name, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION optout.distribute() FROM PUBLIC;
+
+COMMENT ON FUNCTION optout.distribute() IS
+    'On a Citus coordinator: makes the ledger, keywords, provider codes and attachments reference tables and the events a table distributed by contact';
+
+REVOKE ALL ON FUNCTION optout._citus_check(regclass, text) FROM PUBLIC;
+
