@@ -67,7 +67,7 @@ REVOKE ALL ON FUNCTION optout.distribute() FROM PUBLIC;
 COMMENT ON FUNCTION optout.distribute() IS
     'On a Citus coordinator: makes the ledger, keywords, provider codes and attachments reference tables and the events a table distributed by contact';
 
--- Called by optout._attach_check (attach.sql) for every attach_*: on a Citus
+-- Called by optout._attach_check (statements.sql) for every attach_*: on a Citus
 -- cluster, refuses the shapes optout cannot enforce on. Without Citus, or for
 -- a table Citus does not manage, it does nothing.
 CREATE FUNCTION optout._citus_check(tbl regclass, kind text)

@@ -3,7 +3,10 @@
 -- these into optout--<version>.sql; this list is its order.
 \ir classifier.sql
 \ir ledger.sql
+\ir attachments.sql
+\ir statements.sql
 \ir attach.sql
+\ir ddl.sql
 \ir rapidpro.sql
 \ir spoke.sql
 \ir review.sql
