@@ -7,6 +7,7 @@
 // foreign-key check does), so the platform's own triggers fire with its own
 // rights, whoever caused the stop; the ledger and the event record are
 // written as optout's owner (ledger.cpp).
+#include "spi.hpp"
 #include "attachments.hpp"
 #include "citus.hpp"
 #include "guard.hpp"
@@ -151,9 +152,7 @@ void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
             Oid types[1] = {TEXTARRAYOID};
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-            SPIPlanPtr p = SPI_prepare(sql, 1, types);
-            if (!p) elog(ERROR, "optout: cannot prepare the row locks of attachment %d", a->id);
-            SPI_keepplan(p);
+            SPIPlanPtr p = prepare_kept(sql, 1, types, 0, psprintf("the row locks of attachment %d", a->id));
             SPI_finish();
             *plan = p;
         }

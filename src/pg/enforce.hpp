@@ -53,12 +53,6 @@ void release_lock(const LockWait& wait);
 // Has this transaction's send path escalated to the database-wide lock?
 bool contact_locks_escalated();
 
-// Integer contact and channel keys are handled by value on the bulk paths.
-inline bool is_integer_type(Oid type) { return type == INT2OID || type == INT4OID || type == INT8OID; }
-inline int64 integer_value(Datum value, Oid type) {
-    return type == INT8OID ? DatumGetInt64(value) : type == INT4OID ? DatumGetInt32(value) : DatumGetInt16(value);
-}
-
 // --- the send path (send_cache.cpp) ------------------------------------------
 // Takes the contact's send lock and says whether the contact is stopped for
 // the channel; cached for the transaction (see send_cache.cpp for why that is sound).
@@ -104,8 +98,6 @@ struct LedgerInsert {
 // Deletes the (contact, channel) rows given, then inserts the new ones.
 void ledger_apply(const char* const* del_contacts, const char* const* del_channels, int ndel, const LedgerInsert* ins,
                   int nins);
-// A text[] datum of these strings (NULL pointers are NULL elements).
-Datum cstring_array(const char* const* items, int n);
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword);
 // About how many rows the ledger holds (from its size on disk; no scan).
 double ledger_rows_estimate();
@@ -185,8 +177,5 @@ bool any_armed();
 void forget_armed();
 // Would a confirmation to this contact (and channel) be accepted now?
 bool confirmation_allowed(const char* contact, const char* channel);
-
-// Text of a datum through its type's output function.
-char* datum_text(Datum value, Oid type);
 
 }  // namespace optout_pg

@@ -11,7 +11,9 @@
 // switched is undone by transaction abort, which restores the user.
 // Statements are prepared once per backend and reused.
 #include "citus.hpp"
+#include "datum.hpp"
 #include "enforce.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -45,31 +47,15 @@ SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr load_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
 
-// Planned at every execution (CURSOR_OPT_CUSTOM_PLAN): a generic plan made
-// while the ledger was empty would keep scanning it whole once it has grown.
-// Called in an owner scope, so parsed (and re-parsed) with the pinned path.
+// Every statement here is planned at every execution (CURSOR_OPT_CUSTOM_PLAN):
+// a generic plan made while the ledger was empty would keep scanning it whole
+// once it has grown. Called in an owner scope, so parsed (and re-parsed) with
+// the pinned path.
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, const_cast<Oid*>(types), CURSOR_OPT_CUSTOM_PLAN);
-    if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");
-    return plan;
+    return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 }
 
-Datum text_or_null(const char* s, char* null_flag) {
-    if (!s) {
-        *null_flag = 'n';
-        return (Datum)0;
-    }
-    *null_flag = ' ';
-    return CStringGetTextDatum(s);
-}
-
-// SPI arguments from strings (NULL pointers are SQL NULLs); nulls gets n + 1 chars.
-void bind_texts(const char* const* args, int n, Datum* values, char* nulls) {
-    for (int i = 0; i < n; i++) values[i] = text_or_null(args[i], &nulls[i]);
-    nulls[n] = '\0';
-}
-
+using optout_pg::bind_texts;
 using optout_pg::enter_owner;
 using optout_pg::leave_owner;
 using optout_pg::OwnerScope;
@@ -120,39 +106,6 @@ Oid optout_owner() {
     owner_oid = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
     ReleaseSysCache(tup);
     return owner_oid;
-}
-
-// Output functions of the key types seen, looked up once per backend (the
-// send path turns a key into text for every row).
-char* datum_text(Datum value, Oid type) {
-    struct OutputFn {
-        Oid type;
-        FmgrInfo fn;
-    };
-    static OutputFn cache[16];
-    static int ncached = 0;
-    for (int i = 0; i < ncached; i++)
-        if (cache[i].type == type) return OutputFunctionCall(&cache[i].fn, value);
-    Oid out;
-    bool varlena;
-    getTypeOutputInfo(type, &out, &varlena);
-    if (ncached == 16) return OidOutputFunctionCall(out, value);
-    fmgr_info_cxt(out, &cache[ncached].fn, TopMemoryContext);
-    cache[ncached].type = type;
-    ncached++;
-    return OutputFunctionCall(&cache[ncached - 1].fn, value);
-}
-
-Datum cstring_array(const char* const* items, int n) {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n ? n : 1)));
-    bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (n ? n : 1)));
-    for (int i = 0; i < n; i++) {
-        nulls[i] = items[i] == nullptr;
-        elems[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(items[i]);
-    }
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 }  // namespace optout_pg

@@ -175,22 +175,4 @@ Oid optout_table(const char* name) {
     return relid;
 }
 
-Utf8 text_to_utf8(text* t) {
-    const char* data = VARDATA_ANY(t);
-    int size = VARSIZE_ANY_EXHDR(t);
-    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
-        return {data, static_cast<size_t>(size)};
-    char* converted = pg_server_to_any(data, size, PG_UTF8);
-    if (converted == data) return {data, static_cast<size_t>(size)};
-    return {converted, strlen(converted)};
-}
-
-text* utf8_to_text(const char* data, size_t size) {
-    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
-        return cstring_to_text_with_len(data, static_cast<int>(size));
-    char* copy = pnstrdup(data, size);
-    char* converted = pg_any_to_server(copy, static_cast<int>(size), PG_UTF8);
-    return cstring_to_text(converted);
-}
-
 }  // namespace optout_pg

@@ -12,6 +12,7 @@
 // when it is in flight) and inserts nothing: that send stays blocked. A send
 // that is not a confirmation never gets here (it does not match the filter
 // and was not armed), so a broadcast in the window is blocked as before.
+#include "spi.hpp"
 #include "enforce.hpp"
 
 extern "C" {
@@ -25,12 +26,7 @@ SPIPlanPtr confirmation_plan = nullptr;
 SPIPlanPtr help_reply_plan = nullptr;
 SPIPlanPtr peek_plan = nullptr;
 
-SPIPlanPtr keep(const char* sql, int nargs, const Oid* types) {
-    SPIPlanPtr plan = SPI_prepare(sql, nargs, const_cast<Oid*>(types));
-    if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");
-    return plan;
-}
+SPIPlanPtr keep(const char* sql, int nargs, const Oid* types) { return optout_pg::prepare_kept(sql, nargs, types, 0); }
 
 // $1 contact, $2 channel of the send (NULL: none), $3 any channel (a table
 // without a channel column), $4 table, $5 actor, $6 window in seconds,

@@ -14,6 +14,7 @@
 // Blocked sends are recorded once per contact, channel and table for each
 // transaction (kind 'blocked', detail {"rule": ..., "count": n}), written
 // just before commit in one statement, instead of one INSERT per row.
+#include "spi.hpp"
 #include "enforce.hpp"
 
 #include "optout/hash_table.hpp"
@@ -228,8 +229,10 @@ ContactTable* load_ledger_keys(void) {
     ledger_has_channels = false;
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
     optout_pg::fault_point("send_ledger_read");
-    SPIPlanPtr plan = SPI_prepare("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr);
-    if (!plan) elog(ERROR, "optout: reading the ledger failed");
+    static SPIPlanPtr plan = nullptr;  // kept for the backend; revalidated by the plan cache
+    if (!plan)
+        plan = optout_pg::prepare_kept("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr, 0,
+                                       "the ledger's read");
     int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
     for (uint64 i = 0; i < SPI_processed; i++) {

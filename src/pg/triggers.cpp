@@ -3,6 +3,7 @@
 // outbound trigger (blocked sends), the sticky status of a contacts table,
 // the delivery-error trigger, and the statement trigger that applies what
 // the row triggers collected (collect.cpp).
+#include "spi.hpp"
 #include "attachments.hpp"
 #include "guard.hpp"
 
@@ -92,10 +93,7 @@ char* row_key(const Attachment* a, const RelInfo* r, HeapTuple tup, Relation rel
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     if (!plan) {
         Oid types[4] = {INT4OID, TEXTOID, TEXTOID, BOOLOID};
-        SPIPlanPtr p = SPI_prepare("SELECT optout._row_key($1, $2, $3, $4)", 4, types);
-        if (!p) elog(ERROR, "optout: preparing optout._row_key() failed: %s", SPI_result_code_string(SPI_result));
-        SPI_keepplan(p);
-        plan = p;
+        plan = optout_pg::prepare_kept("SELECT optout._row_key($1, $2, $3, $4)", 4, types, 0, "optout._row_key()");
     }
     Datum values[4] = {Int32GetDatum(a->id), phone ? CStringGetTextDatum(phone) : (Datum)0,
                        org ? CStringGetTextDatum(org) : (Datum)0, BoolGetDatum(strict)};
