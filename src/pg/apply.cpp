@@ -325,7 +325,7 @@ const ChangeRequest* revoke_all(const ChangeRequest* reqs, int n) {
     if (from == DT_NOEND || GetCurrentTransactionStartTimestamp() < from) return reqs;
     ChangeRequest* out = nullptr;
     for (int i = 0; i < n; i++) {
-        if (reqs[i].type != ChangeType::Stop || !reqs[i].channel) continue;
+        if (reqs[i].type != optout::ChangeKind::Stop || !reqs[i].channel) continue;
         if (!out) {
             out = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
             memcpy(static_cast<void*>(out), reqs, sizeof(ChangeRequest) * n);
@@ -358,7 +358,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review)
+        if (reqs[i].type != optout::ChangeKind::Help && reqs[i].type != optout::ChangeKind::Review)
             lock_keys[nlock++] = reqs[i].contact;
     lock_for_change(lock_keys, nlock);
 
@@ -383,10 +383,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     OPTOUT_GUARD({
         std::vector<optout::Change> changes(static_cast<size_t>(n));
         for (int i = 0; i < n; i++) {
-            changes[i].kind = reqs[i].type == ChangeType::Stop     ? optout::ChangeKind::Stop
-                              : reqs[i].type == ChangeType::Start  ? optout::ChangeKind::Start
-                              : reqs[i].type == ChangeType::Review ? optout::ChangeKind::Review
-                                                                   : optout::ChangeKind::Help;
+            changes[i].kind = reqs[i].type;
             changes[i].contact = reqs[i].contact;
             if (reqs[i].channel) changes[i].channel = std::string_view(reqs[i].channel);
             changes[i].only_if_new = reqs[i].only_if_new;
@@ -420,14 +417,14 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         event_of[i] = -1;
         if (!outcomes[i].event) continue;
         EventRow& e = events[nevents];
-        e.kind = reqs[i].type == ChangeType::Stop     ? "stop"
-                 : reqs[i].type == ChangeType::Start  ? "start"
-                 : reqs[i].type == ChangeType::Review ? "review"
-                                                      : "help";
+        e.kind = reqs[i].type == optout::ChangeKind::Stop     ? "stop"
+                 : reqs[i].type == optout::ChangeKind::Start  ? "start"
+                 : reqs[i].type == optout::ChangeKind::Review ? "review"
+                                                              : "help";
         e.contact = reqs[i].contact;
         e.info = reqs[i].info;
         e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
-        if (reqs[i].type == ChangeType::Start && !e.info.detail)
+        if (reqs[i].type == optout::ChangeKind::Start && !e.info.detail)
             e.info.detail = outcomes[i].result
                                 ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
                                 : "{\"lifted\": null}";
@@ -558,9 +555,9 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     for (int i = 0; i < n; i++) {
         if (event_of[i] < 0) continue;
         const EventRow& e = events[event_of[i]];
-        if (reqs[i].type == ChangeType::Stop)
+        if (reqs[i].type == optout::ChangeKind::Stop)
             notify_change("stop", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
-        else if (reqs[i].type == ChangeType::Start && outcomes[i].result)
+        else if (reqs[i].type == optout::ChangeKind::Start && outcomes[i].result)
             notify_change("start", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
     }
     if (results)
@@ -656,14 +653,15 @@ int64 apply_existing_stops(Attachment* a) {
 }
 
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
-    ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};
+    ChangeRequest r{optout::ChangeKind::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0,
+                    info};
     bool result = false;
     apply_changes(&r, 1, &result);
     return result;
 }
 
 bool apply_start(const char* contact, const char* channel, const EventInfo& info) {
-    ChangeRequest r{ChangeType::Start, contact, channel, false, info};
+    ChangeRequest r{optout::ChangeKind::Start, contact, channel, false, info};
     bool result = false;
     apply_changes(&r, 1, &result);
     return result;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "glue.hpp"
+#include "optout/changes.hpp"
 
 extern "C" {
 #include "storage/lock.h"
@@ -120,11 +121,11 @@ OwnerScope enter_owner();
 void leave_owner(const OwnerScope& scope);
 
 // --- actions (apply.cpp, collect.cpp) ----------------------------------------
-enum class ChangeType { Stop, Start, Help, Review };
 // One stop (channel NULL: every channel), start, help request or review (an
-// unclear reply a person decides on: an event, nothing else).
+// unclear reply a person decides on: an event, nothing else): the core's
+// kinds (optout/changes.hpp), which plans the batch.
 struct ChangeRequest {
-    ChangeType type;
+    optout::ChangeKind type;
     const char* contact;
     const char* channel;  // the scope
     bool only_if_new;     // a provider error: no stop is recorded when already stopped

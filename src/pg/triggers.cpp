@@ -26,9 +26,9 @@ PG_FUNCTION_INFO_V1(optout_flush);
 PG_FUNCTION_INFO_V1(optout_optouts_trigger);
 }
 
+using optout::ChangeKind;
 using optout_pg::Attachment;
 using optout_pg::ChangeRequest;
-using optout_pg::ChangeType;
 using optout_pg::EventInfo;
 using optout_pg::find_attachment;
 using optout_pg::rel_info;
@@ -285,7 +285,7 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     info.arrived_on = channel;
     req.contact = contact;
     if (unplaced) {
-        req.type = ChangeType::Review;
+        req.type = ChangeKind::Review;
         req.channel = channel;
         info.reason =
             !*contact ? "no number in this message: its stop or start cannot be applied"
@@ -297,11 +297,11 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     }
     switch (inbound_match.intent) {
         case optout::Intent::OptOut:
-            req.type = ChangeType::Stop;
+            req.type = ChangeKind::Stop;
             req.channel = (a->channel_scope && !inbound_stopall) ? channel : nullptr;
             break;
         case optout::Intent::OptIn:
-            req.type = ChangeType::Start;
+            req.type = ChangeKind::Start;
             req.channel = a->channel_scope ? channel : nullptr;
             break;
         case optout::Intent::Review:  // a person decides (optout.open_reviews)
@@ -312,11 +312,11 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
             if (!a->review) return PointerGetDatum(nullptr);
             if (a->review_unless_plan && optout_pg::contact_query_finds(a, a->review_unless_plan, contact))
                 return PointerGetDatum(nullptr);
-            req.type = ChangeType::Review;
+            req.type = ChangeKind::Review;
             req.channel = channel;
             break;
         default:
-            req.type = ChangeType::Help;
+            req.type = ChangeKind::Help;
             req.channel = channel;
             break;
     }
@@ -452,7 +452,7 @@ extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
     // (a bulk load of receipts stops its contacts together).
     if (stops)
         optout_pg::collect_change(
-            ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
+            ChangeRequest{ChangeKind::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
 
@@ -472,9 +472,9 @@ extern "C" Datum optout_optouts_trigger(PG_FUNCTION_ARGS) {
         contact = column_text(tup, rel, r->contact);
         if (!contact) contact = pstrdup("");
         info.reason = "a row of the platform's opt-out table without a number or organization optout can read";
-        optout_pg::collect_change(ChangeRequest{ChangeType::Review, contact, nullptr, false, info});
+        optout_pg::collect_change(ChangeRequest{ChangeKind::Review, contact, nullptr, false, info});
         return PointerGetDatum(nullptr);
     }
-    optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, nullptr, true, info});
+    optout_pg::collect_change(ChangeRequest{ChangeKind::Stop, contact, nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
