@@ -71,9 +71,6 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip);
 // Forgets cached answers (after this backend changed the ledger).
 void send_cache_reset();
-// Registers the transaction callbacks of the send path and of the collected
-// stops (once per backend).
-void ensure_xact_callbacks();
 
 // --- the ledger and the event record (ledger.cpp); run as optout's owner ----
 struct EventRow {
@@ -142,9 +139,8 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results);
 // this nesting level or deeper.
 void collect_change(const ChangeRequest& req);
 void apply_collected_changes();  // by the statement trigger (a snapshot is active)
-void flush_collected_changes();
-void forget_collected_changes();
-void drop_collected_changes(int level);
+// (flush_collected_changes, forget_collected_changes and
+// drop_collected_changes: the end-of-transaction hooks, xact.hpp.)
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info);
 bool apply_start(const char* contact, const char* channel, const EventInfo& info);
 // True while optout itself lifts a stop (the sticky-status trigger lets that through).
@@ -175,7 +171,6 @@ void arm_confirmation(const char* contact, const char* channel);
 // Consumes the arming that matches this send, if any.
 bool take_armed(const char* contact, const char* channel);
 bool any_armed();
-void forget_armed();
 // Would a confirmation to this contact (and channel) be accepted now?
 bool confirmation_allowed(const char* contact, const char* channel);
 

@@ -3,6 +3,7 @@
 #include "citus.hpp"
 #include "glue.hpp"
 #include "guard.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "utils/datetime.h"
@@ -113,6 +114,8 @@ void _PG_init(void) {
         "The FCC's revoke-all rule (47 CFR 64.1200(a)(10)), due 31 January 2027. Empty: never.", &revoke_all_setting,
         "", PGC_SUSET, 0, check_revoke_all, assign_revoke_all, nullptr);
     MarkGUCPrefixReserved("optout");
+    // The end of every transaction, in one stated order (xact.cpp).
+    optout_pg::register_xact_callbacks();
 }
 
 namespace optout_pg {

@@ -14,6 +14,7 @@
 // and was not armed), so a broadcast in the window is blocked as before.
 #include "spi.hpp"
 #include "enforce.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -153,7 +154,6 @@ bool confirmation_allowed(const char* contact, const char* channel) {
 }
 
 void arm_confirmation(const char* contact, const char* channel) {
-    ensure_xact_callbacks();
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
     Armed* a = static_cast<Armed*>(palloc(sizeof(Armed)));
     a->contact = pstrdup(contact);

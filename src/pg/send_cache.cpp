@@ -16,6 +16,7 @@
 // just before commit in one statement, instead of one INSERT per row.
 #include "spi.hpp"
 #include "enforce.hpp"
+#include "xact.hpp"
 
 #include "optout/hash_table.hpp"
 
@@ -141,7 +142,6 @@ ContactTable* ledger_channel_contacts = nullptr;  // ... and the contacts that h
 BlockedTable* pending = nullptr;                  // blocked sends to record at commit
 IntPendingTable* pending_ints = nullptr;          // ... of integer contacts
 TableNames* table_names = nullptr;
-bool callbacks_registered = false;
 // Once escalated, how many more contacts to look up one by one before reading
 // the whole ledger instead (-1: not decided yet in this transaction). A
 // small ledger is read at once (50,000 rows: about 40 ms). A larger one costs
@@ -183,43 +183,6 @@ IntSet* load_ledger_ints(void) {
         set->insert(v, &found);
     }
     return set;
-}
-
-void flush_pending(void);
-ContactTable* load_ledger_keys(void);
-
-void xact_callback(XactEvent event, void*) {
-    switch (event) {
-        case XACT_EVENT_PRE_COMMIT:
-        case XACT_EVENT_PRE_PREPARE:
-            // Collected stops first: what they run may block sends too.
-            optout_pg::flush_collected_changes();
-            flush_pending();
-            break;
-        case XACT_EVENT_COMMIT:
-        case XACT_EVENT_ABORT:
-        case XACT_EVENT_PREPARE:
-        case XACT_EVENT_PARALLEL_COMMIT:
-        case XACT_EVENT_PARALLEL_ABORT:
-            forget();
-            pending = nullptr;
-            pending_ints = nullptr;
-            table_names = nullptr;
-            optout_pg::forget_collected_changes();
-            optout_pg::forget_armed();
-            break;
-        default: break;
-    }
-}
-
-void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-    // A rolled-back subtransaction may have written the ledger: ask again.
-    // (Its blocked sends stay counted: the rows were refused all the same.)
-    // The stops its statements collected go with it.
-    if (event == SUBXACT_EVENT_ABORT_SUB) {
-        forget();
-        optout_pg::drop_collected_changes(GetCurrentTransactionNestLevel());
-    }
 }
 
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
@@ -336,21 +299,21 @@ const char* table_of(int32 attachment, const char* table) {
 
 namespace optout_pg {
 
-// One pair of transaction callbacks for the send path and the collected
-// stops, so that their order at commit is fixed.
-void ensure_xact_callbacks() {
-    if (callbacks_registered) return;
-    RegisterXactCallback(xact_callback, nullptr);
-    RegisterSubXactCallback(subxact_callback, nullptr);
-    callbacks_registered = true;
-}
-
 void send_cache_reset() { forget(); }
+
+// The hooks of xact.cpp.
+void record_blocked_sends() { flush_pending(); }
+
+void forget_send_cache() {
+    forget();
+    pending = nullptr;
+    pending_ints = nullptr;
+    table_names = nullptr;
+}
 
 const char kAnyChannel[] = "";
 
 bool send_blocked(const char* contact, const char* channel) {
-    ensure_xact_callbacks();
     lock_contact_for_send(contact);
     bool escalated = contact_locks_escalated();
     if (escalated && !ledger_keys && read_whole_ledger()) ledger_keys = load_ledger_keys();
@@ -388,7 +351,6 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
-    ensure_xact_callbacks();
     if (!pending) pending = new_table<BlockedTable>();
     bool found;
     BlockedTable::Entry* e = pending->insert(BlockedKey{contact, channel, table, rule}, &found);
@@ -397,7 +359,6 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
 }
 
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
-    ensure_xact_callbacks();
     if (!pending_ints) pending_ints = new_table<IntPendingTable>();
     IntPendingKey key;
     memset(&key, 0, sizeof key);
