@@ -584,18 +584,8 @@ int64 apply_existing_stops(Attachment* a) {
     if (a->kind != kContacts && a->kind != kGroups) return 0;
     // The contact-wide stops on record (a stop on one channel changes no
     // status and no group), read as optout's owner.
-    MemoryContext caller = CurrentMemoryContext;
-    OwnerScope scope = enter_owner();
-    int rc = SPI_execute(
-        "SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
-        "ORDER BY s.contact COLLATE pg_catalog.\"C\"",
-        true, 0);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
-    int n = static_cast<int>(SPI_processed);
-    const char** found = static_cast<const char**>(MemoryContextAlloc(caller, sizeof(char*) * (n ? n : 1)));
-    for (int i = 0; i < n; i++)
-        found[i] = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-    leave_owner(scope);
+    const char** found;
+    int n = ledger_contact_wide(&found);
     if (n == 0) return 0;
     // Under the contacts' locks, the ones still stopped contact-wide.
     lock_contacts_for_change(found, n);

@@ -97,6 +97,12 @@ struct LedgerInsert {
 void ledger_apply(const char* const* del_contacts, const char* const* del_channels, int ndel, const LedgerInsert* ins,
                   int nins);
 bool ledger_is_stopped(const char* contact, const char* channel, char** since, char** keyword);
+// Calls fn for every row of the ledger (latest committed state; channel
+// NULL: contact-wide); the strings live until fn returns.
+void ledger_scan(void (*fn)(const char* contact, const char* channel, void* arg), void* arg);
+// The contacts stopped contact-wide (the transaction's snapshot), in "C"
+// order, palloc'd: returns their number.
+int ledger_contact_wide(const char*** contacts);
 // About how many rows the ledger holds (from its size on disk; no scan).
 double ledger_rows_estimate();
 void notify_change(const char* kind, const char* contact, const char* channel, const EventInfo& info, int64 event_id);
@@ -165,6 +171,11 @@ enum class ReplyKind { Confirmation, HelpReply };
 // {"for_event": id}) and true. Race-free: one per stop or help request (a
 // unique index; a concurrent second one waits and gets none).
 bool claim_reply(ReplyKind kind, const char* contact, const char* channel, const char* table);
+// The claim's event, written by ledger.cpp (window in seconds): true when
+// recorded. reply_would_record: the same question for a confirmation,
+// writing nothing.
+bool record_reply(ReplyKind kind, const char* contact, const char* channel, const char* table, int window);
+bool reply_would_record(const char* contact, const char* channel, int window);
 // optout.confirm_next(): the next blocked send to this contact (on this
 // channel; NULL: any) in this transaction is the confirmation.
 void arm_confirmation(const char* contact, const char* channel);

@@ -14,7 +14,6 @@
 // Blocked sends are recorded once per contact, channel and table for each
 // transaction (kind 'blocked', detail {"rule": ..., "count": n}), written
 // just before commit in one statement, instead of one INSERT per row.
-#include "spi.hpp"
 #include "enforce.hpp"
 #include "xact.hpp"
 
@@ -186,35 +185,31 @@ IntSet* load_ledger_ints(void) {
 }
 
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
-ContactTable* load_ledger_keys(void) {
-    ContactTable* keys = new_table<ContactTable>();
-    ContactTable* channel_contacts = new_table<ContactTable>();
-    ledger_has_channels = false;
-    optout_pg::OwnerScope scope = optout_pg::enter_owner();
-    optout_pg::fault_point("send_ledger_read");
-    static SPIPlanPtr plan = nullptr;  // kept for the backend; revalidated by the plan cache
-    if (!plan)
-        plan = optout_pg::prepare_kept("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr, 0,
-                                       "the ledger's read");
-    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
-    for (uint64 i = 0; i < SPI_processed; i++) {
-        char* contact = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-        char* channel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-        if (channel) ledger_has_channels = true;
-        if (!contact) continue;
-        bool found;
-        ContactTable::Entry* e = keys->insert(ContactChannel{contact, channel}, &found);
-        if (!found)
-            e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
-        if (channel) {
-            e = channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
-            if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
-        }
+struct LedgerKeys {
+    ContactTable* keys;
+    ContactTable* channel_contacts;
+};
+
+void add_ledger_key(const char* contact, const char* channel, void* arg) {
+    LedgerKeys* k = static_cast<LedgerKeys*>(arg);
+    if (channel) ledger_has_channels = true;
+    if (!contact) return;
+    bool found;
+    ContactTable::Entry* e = k->keys->insert(ContactChannel{contact, channel}, &found);
+    if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
+    if (channel) {
+        e = k->channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
+        if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
     }
-    optout_pg::leave_owner(scope);
-    ledger_channel_contacts = channel_contacts;
-    return keys;
+}
+
+ContactTable* load_ledger_keys(void) {
+    LedgerKeys k{new_table<ContactTable>(), new_table<ContactTable>()};
+    ledger_has_channels = false;
+    optout_pg::fault_point("send_ledger_read");
+    optout_pg::ledger_scan(add_ledger_key, &k);
+    ledger_channel_contacts = k.channel_contacts;
+    return k.keys;
 }
 
 // The record of `count` blocked sends of a contact, channel and table.
