@@ -7,10 +7,14 @@
 // foreign-key check does), so the platform's own triggers fire with its own
 // rights, whoever caused the stop; the ledger and the event record are
 // written as optout's owner (ledger.cpp).
-#include "spi.hpp"
+#include "apply.hpp"
 #include "attachments.hpp"
 #include "citus.hpp"
 #include "guard.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
+#include "send_cache.hpp"
+#include "spi.hpp"
 
 #include <cctype>
 #include <string_view>

@@ -7,9 +7,10 @@
 // optout._action_sql() (which quotes every name and names each statement),
 // and prepared once per backend with SPI_prepare + SPI_keepplan: no SQL text
 // is built or parsed per row.
-#include "spi.hpp"
 #include "attachments.hpp"
 #include "citus.hpp"
+#include "ledger.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "catalog/partition.h"

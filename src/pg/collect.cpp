@@ -5,7 +5,10 @@
 // Kept in a memory context of their own under TopTransactionContext, freed
 // once they are applied. A rolled-back subtransaction takes what it
 // collected with it.
-#include "enforce.hpp"
+#include "apply.hpp"
+#include "collect.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
 #include "xact.hpp"
 
 extern "C" {

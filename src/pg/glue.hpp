@@ -10,6 +10,14 @@ namespace optout_pg {
 
 // The optout.match_mode setting.
 optout::Mode default_mode();
+// optout.confirmation_window and optout.help_reply_window, in seconds.
+int confirmation_window();
+int help_reply_window();
+// optout.confirm_manual_stops: a manual or backfill stop allows a confirmation too.
+bool confirm_manual_stops();
+// optout.revoke_all_from as midnight UTC of its date (DT_NOEND: not set);
+// *text (may be null) gets the setting as written.
+TimestampTz revoke_all_from(const char** text);
 
 // The keywords of optout.keywords (enabled rows), cached per backend and
 // rebuilt after any change to the table commits (relcache invalidation).

@@ -16,7 +16,10 @@
 // Statements are prepared once per backend and reused.
 #include "citus.hpp"
 #include "datum.hpp"
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
 #include "spi.hpp"
 
 extern "C" {

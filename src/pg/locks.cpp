@@ -30,7 +30,8 @@
 // tag), so they never collide with the application's pg_advisory_lock keys;
 // pg_locks shows them as advisory locks with objsubid 0x4F70 / 0x4F71 (and
 // 0x4F72 for the writers of optout.keywords).
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "locks.hpp"
 #include "xact.hpp"
 
 extern "C" {

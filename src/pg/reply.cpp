@@ -8,7 +8,10 @@
 // race-free). A send that is not a confirmation never gets here (it does not
 // match the filter and was not armed), so a broadcast in the window is
 // blocked as before.
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
 #include "xact.hpp"
 
 extern "C" {

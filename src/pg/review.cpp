@@ -2,8 +2,11 @@
 // recorded by the inbound trigger (triggers.cpp, kind 'review'), listed by
 // the view optout.open_reviews (src/sql/review.sql), and closed by a stop of
 // the contact or by this function.
+#include "functions.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
 #include "spi.hpp"
-#include "enforce.hpp"
 
 extern "C" {
 #include "utils/snapmgr.h"

@@ -14,7 +14,10 @@
 // Blocked sends are recorded once per contact, channel and table for each
 // transaction (kind 'blocked', detail {"rule": ..., "count": n}), written
 // just before commit in one statement, instead of one INSERT per row.
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
+#include "send_cache.hpp"
 #include "xact.hpp"
 
 #include "optout/hash_table.hpp"

@@ -3,9 +3,14 @@
 // outbound trigger (blocked sends), the sticky status of a contacts table,
 // the delivery-error trigger, and the statement trigger that applies what
 // the row triggers collected (collect.cpp).
-#include "spi.hpp"
+#include "apply.hpp"
 #include "attachments.hpp"
+#include "collect.hpp"
 #include "guard.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
+#include "spi.hpp"
 
 #include <string>
 #include <string_view>
