@@ -273,6 +273,18 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     if (!contact) return PointerGetDatum(nullptr);  // documented: a row without a contact is not enforced
     char* channel = column_text(tup, rel, r->channel);
 
+    // The body is classified again, not taken from the WHEN that let this
+    // call through. The WHEN of an AFTER ROW trigger runs as the row is
+    // written, and only queues the call: the calls run at the end of the
+    // statement, after every row's WHEN. So the last WHEN's result (the one
+    // entry inbound_match holds) belongs to the statement's last keyword row,
+    // not to this one, and this tuple is read back from the table (another
+    // datum than the WHEN's). Reusing it would take a cache of every keyword
+    // row's result for the statement, keyed by attachment and body bytes,
+    // growing with a bulk load's distinct keyword bodies and made stale by a
+    // change of the keyword set or the attachment in between; and the WHEN
+    // already kept every other row away: only keyword rows are classified
+    // twice. (docs/design.md, "The send path and bulk loads".)
     text* body_t = DatumGetTextPP(body_d);
     if (!classify_row(a, body_t)) return PointerGetDatum(nullptr);
     if (unplaced && inbound_match.intent != optout::Intent::OptOut && inbound_match.intent != optout::Intent::OptIn &&
