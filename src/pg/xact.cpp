@@ -20,6 +20,7 @@
 // The modules used to register callbacks of their own on first use; one
 // registration makes the order a property of this file, not of which module
 // a backend happened to use first.
+#include "send_cache.hpp"
 #include "xact.hpp"
 
 extern "C" {

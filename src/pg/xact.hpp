@@ -1,7 +1,8 @@
 // The end of a transaction, for every module of the glue: one pair of
 // transaction callbacks (xact.cpp), registered in _PG_init, calls each
-// module's hook in the order stated in xact.cpp. The hooks are declared here,
-// and called from nowhere else.
+// module's hook in the order stated in xact.cpp. The hooks are declared here
+// and called from nowhere else (but send_cache_reset(), which apply.cpp calls
+// too).
 #pragma once
 
 #include "pg.hpp"
@@ -23,8 +24,8 @@ void forget_collected_changes();  // collect.cpp
 void forget_armed();              // reply.cpp: optout.confirm_next()
 void forget_contact_locks();      // locks.cpp: the locks went with the transaction
 
-// A subtransaction rolled back:
-void send_cache_reset();                 // send_cache.cpp: its writes to the ledger may be undone: ask again
+// A subtransaction rolled back (and send_cache_reset(), send_cache.hpp: its
+// writes to the ledger may be undone, so the send path asks again):
 void drop_collected_changes(int level);  // collect.cpp: what it collected goes with it
 void forget_database_lock_modes();       // locks.cpp: the locks it took went with it
 
