@@ -7,9 +7,14 @@
 // foreign-key check does), so the platform's own triggers fire with its own
 // rights, whoever caused the stop; the ledger and the event record are
 // written as optout's owner (ledger.cpp).
+#include "apply.hpp"
 #include "attachments.hpp"
 #include "citus.hpp"
 #include "guard.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
+#include "send_cache.hpp"
+#include "spi.hpp"
 
 #include <cctype>
 #include <string_view>
@@ -151,9 +156,7 @@ void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
             Oid types[1] = {TEXTARRAYOID};
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-            SPIPlanPtr p = SPI_prepare(sql, 1, types);
-            if (!p) elog(ERROR, "optout: cannot prepare the row locks of attachment %d", a->id);
-            SPI_keepplan(p);
+            SPIPlanPtr p = prepare_kept(sql, 1, types, 0, psprintf("the row locks of attachment %d", a->id));
             SPI_finish();
             *plan = p;
         }
@@ -326,7 +329,7 @@ const ChangeRequest* revoke_all(const ChangeRequest* reqs, int n) {
     if (from == DT_NOEND || GetCurrentTransactionStartTimestamp() < from) return reqs;
     ChangeRequest* out = nullptr;
     for (int i = 0; i < n; i++) {
-        if (reqs[i].type != ChangeType::Stop || !reqs[i].channel) continue;
+        if (reqs[i].type != optout::ChangeKind::Stop || !reqs[i].channel) continue;
         if (!out) {
             out = static_cast<ChangeRequest*>(palloc(sizeof(ChangeRequest) * n));
             memcpy(static_cast<void*>(out), reqs, sizeof(ChangeRequest) * n);
@@ -354,23 +357,69 @@ void apply_changes(const ChangeRequest* reqs, int n, bool* results) {
 }
 
 namespace {
-void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
-    // Locks first: then no other transaction changes these contacts' stops.
+
+// A batch of changes goes through these phases, in this order (apply_planned):
+//   1. lock_batch: the contact locks of its stops and starts (and the
+//      platform's contact rows, all or nothing with them: lock_for_change).
+//      Everything after reads and writes under them; the order is that of
+//      docs/design.md, "Why it holds under concurrency".
+//   2. plan_batch: the ledger rows of its contacts (latest committed state),
+//      then the core's plan of what each request does (behind the guard).
+//   3. record_batch_events: the event record, in request order.
+//   4. write_batch_ledger: the ledger's rows go and come; the send path's
+//      cached answers are forgotten.
+//   5. apply_to_platform: the platform's tables (for the contacts
+//      platform_sets picks), in three passes, with the attachment cache
+//      pinned.
+//   6. notify_batch: NOTIFY for every stop recorded and every stop lifted.
+
+// The plan of a batch, as plain palloc'd data (it crosses the guard).
+struct BatchPlan {
+    char** lcontacts;  // the ledger rows of the batch's contacts
+    char** lchannels;
+    int nledger;
+    optout::ChangeOutcome* outcomes;  // one per request
+    size_t* del;                      // indexes of ledger rows that go
+    size_t* ins;                      // requests whose row the ledger gains
+    size_t* scopes;                   // the first stop of each distinct (contact, scope)
+    int ndel, nins, nscopes;
+    const char** contact;  // per contact of a stop or start, first seen first
+    bool* left_groups;
+    int* final_state;  // optout::FinalState
+    bool* lifted;
+    int ncontacts;
+};
+
+// The events of a batch and their ids; event_of[i]: request i's event (-1: none).
+struct BatchEvents {
+    EventRow* rows;
+    int* event_of;
+    int64* ids;
+    int n;
+};
+
+// 1. Locks first: then no other transaction changes these contacts' stops.
+void lock_batch(const ChangeRequest* reqs, int n) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
-        if (reqs[i].type != ChangeType::Help && reqs[i].type != ChangeType::Review)
+        if (reqs[i].type != optout::ChangeKind::Help && reqs[i].type != optout::ChangeKind::Review)
             lock_keys[nlock++] = reqs[i].contact;
     lock_for_change(lock_keys, nlock);
+}
 
-    // The ledger rows of the batch's contacts.
+// 2. The ledger rows of the batch's contacts, and what the batch does,
+// planned in the core (no PostgreSQL call inside the guard).
+void plan_batch(const ChangeRequest* reqs, int n, BatchPlan* p) {
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
     for (int i = 0; i < n; i++) contacts[i] = reqs[i].contact;
     char** lcontacts;
     char** lchannels;
     int nledger = ledger_load(contacts, n, &lcontacts, &lchannels);
+    p->lcontacts = lcontacts;
+    p->lchannels = lchannels;
+    p->nledger = nledger;
 
-    // What the batch does, planned in the core (no PostgreSQL call inside).
     optout::ChangeOutcome* outcomes = static_cast<optout::ChangeOutcome*>(palloc0(sizeof(optout::ChangeOutcome) * n));
     size_t* del = static_cast<size_t*>(palloc(sizeof(size_t) * (nledger ? nledger : 1)));
     size_t* ins = static_cast<size_t*>(palloc(sizeof(size_t) * n));
@@ -384,10 +433,7 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     OPTOUT_GUARD({
         std::vector<optout::Change> changes(static_cast<size_t>(n));
         for (int i = 0; i < n; i++) {
-            changes[i].kind = reqs[i].type == ChangeType::Stop     ? optout::ChangeKind::Stop
-                              : reqs[i].type == ChangeType::Start  ? optout::ChangeKind::Start
-                              : reqs[i].type == ChangeType::Review ? optout::ChangeKind::Review
-                                                                   : optout::ChangeKind::Help;
+            changes[i].kind = reqs[i].type;
             changes[i].contact = reqs[i].contact;
             if (reqs[i].channel) changes[i].channel = std::string_view(reqs[i].channel);
             changes[i].only_if_new = reqs[i].only_if_new;
@@ -411,9 +457,23 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
             ncontacts++;
         }
     });
-    const int n_del = ndel, n_ins = nins, n_scopes = nscopes, n_contacts = ncontacts;
+    p->outcomes = outcomes;
+    p->del = del;
+    p->ins = ins;
+    p->scopes = scopes;
+    p->ndel = ndel;
+    p->nins = nins;
+    p->nscopes = nscopes;
+    p->contact = plan_contact;
+    p->left_groups = left_groups;
+    p->final_state = final_state;
+    p->lifted = lifted;
+    p->ncontacts = ncontacts;
+}
 
-    // The event record, in request order.
+// 3. The event record, in request order.
+BatchEvents record_batch_events(const ChangeRequest* reqs, int n, const BatchPlan& p) {
+    const optout::ChangeOutcome* outcomes = p.outcomes;
     EventRow* events = static_cast<EventRow*>(palloc0(sizeof(EventRow) * n));
     int* event_of = static_cast<int*>(palloc(sizeof(int) * n));
     int nevents = 0;
@@ -421,14 +481,14 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
         event_of[i] = -1;
         if (!outcomes[i].event) continue;
         EventRow& e = events[nevents];
-        e.kind = reqs[i].type == ChangeType::Stop     ? "stop"
-                 : reqs[i].type == ChangeType::Start  ? "start"
-                 : reqs[i].type == ChangeType::Review ? "review"
-                                                      : "help";
+        e.kind = reqs[i].type == optout::ChangeKind::Stop     ? "stop"
+                 : reqs[i].type == optout::ChangeKind::Start  ? "start"
+                 : reqs[i].type == optout::ChangeKind::Review ? "review"
+                                                              : "help";
         e.contact = reqs[i].contact;
         e.info = reqs[i].info;
         e.channel = e.info.arrived_on ? e.info.arrived_on : reqs[i].channel;
-        if (reqs[i].type == ChangeType::Start && !e.info.detail)
+        if (reqs[i].type == optout::ChangeKind::Start && !e.info.detail)
             e.info.detail = outcomes[i].result
                                 ? (outcomes[i].contact_wide ? "{\"lifted\": \"contact\"}" : "{\"lifted\": \"channel\"}")
                                 : "{\"lifted\": null}";
@@ -442,46 +502,75 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     int64* ids = static_cast<int64*>(palloc0(sizeof(int64) * (nevents ? nevents : 1)));
     record_events(events, nevents, ids);
     fault_point("apply_events");
+    return BatchEvents{events, event_of, ids, nevents};
+}
 
-    // The ledger.
+// 4. The ledger.
+void write_batch_ledger(const ChangeRequest* reqs, const BatchPlan& p, const BatchEvents& ev) {
+    const int n_del = p.ndel, n_ins = p.nins;
+    const int* event_of = ev.event_of;
+    const int64* ids = ev.ids;
     const char** dc = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
     const char** dch = static_cast<const char**>(palloc(sizeof(char*) * (n_del ? n_del : 1)));
     for (int i = 0; i < n_del; i++) {
-        dc[i] = lcontacts[del[i]];
-        dch[i] = lchannels[del[i]];
+        dc[i] = p.lcontacts[p.del[i]];
+        dch[i] = p.lchannels[p.del[i]];
     }
     LedgerInsert* li = static_cast<LedgerInsert*>(palloc0(sizeof(LedgerInsert) * (n_ins ? n_ins : 1)));
     for (int i = 0; i < n_ins; i++) {
-        const ChangeRequest& r = reqs[ins[i]];
+        const ChangeRequest& r = reqs[p.ins[i]];
         li[i] = LedgerInsert{r.contact,      r.channel,   r.info.source,
-                             r.info.keyword, r.info.rule, event_of[ins[i]] >= 0 ? ids[event_of[ins[i]]] : 0};
+                             r.info.keyword, r.info.rule, event_of[p.ins[i]] >= 0 ? ids[event_of[p.ins[i]]] : 0};
     }
     ledger_apply(dc, dch, n_del, li, n_ins);
     send_cache_reset();
+}
 
-    // The platform's tables: every contact-wide stop leaves its groups; the
-    // last contact-wide action decides status and the Stopped group. The
-    // contacts with anything to do, and the three sets of them (as indexes):
-    // left (a contact-wide stop: the batch stops it), started (it ends
-    // started) and flip_start (it ends stopped after a start lifted a
-    // contact-wide stop). A contact the batch both stopped and started, in
-    // either order, gets the statements of both states, the one it ends in
-    // last: one request at a time, its status would have changed and changed
-    // back, and the touch column moved (RapidPro's modified_on).
-    const char** touched = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
-    int* left = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
-    int* started = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
-    int* flip_start = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
-    int ntouched = 0, nleft = 0, nstarted = 0, nflip_start = 0;
+// 5a. Every contact-wide stop leaves its groups; the last contact-wide
+// action decides status and the Stopped group. The contacts with anything to
+// do (touched), and the three sets of them (as indexes into touched): left
+// (a contact-wide stop: the batch stops it), started (it ends started) and
+// flip_start (it ends stopped after a start lifted a contact-wide stop). A
+// contact the batch both stopped and started, in either order, gets the
+// statements of both states, the one it ends in last: one request at a time,
+// its status would have changed and changed back, and the touch column moved
+// (RapidPro's modified_on).
+struct PlatformSets {
+    const char** touched;
+    int* left;
+    int* started;
+    int* flip_start;
+    int ntouched, nleft, nstarted, nflip_start;
+};
+
+PlatformSets platform_sets(const BatchPlan& p) {
+    const int n_contacts = p.ncontacts;
+    PlatformSets w;
+    w.touched = static_cast<const char**>(palloc(sizeof(char*) * (n_contacts ? n_contacts : 1)));
+    w.left = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    w.started = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    w.flip_start = static_cast<int*>(palloc(sizeof(int) * (n_contacts ? n_contacts : 1)));
+    w.ntouched = w.nleft = w.nstarted = w.nflip_start = 0;
     for (int i = 0; i < n_contacts; i++) {
-        bool is_stopped = final_state[i] == static_cast<int>(optout::FinalState::Stopped);
-        bool is_started = final_state[i] == static_cast<int>(optout::FinalState::Started);
-        if (!left_groups[i] && !is_stopped && !is_started) continue;
-        if (left_groups[i]) left[nleft++] = ntouched;
-        if (is_started) started[nstarted++] = ntouched;
-        if (left_groups[i] && lifted[i] && is_stopped) flip_start[nflip_start++] = ntouched;
-        touched[ntouched++] = plan_contact[i];
+        bool is_stopped = p.final_state[i] == static_cast<int>(optout::FinalState::Stopped);
+        bool is_started = p.final_state[i] == static_cast<int>(optout::FinalState::Started);
+        if (!p.left_groups[i] && !is_stopped && !is_started) continue;
+        if (p.left_groups[i]) w.left[w.nleft++] = w.ntouched;
+        if (is_started) w.started[w.nstarted++] = w.ntouched;
+        if (p.left_groups[i] && p.lifted[i] && is_stopped) w.flip_start[w.nflip_start++] = w.ntouched;
+        w.touched[w.ntouched++] = p.contact[i];
     }
+    return w;
+}
+
+// 5b. The platform's tables, for those sets.
+void apply_to_platform(const ChangeRequest* reqs, const BatchPlan& p) {
+    const PlatformSets w = platform_sets(p);
+    const char** touched = w.touched;
+    const int *left = w.left, *started = w.started, *flip_start = w.flip_start;
+    const int ntouched = w.ntouched, nleft = w.nleft, nstarted = w.nstarted, nflip_start = w.nflip_start;
+    const size_t* scopes = p.scopes;
+    const int n_scopes = p.nscopes;
     int nattachments;
     Attachment* attachments = all_attachments(&nattachments);
     // The statements below fire triggers, optout's among them: the cache is
@@ -554,18 +643,30 @@ void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
     PG_FINALLY();
     { unpin_attachments(); }
     PG_END_TRY();
+}
 
-    // Listeners hear of every stop recorded and every stop lifted.
+// 6. Listeners hear of every stop recorded and every stop lifted.
+void notify_batch(const ChangeRequest* reqs, int n, const BatchPlan& p, const BatchEvents& ev) {
     for (int i = 0; i < n; i++) {
-        if (event_of[i] < 0) continue;
-        const EventRow& e = events[event_of[i]];
-        if (reqs[i].type == ChangeType::Stop)
-            notify_change("stop", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
-        else if (reqs[i].type == ChangeType::Start && outcomes[i].result)
-            notify_change("start", reqs[i].contact, reqs[i].channel, e.info, ids[event_of[i]]);
+        if (ev.event_of[i] < 0) continue;
+        const EventRow& e = ev.rows[ev.event_of[i]];
+        if (reqs[i].type == optout::ChangeKind::Stop)
+            notify_change("stop", reqs[i].contact, reqs[i].channel, e.info, ev.ids[ev.event_of[i]]);
+        else if (reqs[i].type == optout::ChangeKind::Start && p.outcomes[i].result)
+            notify_change("start", reqs[i].contact, reqs[i].channel, e.info, ev.ids[ev.event_of[i]]);
     }
+}
+
+void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
+    lock_batch(reqs, n);
+    BatchPlan plan;
+    plan_batch(reqs, n, &plan);
+    BatchEvents events = record_batch_events(reqs, n, plan);
+    write_batch_ledger(reqs, plan, events);
+    apply_to_platform(reqs, plan);
+    notify_batch(reqs, n, plan, events);
     if (results)
-        for (int i = 0; i < n; i++) results[i] = outcomes[i].result;
+        for (int i = 0; i < n; i++) results[i] = plan.outcomes[i].result;
 }
 }  // namespace
 
@@ -588,18 +689,8 @@ int64 apply_existing_stops(Attachment* a) {
     if (a->kind != kContacts && a->kind != kGroups) return 0;
     // The contact-wide stops on record (a stop on one channel changes no
     // status and no group), read as optout's owner.
-    MemoryContext caller = CurrentMemoryContext;
-    OwnerScope scope = enter_owner();
-    int rc = SPI_execute(
-        "SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
-        "ORDER BY s.contact COLLATE pg_catalog.\"C\"",
-        true, 0);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
-    int n = static_cast<int>(SPI_processed);
-    const char** found = static_cast<const char**>(MemoryContextAlloc(caller, sizeof(char*) * (n ? n : 1)));
-    for (int i = 0; i < n; i++)
-        found[i] = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-    leave_owner(scope);
+    const char** found;
+    int n = ledger_contact_wide(&found);
     if (n == 0) return 0;
     // Under the contacts' locks, the ones still stopped contact-wide.
     lock_contacts_for_change(found, n);
@@ -657,14 +748,15 @@ int64 apply_existing_stops(Attachment* a) {
 }
 
 bool apply_stop(const char* contact, const char* channel, const EventInfo& info) {
-    ChangeRequest r{ChangeType::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0, info};
+    ChangeRequest r{optout::ChangeKind::Stop, contact, channel, info.source && strcmp(info.source, "provider") == 0,
+                    info};
     bool result = false;
     apply_changes(&r, 1, &result);
     return result;
 }
 
 bool apply_start(const char* contact, const char* channel, const EventInfo& info) {
-    ChangeRequest r{ChangeType::Start, contact, channel, false, info};
+    ChangeRequest r{optout::ChangeKind::Start, contact, channel, false, info};
     bool result = false;
     apply_changes(&r, 1, &result);
     return result;

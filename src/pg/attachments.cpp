@@ -9,6 +9,8 @@
 // is built or parsed per row.
 #include "attachments.hpp"
 #include "citus.hpp"
+#include "ledger.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "catalog/partition.h"
@@ -106,13 +108,12 @@ int text_array(HeapTuple tup, TupleDesc desc, int col, char*** out) {
 // Planned at every execution: the same statement runs for one contact or
 // for fifty thousand.
 SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+    SPIPlanPtr plan = optout_pg::try_prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
     if (!plan)
         ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                         errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
                         errdetail("Statement: %s", sql),
                         errhint("Check the attached table with optout.attached; detach and attach it again.")));
-    SPI_keepplan(plan);
     return plan;
 }
 

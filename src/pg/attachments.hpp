@@ -5,7 +5,7 @@
 // context of its own under CacheMemoryContext.
 #pragma once
 
-#include "enforce.hpp"
+#include "glue.hpp"
 
 namespace optout_pg {
 

@@ -5,7 +5,11 @@
 // Kept in a memory context of their own under TopTransactionContext, freed
 // once they are applied. A rolled-back subtransaction takes what it
 // collected with it.
-#include "enforce.hpp"
+#include "apply.hpp"
+#include "collect.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -21,14 +25,14 @@ struct PendingChange {
 };
 
 // Static: the queue lives through the transaction, across trigger calls; the
-// transaction callbacks (send_cache.cpp) forget or trim it at its end.
+// end-of-transaction hooks (xact.cpp) forget or trim it.
 PendingChange* pending_changes = nullptr;
 int npending_changes = 0, cap_changes = 0;
 MemoryContext pending_cxt = nullptr;
 
 }  // namespace
 
-// Called by the transaction callbacks (send_cache.cpp), before the blocked
+// Called before commit (xact.cpp), before the blocked
 // sends are recorded: rows inserted into a partition made after the attach
 // and named directly (no statement trigger there) are applied before commit.
 void flush_collected_changes() {
@@ -69,7 +73,6 @@ char* xact_strdup(const char* s) { return s ? MemoryContextStrdup(pending_cxt, s
 }  // namespace
 
 void collect_change(const ChangeRequest& r) {
-    ensure_xact_callbacks();
     if (!pending_cxt)
         pending_cxt = AllocSetContextCreate(TopTransactionContext, "optout pending changes", ALLOCSET_DEFAULT_SIZES);
     pending_changes = grow(pending_changes, &cap_changes, npending_changes + 1);

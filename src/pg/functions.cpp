@@ -1,7 +1,12 @@
 // The SQL-callable functions: optout.stop / start / is_stopped /
 // record_delivery_error, optout._apply_stop (for optout.backfill) and
 // optout._apply_existing_stops (for attach_contacts and attach_groups).
+#include "apply.hpp"
 #include "attachments.hpp"
+#include "functions.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
 
 extern "C" {
 #include "access/xact.h"

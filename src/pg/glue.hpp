@@ -1,6 +1,7 @@
 // Shared pieces of the PostgreSQL glue.
 #pragma once
 
+#include "datum.hpp"
 #include "pg.hpp"
 
 #include "optout/classifier.hpp"
@@ -9,6 +10,14 @@ namespace optout_pg {
 
 // The optout.match_mode setting.
 optout::Mode default_mode();
+// optout.confirmation_window and optout.help_reply_window, in seconds.
+int confirmation_window();
+int help_reply_window();
+// optout.confirm_manual_stops: a manual or backfill stop allows a confirmation too.
+bool confirm_manual_stops();
+// optout.revoke_all_from as midnight UTC of its date (DT_NOEND: not set);
+// *text (may be null) gets the setting as written.
+TimestampTz revoke_all_from(const char** text);
 
 // The keywords of optout.keywords (enabled rows), cached per backend and
 // rebuilt after any change to the table commits (relcache invalidation).
@@ -42,16 +51,5 @@ Oid optout_namespace();
 // The OID of table optout.<name>; errors (with the hint to update the
 // extension) if it is missing.
 Oid optout_table(const char* name);
-
-// Text of a PostgreSQL text datum as UTF-8 (converted from the database
-// encoding when that is not UTF-8). The bytes live in palloc'd memory or in
-// the datum itself.
-struct Utf8 {
-    const char* data;
-    size_t size;
-};
-Utf8 text_to_utf8(text* t);
-// A palloc'd text in the database encoding from UTF-8 bytes.
-text* utf8_to_text(const char* data, size_t size);
 
 }  // namespace optout_pg

@@ -8,10 +8,19 @@
 // owner), whatever role fired the trigger or called the function: an
 // application role can send and receive without any right on them. This is
 // the same switch PostgreSQL's own foreign-key triggers make; an error while
-// switched is undone by transaction abort, which restores the user.
+// switched is undone by transaction abort, which restores the user. That
+// includes the claims of confirmations and help replies (events too), which
+// reply.cpp only decides on. The ledger is read only here as well: the send
+// path's probe and its whole read, the batch's rows, the stops an attach
+// applies, the stop a confirmation answers.
 // Statements are prepared once per backend and reused.
 #include "citus.hpp"
-#include "enforce.hpp"
+#include "datum.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -44,32 +53,20 @@ SPIPlanPtr ledger_delete_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr load_plan = nullptr;
 SPIPlanPtr code_plan = nullptr;
+SPIPlanPtr whole_plan = nullptr;
+SPIPlanPtr confirmation_plan = nullptr;
+SPIPlanPtr help_reply_plan = nullptr;
+SPIPlanPtr peek_plan = nullptr;
 
-// Planned at every execution (CURSOR_OPT_CUSTOM_PLAN): a generic plan made
-// while the ledger was empty would keep scanning it whole once it has grown.
-// Called in an owner scope, so parsed (and re-parsed) with the pinned path.
+// Every statement here is planned at every execution (CURSOR_OPT_CUSTOM_PLAN):
+// a generic plan made while the ledger was empty would keep scanning it whole
+// once it has grown. Called in an owner scope, so parsed (and re-parsed) with
+// the pinned path.
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, const_cast<Oid*>(types), CURSOR_OPT_CUSTOM_PLAN);
-    if (!plan) elog(ERROR, "optout: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "optout: SPI_keepplan failed");
-    return plan;
+    return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 }
 
-Datum text_or_null(const char* s, char* null_flag) {
-    if (!s) {
-        *null_flag = 'n';
-        return (Datum)0;
-    }
-    *null_flag = ' ';
-    return CStringGetTextDatum(s);
-}
-
-// SPI arguments from strings (NULL pointers are SQL NULLs); nulls gets n + 1 chars.
-void bind_texts(const char* const* args, int n, Datum* values, char* nulls) {
-    for (int i = 0; i < n; i++) values[i] = text_or_null(args[i], &nulls[i]);
-    nulls[n] = '\0';
-}
-
+using optout_pg::bind_texts;
 using optout_pg::enter_owner;
 using optout_pg::leave_owner;
 using optout_pg::OwnerScope;
@@ -120,39 +117,6 @@ Oid optout_owner() {
     owner_oid = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
     ReleaseSysCache(tup);
     return owner_oid;
-}
-
-// Output functions of the key types seen, looked up once per backend (the
-// send path turns a key into text for every row).
-char* datum_text(Datum value, Oid type) {
-    struct OutputFn {
-        Oid type;
-        FmgrInfo fn;
-    };
-    static OutputFn cache[16];
-    static int ncached = 0;
-    for (int i = 0; i < ncached; i++)
-        if (cache[i].type == type) return OutputFunctionCall(&cache[i].fn, value);
-    Oid out;
-    bool varlena;
-    getTypeOutputInfo(type, &out, &varlena);
-    if (ncached == 16) return OidOutputFunctionCall(out, value);
-    fmgr_info_cxt(out, &cache[ncached].fn, TopMemoryContext);
-    cache[ncached].type = type;
-    ncached++;
-    return OutputFunctionCall(&cache[ncached - 1].fn, value);
-}
-
-Datum cstring_array(const char* const* items, int n) {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n ? n : 1)));
-    bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (n ? n : 1)));
-    for (int i = 0; i < n; i++) {
-        nulls[i] = items[i] == nullptr;
-        elems[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(items[i]);
-    }
-    int dims[1] = {n};
-    int lbs[1] = {1};
-    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 }  // namespace optout_pg
@@ -635,6 +599,158 @@ bool delivery_code_lookup(const char* provider, const char* code, bool* stops) {
     }
     leave_owner(scope);
     return known;
+}
+
+}  // namespace optout_pg
+
+// The claim of a confirmation or a help reply (reply.cpp decides when to
+// claim). Why it is race-free: the claim is an INSERT of the 'confirmation'
+// (or 'help_reply') event with {"for_event": <the stop's or help request's
+// event id>}, under a unique index on that key (ledger.sql), with ON
+// CONFLICT DO NOTHING. A second claim for the same stop, in this or any
+// other transaction, finds the first (waiting for it to commit or roll back
+// when it is in flight) and inserts nothing: that send stays blocked.
+namespace {
+
+// $1 contact, $2 channel of the send (NULL: none), $3 any channel (a table
+// without a channel column), $4 table, $5 actor, $6 window in seconds,
+// $7 manual and backfill stops allow one (keyword, provider and platform
+// stops always do).
+// The stop a confirmation answers: the contact's latest stop that blocks
+// this send (by when it took effect).
+#define OPTOUT_LATEST_STOP                                                  \
+    "SELECT s.event_id, s.source, s.channel, e.at FROM optout.stops s "     \
+    "JOIN optout.events e ON e.id OPERATOR(pg_catalog.=) s.event_id "       \
+    "WHERE s.contact OPERATOR(pg_catalog.=) $1 "                            \
+    "AND (s.channel IS NULL OR s.channel OPERATOR(pg_catalog.=) $2 OR $3) " \
+    "ORDER BY e.at DESC, s.event_id DESC LIMIT 1"
+#define OPTOUT_STOP_ALLOWS                                                                            \
+    "(s.source OPERATOR(pg_catalog.=) ANY ('{keyword,provider,platform}'::pg_catalog.text[]) OR $7) " \
+    "AND s.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "          \
+    "pg_catalog.make_interval(secs => $6)) "
+
+const char kConfirmationSql[] =
+    "WITH s AS (" OPTOUT_LATEST_STOP
+    ") "
+    "INSERT INTO optout.events AS x (kind, contact, channel, source, table_name, actor, detail) "
+    "SELECT 'confirmation', $1, $2, 'send', $4, $5::pg_catalog.name, pg_catalog.jsonb_build_object("
+    "'for_event', s.event_id, 'stop_source', s.source, 'stop_channel', s.channel, "
+    "'seconds_after_stop', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
+    "OPERATOR(pg_catalog.-) s.at)::pg_catalog.numeric, 3)) "
+    "FROM s WHERE " OPTOUT_STOP_ALLOWS
+    "ON CONFLICT (contact, ((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
+    "WHERE kind IN ('confirmation', 'help_reply') DO NOTHING "
+    "RETURNING x.id";
+
+// The help request a reply answers: the contact's latest one (on this
+// channel, when both have one).
+const char kHelpReplySql[] =
+    "WITH h AS (SELECT e.id, e.at, e.channel FROM optout.events e "
+    "WHERE e.contact OPERATOR(pg_catalog.=) $1 AND e.kind OPERATOR(pg_catalog.=) 'help' "
+    "AND (e.channel IS NULL OR $2 IS NULL OR $3 OR e.channel OPERATOR(pg_catalog.=) $2) "
+    "ORDER BY e.id DESC LIMIT 1) "
+    "INSERT INTO optout.events AS x (kind, contact, channel, source, table_name, actor, detail) "
+    "SELECT 'help_reply', $1, $2, 'send', $4, $5::pg_catalog.name, pg_catalog.jsonb_build_object("
+    "'for_event', h.id, "
+    "'seconds_after_help', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
+    "OPERATOR(pg_catalog.-) h.at)::pg_catalog.numeric, 3)) "
+    "FROM h WHERE h.at OPERATOR(pg_catalog.>=) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
+    "pg_catalog.make_interval(secs => $6)) AND $7 IS NOT NULL "
+    "ON CONFLICT (contact, ((detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8)) "
+    "WHERE kind IN ('confirmation', 'help_reply') DO NOTHING "
+    "RETURNING x.id";
+
+// Would a confirmation be accepted now (optout.confirm_next's answer)?
+const char kPeekSql[] =
+    "WITH s AS (" OPTOUT_LATEST_STOP
+    ") "
+    "SELECT 1 FROM s WHERE " OPTOUT_STOP_ALLOWS
+    "AND $4 IS NULL AND $5 IS NULL AND NOT EXISTS (SELECT 1 FROM optout.events c "
+    "WHERE (c.detail OPERATOR(pg_catalog.->>) 'for_event')::pg_catalog.int8 OPERATOR(pg_catalog.=) s.event_id "
+    "AND c.kind OPERATOR(pg_catalog.=) ANY ('{confirmation,help_reply}'::pg_catalog.text[]))";
+
+// Runs one of the statements above as optout's owner, on the latest
+// committed state; returns whether it produced a row.
+bool run_reply(SPIPlanPtr* plan, const char* sql, const char* contact, const char* channel, const char* table,
+               int window, bool read_only) {
+    const char* actor = GetUserNameFromId(GetUserId(), false);
+    optout_pg::OwnerScope scope = optout_pg::enter_owner();
+    if (!*plan) {
+        static const Oid types[7] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INT4OID, BOOLOID};
+        *plan = optout_pg::prepare_kept(sql, 7, types, 0);
+    }
+    bool any = channel == optout_pg::kAnyChannel;
+    Datum values[7];
+    char nulls[8] = "       ";
+    values[0] = CStringGetTextDatum(contact);
+    if (any || !channel) {
+        nulls[1] = 'n';
+        values[1] = (Datum)0;
+    } else {
+        values[1] = CStringGetTextDatum(channel);
+    }
+    values[2] = BoolGetDatum(any);
+    values[3] = table ? CStringGetTextDatum(table) : (Datum)0;
+    if (!table) nulls[3] = 'n';
+    values[4] = read_only ? (Datum)0 : CStringGetTextDatum(actor);
+    if (read_only) nulls[4] = 'n';
+    values[5] = Int32GetDatum(window);
+    values[6] = BoolGetDatum(optout_pg::confirm_manual_stops());
+    if (!read_only) {
+        optout_pg::fault_point("reply_claim");
+        CommandCounterIncrement();
+    }
+    int rc = SPI_execute_snapshot(*plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, read_only, false, 1);
+    if (rc < 0) elog(ERROR, "optout: recording a reply failed: %s", SPI_result_code_string(rc));
+    bool done = SPI_processed > 0;
+    optout_pg::leave_owner(scope);
+    if (!read_only) CommandCounterIncrement();
+    return done;
+}
+
+}  // namespace
+
+namespace optout_pg {
+
+bool record_reply(ReplyKind kind, const char* contact, const char* channel, const char* table, int window) {
+    if (kind == ReplyKind::Confirmation)
+        return run_reply(&confirmation_plan, kConfirmationSql, contact, channel, table, window, false);
+    return run_reply(&help_reply_plan, kHelpReplySql, contact, channel, table, window, false);
+}
+
+bool reply_would_record(const char* contact, const char* channel, int window) {
+    return run_reply(&peek_plan, kPeekSql, contact, channel, nullptr, window, true);
+}
+
+// Every row, as the owner, with the latest snapshot. (SPI's copies of the
+// strings go at leave_owner: fn copies what it keeps.)
+void ledger_scan(void (*fn)(const char* contact, const char* channel, void* arg), void* arg) {
+    OwnerScope scope = enter_owner();
+    if (!whole_plan) whole_plan = prepare_kept("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr, 0);
+    int rc = SPI_execute_snapshot(whole_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
+    for (uint64 i = 0; i < SPI_processed; i++)
+        fn(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+           SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), arg);
+    leave_owner(scope);
+}
+
+// With the transaction's snapshot, as the owner; in the caller's memory.
+int ledger_contact_wide(const char*** out) {
+    MemoryContext caller = CurrentMemoryContext;
+    OwnerScope scope = enter_owner();
+    int rc = SPI_execute(
+        "SELECT s.contact FROM optout.stops s WHERE s.channel IS NULL "
+        "ORDER BY s.contact COLLATE pg_catalog.\"C\"",
+        true, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
+    int n = static_cast<int>(SPI_processed);
+    const char** found = static_cast<const char**>(MemoryContextAlloc(caller, sizeof(char*) * (n ? n : 1)));
+    for (int i = 0; i < n; i++)
+        found[i] = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    leave_owner(scope);
+    *out = found;
+    return n;
 }
 
 // NOTIFY optout, '{"event": "stop", ...}' once the transaction commits.

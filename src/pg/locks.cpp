@@ -30,7 +30,9 @@
 // tag), so they never collide with the application's pg_advisory_lock keys;
 // pg_locks shows them as advisory locks with objsubid 0x4F70 / 0x4F71 (and
 // 0x4F72 for the writers of optout.keywords).
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "locks.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -53,31 +55,8 @@ constexpr int kMaxContactLocks = 256;
 // An escalated transaction takes no more contact keys.
 int contact_locks_taken = 0;
 bool db_row_share = false, db_row_exclusive = false, db_share = false, db_exclusive = false;
-bool callback_registered = false;
 
 void forget_database_modes() { db_row_share = db_row_exclusive = db_share = db_exclusive = false; }
-
-void xact_callback(XactEvent event, void*) {
-    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
-        event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
-        contact_locks_taken = 0;
-        forget_database_modes();
-    }
-}
-
-// A rolled-back subtransaction releases the locks it took: take them again
-// when next needed (re-taking a lock still held costs a local lookup).
-void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-    if (event == SUBXACT_EVENT_ABORT_SUB) forget_database_modes();
-}
-
-void ensure_callback() {
-    if (!callback_registered) {
-        RegisterXactCallback(xact_callback, nullptr);
-        RegisterSubXactCallback(subxact_callback, nullptr);
-        callback_registered = true;
-    }
-}
 
 void make_tag(LOCKTAG* tag, uint32 key, uint16 space) {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, key, 0x6F70746FU /* "opto" */, space);
@@ -148,7 +127,6 @@ uint32* sorted_keys(const char* const* contacts, int n, int* m) {
 namespace optout_pg {
 
 void lock_contact_for_send(const char* contact) {
-    ensure_callback();
     if (db_share || db_exclusive) return;
     if (contact_locks_taken >= kMaxContactLocks) {
         lock_database(ShareLock, &db_share);
@@ -160,8 +138,16 @@ void lock_contact_for_send(const char* contact) {
 
 bool contact_locks_escalated() { return db_share || db_exclusive; }
 
+// The hooks of xact.cpp: the transaction's locks went with it; a rolled-back
+// subtransaction released the locks it took: take them again when next
+// needed (re-taking a lock still held costs a local lookup).
+void forget_contact_locks() {
+    contact_locks_taken = 0;
+    forget_database_modes();
+}
+void forget_database_lock_modes() { forget_database_modes(); }
+
 bool try_lock_contacts_for_change(const char* const* contacts, int n, LockWait* wait) {
-    ensure_callback();
     if (db_exclusive || n <= 0) return true;
     int m;
     uint32* keys = sorted_keys(contacts, n, &m);

@@ -3,6 +3,7 @@
 #include "citus.hpp"
 #include "glue.hpp"
 #include "guard.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "utils/datetime.h"
@@ -113,6 +114,8 @@ void _PG_init(void) {
         "The FCC's revoke-all rule (47 CFR 64.1200(a)(10)), due 31 January 2027. Empty: never.", &revoke_all_setting,
         "", PGC_SUSET, 0, check_revoke_all, assign_revoke_all, nullptr);
     MarkGUCPrefixReserved("optout");
+    // The end of every transaction, in one stated order (xact.cpp).
+    optout_pg::register_xact_callbacks();
 }
 
 namespace optout_pg {
@@ -173,24 +176,6 @@ Oid optout_table(const char* name) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("table \"optout.%s\" does not exist", name),
                         errhint("Update the extension: ALTER EXTENSION optout UPDATE.")));
     return relid;
-}
-
-Utf8 text_to_utf8(text* t) {
-    const char* data = VARDATA_ANY(t);
-    int size = VARSIZE_ANY_EXHDR(t);
-    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
-        return {data, static_cast<size_t>(size)};
-    char* converted = pg_server_to_any(data, size, PG_UTF8);
-    if (converted == data) return {data, static_cast<size_t>(size)};
-    return {converted, strlen(converted)};
-}
-
-text* utf8_to_text(const char* data, size_t size) {
-    if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
-        return cstring_to_text_with_len(data, static_cast<int>(size));
-    char* copy = pnstrdup(data, size);
-    char* converted = pg_any_to_server(copy, static_cast<int>(size), PG_UTF8);
-    return cstring_to_text(converted);
 }
 
 }  // namespace optout_pg

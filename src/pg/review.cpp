@@ -2,7 +2,11 @@
 // recorded by the inbound trigger (triggers.cpp, kind 'review'), listed by
 // the view optout.open_reviews (src/sql/review.sql), and closed by a stop of
 // the contact or by this function.
-#include "enforce.hpp"
+#include "functions.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "utils/snapmgr.h"
@@ -44,10 +48,13 @@ bool review_event(int64 id, char** contact, char** channel) {
 // (the caller holds the contact's lock, so none can come in between).
 bool review_open(int64 id) {
     optout_pg::OwnerScope scope = optout_pg::enter_owner();
-    Oid types[1] = {INT8OID};
-    SPIPlanPtr plan =
-        SPI_prepare("SELECT 1 FROM optout.open_reviews r WHERE r.review_id OPERATOR(pg_catalog.=) $1", 1, types);
-    if (!plan) elog(ERROR, "optout: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    static SPIPlanPtr plan = nullptr;  // kept for the backend; revalidated by the plan cache
+    if (!plan) {
+        static const Oid types[1] = {INT8OID};
+        plan =
+            optout_pg::prepare_kept("SELECT 1 FROM optout.open_reviews r WHERE r.review_id OPERATOR(pg_catalog.=) $1",
+                                    1, types, 0, "the review queue's read");
+    }
     Datum values[1] = {Int64GetDatum(id)};
     int rc = SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the review queue failed: %s", SPI_result_code_string(rc));

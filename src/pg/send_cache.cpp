@@ -14,7 +14,11 @@
 // Blocked sends are recorded once per contact, channel and table for each
 // transaction (kind 'blocked', detail {"rule": ..., "count": n}), written
 // just before commit in one statement, instead of one INSERT per row.
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
+#include "locks.hpp"
+#include "send_cache.hpp"
+#include "xact.hpp"
 
 #include "optout/hash_table.hpp"
 
@@ -140,7 +144,6 @@ ContactTable* ledger_channel_contacts = nullptr;  // ... and the contacts that h
 BlockedTable* pending = nullptr;                  // blocked sends to record at commit
 IntPendingTable* pending_ints = nullptr;          // ... of integer contacts
 TableNames* table_names = nullptr;
-bool callbacks_registered = false;
 // Once escalated, how many more contacts to look up one by one before reading
 // the whole ledger instead (-1: not decided yet in this transaction). A
 // small ledger is read at once (50,000 rows: about 40 ms). A larger one costs
@@ -184,71 +187,32 @@ IntSet* load_ledger_ints(void) {
     return set;
 }
 
-void flush_pending(void);
-ContactTable* load_ledger_keys(void);
-
-void xact_callback(XactEvent event, void*) {
-    switch (event) {
-        case XACT_EVENT_PRE_COMMIT:
-        case XACT_EVENT_PRE_PREPARE:
-            // Collected stops first: what they run may block sends too.
-            optout_pg::flush_collected_changes();
-            flush_pending();
-            break;
-        case XACT_EVENT_COMMIT:
-        case XACT_EVENT_ABORT:
-        case XACT_EVENT_PREPARE:
-        case XACT_EVENT_PARALLEL_COMMIT:
-        case XACT_EVENT_PARALLEL_ABORT:
-            forget();
-            pending = nullptr;
-            pending_ints = nullptr;
-            table_names = nullptr;
-            optout_pg::forget_collected_changes();
-            optout_pg::forget_armed();
-            break;
-        default: break;
-    }
-}
-
-void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-    // A rolled-back subtransaction may have written the ledger: ask again.
-    // (Its blocked sends stay counted: the rows were refused all the same.)
-    // The stops its statements collected go with it.
-    if (event == SUBXACT_EVENT_ABORT_SUB) {
-        forget();
-        optout_pg::drop_collected_changes(GetCurrentTransactionNestLevel());
-    }
-}
-
 // Every (contact, channel) in the ledger, read once with the latest snapshot.
-ContactTable* load_ledger_keys(void) {
-    ContactTable* keys = new_table<ContactTable>();
-    ContactTable* channel_contacts = new_table<ContactTable>();
-    ledger_has_channels = false;
-    optout_pg::OwnerScope scope = optout_pg::enter_owner();
-    optout_pg::fault_point("send_ledger_read");
-    SPIPlanPtr plan = SPI_prepare("SELECT s.contact, s.channel FROM optout.stops s", 0, nullptr);
-    if (!plan) elog(ERROR, "optout: reading the ledger failed");
-    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
-    for (uint64 i = 0; i < SPI_processed; i++) {
-        char* contact = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-        char* channel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-        if (channel) ledger_has_channels = true;
-        if (!contact) continue;
-        bool found;
-        ContactTable::Entry* e = keys->insert(ContactChannel{contact, channel}, &found);
-        if (!found)
-            e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
-        if (channel) {
-            e = channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
-            if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
-        }
+struct LedgerKeys {
+    ContactTable* keys;
+    ContactTable* channel_contacts;
+};
+
+void add_ledger_key(const char* contact, const char* channel, void* arg) {
+    LedgerKeys* k = static_cast<LedgerKeys*>(arg);
+    if (channel) ledger_has_channels = true;
+    if (!contact) return;
+    bool found;
+    ContactTable::Entry* e = k->keys->insert(ContactChannel{contact, channel}, &found);
+    if (!found) e->key = ContactChannel{xact_strdup(contact), xact_strdup(channel)};  // SPI's copies go at leave_owner
+    if (channel) {
+        e = k->channel_contacts->insert(ContactChannel{contact, nullptr}, &found);
+        if (!found) e->key = ContactChannel{xact_strdup(contact), nullptr};
     }
-    optout_pg::leave_owner(scope);
-    ledger_channel_contacts = channel_contacts;
-    return keys;
+}
+
+ContactTable* load_ledger_keys(void) {
+    LedgerKeys k{new_table<ContactTable>(), new_table<ContactTable>()};
+    ledger_has_channels = false;
+    optout_pg::fault_point("send_ledger_read");
+    optout_pg::ledger_scan(add_ledger_key, &k);
+    ledger_channel_contacts = k.channel_contacts;
+    return k.keys;
 }
 
 // The record of `count` blocked sends of a contact, channel and table.
@@ -333,21 +297,21 @@ const char* table_of(int32 attachment, const char* table) {
 
 namespace optout_pg {
 
-// One pair of transaction callbacks for the send path and the collected
-// stops, so that their order at commit is fixed.
-void ensure_xact_callbacks() {
-    if (callbacks_registered) return;
-    RegisterXactCallback(xact_callback, nullptr);
-    RegisterSubXactCallback(subxact_callback, nullptr);
-    callbacks_registered = true;
-}
-
 void send_cache_reset() { forget(); }
+
+// The hooks of xact.cpp.
+void record_blocked_sends() { flush_pending(); }
+
+void forget_send_cache() {
+    forget();
+    pending = nullptr;
+    pending_ints = nullptr;
+    table_names = nullptr;
+}
 
 const char kAnyChannel[] = "";
 
 bool send_blocked(const char* contact, const char* channel) {
-    ensure_xact_callbacks();
     lock_contact_for_send(contact);
     bool escalated = contact_locks_escalated();
     if (escalated && !ledger_keys && read_whole_ledger()) ledger_keys = load_ledger_keys();
@@ -385,7 +349,6 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
 }
 
 void note_blocked(const char* contact, const char* channel, const char* table, const char* rule) {
-    ensure_xact_callbacks();
     if (!pending) pending = new_table<BlockedTable>();
     bool found;
     BlockedTable::Entry* e = pending->insert(BlockedKey{contact, channel, table, rule}, &found);
@@ -394,7 +357,6 @@ void note_blocked(const char* contact, const char* channel, const char* table, c
 }
 
 void note_blocked_int(int64 contact, const int64* channel, int attachment, const char* table, bool skip) {
-    ensure_xact_callbacks();
     if (!pending_ints) pending_ints = new_table<IntPendingTable>();
     IntPendingKey key;
     memset(&key, 0, sizeof key);

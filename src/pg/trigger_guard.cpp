@@ -8,7 +8,8 @@
 // application role's other DDL (ADD COLUMN, CREATE INDEX, ENABLE TRIGGER...)
 // is never looked at twice. optout.detach() removes the attachments before
 // it drops the triggers, so it passes.
-#include "enforce.hpp"
+#include "glue.hpp"
+#include "ledger.hpp"
 
 extern "C" {
 #include "commands/event_trigger.h"

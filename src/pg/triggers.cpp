@@ -3,8 +3,14 @@
 // outbound trigger (blocked sends), the sticky status of a contacts table,
 // the delivery-error trigger, and the statement trigger that applies what
 // the row triggers collected (collect.cpp).
+#include "apply.hpp"
 #include "attachments.hpp"
+#include "collect.hpp"
 #include "guard.hpp"
+#include "ledger.hpp"
+#include "reply.hpp"
+#include "send_cache.hpp"
+#include "spi.hpp"
 
 #include <string>
 #include <string_view>
@@ -25,9 +31,9 @@ PG_FUNCTION_INFO_V1(optout_flush);
 PG_FUNCTION_INFO_V1(optout_optouts_trigger);
 }
 
+using optout::ChangeKind;
 using optout_pg::Attachment;
 using optout_pg::ChangeRequest;
-using optout_pg::ChangeType;
 using optout_pg::EventInfo;
 using optout_pg::find_attachment;
 using optout_pg::rel_info;
@@ -92,10 +98,7 @@ char* row_key(const Attachment* a, const RelInfo* r, HeapTuple tup, Relation rel
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
     if (!plan) {
         Oid types[4] = {INT4OID, TEXTOID, TEXTOID, BOOLOID};
-        SPIPlanPtr p = SPI_prepare("SELECT optout._row_key($1, $2, $3, $4)", 4, types);
-        if (!p) elog(ERROR, "optout: preparing optout._row_key() failed: %s", SPI_result_code_string(SPI_result));
-        SPI_keepplan(p);
-        plan = p;
+        plan = optout_pg::prepare_kept("SELECT optout._row_key($1, $2, $3, $4)", 4, types, 0, "optout._row_key()");
     }
     Datum values[4] = {Int32GetDatum(a->id), phone ? CStringGetTextDatum(phone) : (Datum)0,
                        org ? CStringGetTextDatum(org) : (Datum)0, BoolGetDatum(strict)};
@@ -270,6 +273,18 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     if (!contact) return PointerGetDatum(nullptr);  // documented: a row without a contact is not enforced
     char* channel = column_text(tup, rel, r->channel);
 
+    // The body is classified again, not taken from the WHEN that let this
+    // call through. The WHEN of an AFTER ROW trigger runs as the row is
+    // written, and only queues the call: the calls run at the end of the
+    // statement, after every row's WHEN. So the last WHEN's result (the one
+    // entry inbound_match holds) belongs to the statement's last keyword row,
+    // not to this one, and this tuple is read back from the table (another
+    // datum than the WHEN's). Reusing it would take a cache of every keyword
+    // row's result for the statement, keyed by attachment and body bytes,
+    // growing with a bulk load's distinct keyword bodies and made stale by a
+    // change of the keyword set or the attachment in between; and the WHEN
+    // already kept every other row away: only keyword rows are classified
+    // twice. (docs/design.md, "The send path and bulk loads".)
     text* body_t = DatumGetTextPP(body_d);
     if (!classify_row(a, body_t)) return PointerGetDatum(nullptr);
     if (unplaced && inbound_match.intent != optout::Intent::OptOut && inbound_match.intent != optout::Intent::OptIn &&
@@ -287,7 +302,7 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     info.arrived_on = channel;
     req.contact = contact;
     if (unplaced) {
-        req.type = ChangeType::Review;
+        req.type = ChangeKind::Review;
         req.channel = channel;
         info.reason =
             !*contact ? "no number in this message: its stop or start cannot be applied"
@@ -299,11 +314,11 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
     }
     switch (inbound_match.intent) {
         case optout::Intent::OptOut:
-            req.type = ChangeType::Stop;
+            req.type = ChangeKind::Stop;
             req.channel = (a->channel_scope && !inbound_stopall) ? channel : nullptr;
             break;
         case optout::Intent::OptIn:
-            req.type = ChangeType::Start;
+            req.type = ChangeKind::Start;
             req.channel = a->channel_scope ? channel : nullptr;
             break;
         case optout::Intent::Review:  // a person decides (optout.open_reviews)
@@ -314,11 +329,11 @@ extern "C" Datum optout_inbound_trigger(PG_FUNCTION_ARGS) {
             if (!a->review) return PointerGetDatum(nullptr);
             if (a->review_unless_plan && optout_pg::contact_query_finds(a, a->review_unless_plan, contact))
                 return PointerGetDatum(nullptr);
-            req.type = ChangeType::Review;
+            req.type = ChangeKind::Review;
             req.channel = channel;
             break;
         default:
-            req.type = ChangeType::Help;
+            req.type = ChangeKind::Help;
             req.channel = channel;
             break;
     }
@@ -454,7 +469,7 @@ extern "C" Datum optout_delivery_trigger(PG_FUNCTION_ARGS) {
     // (a bulk load of receipts stops its contacts together).
     if (stops)
         optout_pg::collect_change(
-            ChangeRequest{ChangeType::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
+            ChangeRequest{ChangeKind::Stop, contact, a->channel_scope ? channel : nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
 
@@ -474,9 +489,9 @@ extern "C" Datum optout_optouts_trigger(PG_FUNCTION_ARGS) {
         contact = column_text(tup, rel, r->contact);
         if (!contact) contact = pstrdup("");
         info.reason = "a row of the platform's opt-out table without a number or organization optout can read";
-        optout_pg::collect_change(ChangeRequest{ChangeType::Review, contact, nullptr, false, info});
+        optout_pg::collect_change(ChangeRequest{ChangeKind::Review, contact, nullptr, false, info});
         return PointerGetDatum(nullptr);
     }
-    optout_pg::collect_change(ChangeRequest{ChangeType::Stop, contact, nullptr, true, info});
+    optout_pg::collect_change(ChangeRequest{ChangeKind::Stop, contact, nullptr, true, info});
     return PointerGetDatum(nullptr);
 }
