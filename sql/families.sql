@@ -1,7 +1,7 @@
 -- The families of 0.2 (test/data/families.jsonl): look-alike letters, typos,
 -- courtesy words per language, other languages, legal-style revocations, a
 -- keyword sentence first, the default verbs per language, the review queue.
--- Every line in every mode, then the per-family table of the README.
+-- Every line in every mode, then the per-family table of docs/classifier.md.
 CREATE EXTENSION optout;
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set families_file :abs_srcdir '/test/data/families.jsonl'

@@ -1,7 +1,7 @@
 // Attach-time checks of the statements an attachment will run: each is
 // parsed and analysed as the role that will run it (the table's owner),
 // never planned or run. optout._check_statement() is called by
-// optout._attach_verify (src/sql/attach.sql).
+// optout._attach_verify (src/sql/statements.sql).
 //
 // Plain C-style code: everything here may ereport, and no C++ object with
 // a destructor is alive.

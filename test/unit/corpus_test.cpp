@@ -252,7 +252,7 @@ TEST(Corpus, EveryLineInEveryMode) {
 // courtesy words per language, other languages, legal-style revocations, a
 // keyword sentence first, the default verbs, the review queue), each with
 // its traps. Every line must pass in every mode, and no trap may be read as
-// an opt-out in any mode. Prints the per-family table of the README.
+// an opt-out in any mode. Prints the per-family table of docs/classifier.md.
 namespace {
 
 std::string families_path() {
