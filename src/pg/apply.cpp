@@ -39,6 +39,17 @@ namespace {
 // (lifting_stop()); PG_FINALLY restores it when an error longjmps out.
 int lifting = 0;
 
+// Static: set while a statement of run_unwaiting runs (exec_plan reads it;
+// apply_planned's error handler reads and clears it), and that statement.
+volatile bool unwaiting = false;
+struct UnwaitingStatement {
+    int attachment;
+    SPIPlanPtr ActionPlans::*plan;
+    Datum arg1, arg2;
+    bool lifting;
+};
+UnwaitingStatement last_unwaiting;
+
 // Statements on a platform's table run as the table's owner, the switch
 // PostgreSQL's foreign-key checks make: whoever caused the stop (the role
 // that wrote the message, a support role calling optout.stop(), a superuser
@@ -69,6 +80,10 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     // from a trigger on a shard: allowed, see citus.hpp. The search_path is
     // the session's: the platform's own triggers it fires need it.)
     int guc_level = NewGUCNestLevel();
+    // A statement run under contact locks on rows the platform may hold
+    // (see run_unwaiting): a lock wait ends it (55P03) instead.
+    if (unwaiting)
+        (void)set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     citus_allow_nested();
     int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
     AtEOXact_GUC(true, guc_level);
@@ -131,6 +146,95 @@ void run_lifting(const Attachment* a, SPIPlanPtr plan, const char* const* contac
     PG_END_TRY();
 }
 
+// Runs one of an attachment's statements on rows the platform's
+// transactions may hold (queued messages, memberships) while the batch holds
+// contact locks: a transaction that holds such a row and then sends to the
+// contact waits for those locks, so this statement must not wait for the row
+// (the cycle of test/isolation/specs/queued_edit_vs_stop.spec). A lock wait
+// of more than a millisecond ends it with 55P03 (lock_timeout): apply_planned
+// then rolls back to before its contact locks, runs the statement once more
+// holding none of them (wait_unwaiting: it waits there, as the platform's own
+// statement would) and starts again. Returns the statement's rows, SPI
+// connected. (On Citus the statement waits, as before.)
+uint64 run_unwaiting(Attachment* a, SPIPlanPtr ActionPlans::*member, Datum arg1, Datum arg2, bool lift) {
+    const bool wait = citus_table(a->relid);
+    last_unwaiting = UnwaitingStatement{a->id, member, arg1, arg2, lift};
+    volatile uint64 rows = 0;
+    if (lift) lifting++;
+    PG_TRY();
+    {
+        unwaiting = !wait;
+        rows = exec_plan(a, a->plans.*member, arg1, arg2);
+        // A lock timeout that fired as the lock came is reported here, still
+        // counted as this statement's.
+        CHECK_FOR_INTERRUPTS();
+        unwaiting = false;
+    }
+    PG_FINALLY();
+    {
+        if (lift) lifting--;
+    }
+    PG_END_TRY();
+    return rows;
+}
+
+// run_for for a statement of run_unwaiting.
+void run_for_unwaiting(Attachment* a, SPIPlanPtr ActionPlans::*member, const char* const* contacts,
+                       const char* const* second, int n, bool lift) {
+    if (n == 0) return;
+    Datum arg1 = cstring_array(contacts, n);
+    Datum arg2 = second ? cstring_array(second, n) : (Datum)0;
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+    (void)run_unwaiting(a, member, arg1, arg2, lift);
+    SPI_finish();
+}
+
+// After a statement of run_unwaiting found a row busy and the batch rolled
+// back to before its contact locks: runs it again, holding none of them, in
+// a subtransaction rolled back at once; so it waits for whatever it found
+// busy (then lets go of it) as the platform's own statement would.
+void wait_unwaiting() {
+    MemoryContext cxt = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    const UnwaitingStatement st = last_unwaiting;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(cxt);
+    volatile bool pinned = false, lifted = false;  // read in PG_CATCH
+    PG_TRY();
+    {
+        Attachment* a = find_attachment(st.attachment);
+        if (a && a->plans.*st.plan) {
+            pin_attachments();
+            pinned = true;
+            if (st.lifting) {
+                lifting++;
+                lifted = true;
+            }
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
+            (void)exec_plan(a, a->plans.*st.plan, st.arg1, st.arg2);
+            SPI_finish();
+        }
+    }
+    PG_CATCH();
+    {
+        if (lifted) lifting--;
+        if (pinned) unpin_attachments();
+        MemoryContextSwitchTo(cxt);
+        ErrorData* edata = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(cxt);
+        CurrentResourceOwner = owner;
+        ReThrowError(edata);
+    }
+    PG_END_TRY();
+    if (lifted) lifting--;
+    if (pinned) unpin_attachments();
+    RollbackAndReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(cxt);
+    CurrentResourceOwner = owner;
+}
+
 // Locks the contacts' rows of every attached contacts table (FOR NO KEY
 // UPDATE, in key order), as the table's owner, on the latest committed
 // state; with nowait, a row another transaction holds is an error
@@ -168,28 +272,41 @@ void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
 }
 
 // Locks first, all or nothing: the rows of the contacts tables that the
-// changes will write, then the contacts' locks (locks.cpp). A platform's
-// transaction may update a contact's row and then send to the contact (its
-// send lock), or send and then update the contact: a change that waits for
-// either while holding the other closes a cycle that the platform's own
-// statements do not have (test/isolation/specs/contact_row_order.spec). So
-// the row locks are taken in a subtransaction, and when a contact lock is
-// busy they are let go of (the subtransaction rolled back) before waiting
-// for it. The lock waited for is kept (a lock others queue for is not won by
-// trying again); the rows are then taken without waiting, and when one is
-// busy, that lock is let go of in turn before waiting for the row. So a
-// change waits for a row only while holding none of its contact locks, and
-// for a contact lock only while holding none of its rows, as the platform's
-// own stop (an UPDATE of the contact) would.
-void lock_for_change(const char* const* contacts, int n) {
+// changes will write, then the contacts' locks (locks.cpp); then body(arg),
+// the batch's writes, under them. A platform's transaction may update a
+// contact's row and then send to the contact (its send lock), or send and
+// then update the contact: a change that waits for either while holding the
+// other closes a cycle that the platform's own statements do not have
+// (test/isolation/specs/contact_row_order.spec). So the row locks are taken
+// in a subtransaction, and when a contact lock is busy they are let go of
+// (the subtransaction rolled back) before waiting for it. The lock waited
+// for is kept (a lock others queue for is not won by trying again); the rows
+// are then taken without waiting, and when one is busy, that lock is let go
+// of in turn before waiting for the row. So a change waits for a row only
+// while holding none of its contact locks, and for a contact lock only while
+// holding none of its rows, as the platform's own stop (an UPDATE of the
+// contact) would.
+//
+// The writes run in the same subtransaction: those on rows the platform may
+// hold and then send (queued messages, memberships) do not wait
+// (run_unwaiting); when one finds a row busy, everything since the locks is
+// rolled back, the statement waits for it holding no contact lock
+// (wait_unwaiting), and it all starts again
+// (test/isolation/specs/queued_edit_vs_stop.spec). With no such row busy,
+// every row is written once, as before.
+using LockedBody = void (*)(void* arg);
+void lock_for_change(const char* const* contacts, int n, LockedBody body, void* arg) {
     int nattachments;
     Attachment* attachments = all_attachments(&nattachments);
-    bool rows = false;
-    for (int i = 0; i < nattachments; i++)
-        if (attachments[i].kind == kContacts && !attachments[i].keyed && !citus_table(attachments[i].relid))
-            rows = true;
-    if (!rows || n <= 0) {
+    bool rows = false, writes = false;
+    for (int i = 0; i < nattachments; i++) {
+        const Attachment& a = attachments[i];
+        if (a.kind == kContacts && !a.keyed && !citus_table(a.relid)) rows = true;
+        if ((a.kind == kGroups || a.kind == kOutbound) && !citus_table(a.relid)) writes = true;
+    }
+    if ((!rows && !writes) || n <= 0) {
         lock_contacts_for_change(contacts, n);
+        body(arg);
         return;
     }
     MemoryContext cxt = CurrentMemoryContext;
@@ -198,13 +315,18 @@ void lock_for_change(const char* const* contacts, int n) {
     bool kept = false;
     for (;;) {
         LockWait wait;
-        bool got = false, row_busy = false;
+        volatile bool got = false, locking = false;  // read in PG_CATCH or after
+        bool row_busy = false, write_busy = false;
+        unwaiting = false;
         BeginInternalSubTransaction(nullptr);
         MemoryContextSwitchTo(cxt);
         PG_TRY();
         {
+            locking = true;
             lock_platform_contacts(contacts, n, kept);
+            locking = false;
             got = try_lock_contacts_for_change(contacts, n, &wait);
+            if (got) body(arg);
         }
         PG_CATCH();
         {
@@ -214,18 +336,22 @@ void lock_for_change(const char* const* contacts, int n) {
             RollbackAndReleaseCurrentSubTransaction();
             MemoryContextSwitchTo(cxt);
             CurrentResourceOwner = owner;
-            if (!kept || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE) ReThrowError(edata);
+            bool busy = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+            row_busy = busy && locking && kept;
+            write_busy = busy && !locking && got && unwaiting;
+            unwaiting = false;
+            if (!row_busy && !write_busy) ReThrowError(edata);
             FreeErrorData(edata);
-            row_busy = true;
+            got = false;
         }
         PG_END_TRY();
         if (got) {
-            ReleaseCurrentSubTransaction();  // its locks pass to the transaction
+            ReleaseCurrentSubTransaction();  // its locks and writes pass to the transaction
             MemoryContextSwitchTo(cxt);
             CurrentResourceOwner = owner;
             return;
         }
-        if (!row_busy) {
+        if (!row_busy && !write_busy) {
             RollbackAndReleaseCurrentSubTransaction();
             MemoryContextSwitchTo(cxt);
             CurrentResourceOwner = owner;
@@ -234,6 +360,10 @@ void lock_for_change(const char* const* contacts, int n) {
         kept = false;
         CHECK_FOR_INTERRUPTS();
         if (row_busy) continue;  // the rows again, waiting for them
+        if (write_busy) {
+            wait_unwaiting();  // holding no contact lock
+            continue;
+        }
         held = wait;
         wait_for_lock(held, true);
         kept = true;
@@ -266,7 +396,7 @@ void fail_queued(Attachment* a, const ChangeRequest* reqs, const size_t* scopes,
     Datum arg2 = cstring_array(channels, nscopes);
     MemoryContext caller = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-    uint64 rows = exec_plan(a, a->plans.outbound_fail_queued, arg1, arg2);
+    uint64 rows = run_unwaiting(a, &ActionPlans::outbound_fail_queued, arg1, arg2, false);
     EventRow* events = static_cast<EventRow*>(MemoryContextAllocZero(caller, sizeof(EventRow) * (rows ? rows : 1)));
     int nevents = 0;
     // The rows come by contact in byte order: walk the stops in that order
@@ -398,14 +528,15 @@ struct BatchEvents {
     int n;
 };
 
-// 1. Locks first: then no other transaction changes these contacts' stops.
-void lock_batch(const ChangeRequest* reqs, int n) {
+// 1. Locks first: then no other transaction changes these contacts' stops;
+// phases 2 to 5 run under them (body).
+void lock_batch(const ChangeRequest* reqs, int n, LockedBody body, void* arg) {
     const char** lock_keys = static_cast<const char**>(palloc(sizeof(char*) * n));
     int nlock = 0;
     for (int i = 0; i < n; i++)
         if (reqs[i].type != optout::ChangeKind::Help && reqs[i].type != optout::ChangeKind::Review)
             lock_keys[nlock++] = reqs[i].contact;
-    lock_for_change(lock_keys, nlock);
+    lock_for_change(lock_keys, nlock, body, arg);
 }
 
 // 2. The ledger rows of the batch's contacts, and what the batch does,
@@ -608,10 +739,12 @@ void apply_to_platform(const ChangeRequest* reqs, const BatchPlan& p) {
                         if (!groups[i] && ntouched > 0) groups[i] = stopped_groups(a, touched, ntouched);
                         const char** sg = pick(groups[i], which, nwhich);
                         if (pass != 1) {
-                            if (a->plans.groups_start) run_lifting(a, a->plans.groups_start, who, sg, nwhich);
+                            if (a->plans.groups_start)
+                                run_for_unwaiting(a, &ActionPlans::groups_start, who, sg, nwhich, true);
                             break;
                         }
-                        if (a->plans.groups_leave) run_for(a, a->plans.groups_leave, who, sg, nwhich);
+                        if (a->plans.groups_leave)
+                            run_for_unwaiting(a, &ActionPlans::groups_leave, who, sg, nwhich, false);
                         if (a->plans.groups_join_stopped && nwhich > 0) {
                             if (citus_table(a->relid)) {
                                 // On Citus, one contact at a time: its statement then
@@ -619,7 +752,7 @@ void apply_to_platform(const ChangeRequest* reqs, const BatchPlan& p) {
                                 for (int k = 0; k < nwhich; k++)
                                     run_for(a, a->plans.groups_join_stopped, who + k, sg + k, 1);
                             } else {
-                                run_for(a, a->plans.groups_join_stopped, who, sg, nwhich);
+                                run_for_unwaiting(a, &ActionPlans::groups_join_stopped, who, sg, nwhich, false);
                             }
                         }
                         break;
@@ -657,16 +790,29 @@ void notify_batch(const ChangeRequest* reqs, int n, const BatchPlan& p, const Ba
     }
 }
 
-void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
-    lock_batch(reqs, n);
+// Phases 2 to 5, under the locks (they may run again: see lock_for_change).
+struct LockedBatch {
+    const ChangeRequest* reqs;
+    int n;
     BatchPlan plan;
-    plan_batch(reqs, n, &plan);
-    BatchEvents events = record_batch_events(reqs, n, plan);
-    write_batch_ledger(reqs, plan, events);
-    apply_to_platform(reqs, plan);
-    notify_batch(reqs, n, plan, events);
+    BatchEvents events;
+};
+void apply_locked(void* arg) {
+    LockedBatch* b = static_cast<LockedBatch*>(arg);
+    plan_batch(b->reqs, b->n, &b->plan);
+    b->events = record_batch_events(b->reqs, b->n, b->plan);
+    write_batch_ledger(b->reqs, b->plan, b->events);
+    apply_to_platform(b->reqs, b->plan);
+}
+
+void apply_planned(const ChangeRequest* reqs, int n, bool* results) {
+    LockedBatch* b = static_cast<LockedBatch*>(palloc0(sizeof(LockedBatch)));
+    b->reqs = reqs;
+    b->n = n;
+    lock_batch(reqs, n, apply_locked, b);
+    notify_batch(reqs, n, b->plan, b->events);
     if (results)
-        for (int i = 0; i < n; i++) results[i] = plan.outcomes[i].result;
+        for (int i = 0; i < n; i++) results[i] = b->plan.outcomes[i].result;
 }
 }  // namespace
 
