@@ -304,9 +304,15 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
         if (a.kind == kContacts && !a.keyed && !citus_table(a.relid)) rows = true;
         if ((a.kind == kGroups || a.kind == kOutbound) && !citus_table(a.relid)) writes = true;
     }
+    // A batch applied from inside a statement of run_unwaiting (a trigger it
+    // fired): that statement's state, as it was, when this one returns.
+    const bool outer_unwaiting = unwaiting;
+    const UnwaitingStatement outer_statement = last_unwaiting;
     if ((!rows && !writes) || n <= 0) {
         lock_contacts_for_change(contacts, n);
         body(arg);
+        unwaiting = outer_unwaiting;
+        last_unwaiting = outer_statement;
         return;
     }
     MemoryContext cxt = CurrentMemoryContext;
@@ -340,7 +346,11 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
             row_busy = busy && locking && kept;
             write_busy = busy && !locking && got && unwaiting;
             unwaiting = false;
-            if (!row_busy && !write_busy) ReThrowError(edata);
+            if (!row_busy && !write_busy) {
+                unwaiting = outer_unwaiting;
+                last_unwaiting = outer_statement;
+                ReThrowError(edata);
+            }
             FreeErrorData(edata);
             got = false;
         }
@@ -349,6 +359,8 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
             ReleaseCurrentSubTransaction();  // its locks and writes pass to the transaction
             MemoryContextSwitchTo(cxt);
             CurrentResourceOwner = owner;
+            unwaiting = outer_unwaiting;
+            last_unwaiting = outer_statement;
             return;
         }
         if (!row_busy && !write_busy) {
