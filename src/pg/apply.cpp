@@ -42,6 +42,10 @@ int lifting = 0;
 // Static: set while a statement of run_unwaiting runs (exec_plan reads it;
 // apply_planned's error handler reads and clears it), and that statement.
 volatile bool unwaiting = false;
+// Static: false when the statements of run_unwaiting may wait (see
+// lock_for_change: a batch that found rows busy kMaxBusyRetries times).
+bool unwaiting_on = true;
+constexpr int kMaxBusyRetries = 8;
 struct UnwaitingStatement {
     int attachment;
     SPIPlanPtr ActionPlans::*plan;
@@ -163,7 +167,7 @@ uint64 run_unwaiting(Attachment* a, SPIPlanPtr ActionPlans::*member, Datum arg1,
     if (lift) lifting++;
     PG_TRY();
     {
-        unwaiting = !wait;
+        unwaiting = !wait && unwaiting_on;
         rows = exec_plan(a, a->plans.*member, arg1, arg2);
         // A lock timeout that fired as the lock came is reported here, still
         // counted as this statement's.
@@ -306,7 +310,7 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
     }
     // A batch applied from inside a statement of run_unwaiting (a trigger it
     // fired): that statement's state, as it was, when this one returns.
-    const bool outer_unwaiting = unwaiting;
+    const bool outer_unwaiting = unwaiting, outer_on = unwaiting_on;
     const UnwaitingStatement outer_statement = last_unwaiting;
     if ((!rows && !writes) || n <= 0) {
         lock_contacts_for_change(contacts, n);
@@ -319,6 +323,7 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
     ResourceOwner owner = CurrentResourceOwner;
     LockWait held;
     bool kept = false;
+    int busy_retries = 0;
     for (;;) {
         LockWait wait;
         volatile bool got = false, locking = false;  // read in PG_CATCH or after
@@ -332,10 +337,19 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
             lock_platform_contacts(contacts, n, kept);
             locking = false;
             got = try_lock_contacts_for_change(contacts, n, &wait);
-            if (got) body(arg);
+            if (got) {
+                // Rows found busy again and again (a platform's trigger on
+                // those tables waiting for a row that many transactions
+                // write, say): the statements then wait, as before, rather
+                // than start over forever.
+                unwaiting_on = busy_retries < kMaxBusyRetries;
+                body(arg);
+                unwaiting_on = outer_on;
+            }
         }
         PG_CATCH();
         {
+            unwaiting_on = outer_on;
             MemoryContextSwitchTo(cxt);
             ErrorData* edata = CopyErrorData();
             FlushErrorState();
@@ -373,6 +387,7 @@ void lock_for_change(const char* const* contacts, int n, LockedBody body, void* 
         CHECK_FOR_INTERRUPTS();
         if (row_busy) continue;  // the rows again, waiting for them
         if (write_busy) {
+            busy_retries++;
             wait_unwaiting();  // holding no contact lock
             continue;
         }
