@@ -146,6 +146,7 @@ using rules::kMaxPhraseWords;
 using rules::lookalike_body;
 using rules::more_phrases;
 using rules::request_phrase;
+using rules::whole_request;
 using rules::review;
 using rules::typo_body;
 
@@ -445,6 +446,7 @@ void classify_base(std::string_view body, Mode mode, const Impl* k, Scratch& s, 
     } else if (any_word) {
         s.words.push_back(w);  // the first word, for the review rules (extended())
     }
+    s.dropped_quotes = tk.dropped_words();
     if (keyed) {
         // (b) normalised text equals a normalised keyword
         if (detail::collapse_trim(t, s.tmp, k->max_norm_len)) {
@@ -491,7 +493,7 @@ void extended(std::string_view body, Mode mode, const Impl* k, Scratch& s, Match
     const bool reasonable = mode == Mode::Reasonable;
     // Phrases of other languages and legal-style phrases: built in, like
     // the English request phrases; s.words holds the first words.
-    if (reasonable && more_phrases(s, m)) return;
+    if (reasonable && (more_phrases(s, m) || whole_request(k, s, m))) return;
     if (k == nullptr) return;
     if (!reasonable && detail::all_ascii(body)) {
         // The common case of standard: only the review rules can apply.

@@ -178,7 +178,17 @@ struct PhraseDef {
     const char* canonical;  // reported as explain()'s keyword
     bool guarded;
     const char* pattern;
+    // Words that void the phrase, guarded or not: among the three words
+    // before it (a past or hypothetical: "did you lose my number?", "if you
+    // don't want to hear from us"), or right before it (a statement about
+    // oneself: "I always forget my number"). Space-separated; may be null.
+    const char* not_after = nullptr;
+    const char* not_right_after = nullptr;
 };
+
+// The guards of the phrases about the number (family "discard the number").
+constexpr const char* kNumberNotAfter = "did why might gonna going if whenever ll we'll you'll";
+constexpr const char* kNumberNotRightAfter = "i we they he she always sometimes often usually";
 
 constexpr PhraseDef kPhraseDefs[] = {
     // ---- en: legal-style revocations without a keyword
@@ -196,7 +206,33 @@ constexpr PhraseDef kPhraseDefs[] = {
      "correspondence|contact"},
     {"en", "cease and desist", true, "cease and desist"},
     {"en", "delete my number", true,
-     "delete|erase|purge|remove my|this|our number|info|information|data|details|contact|phone"},
+     "delete|erase|purge|remove my|this|our number|info|information|data|details|contact|phone", kNumberNotAfter,
+     kNumberNotRightAfter},
+    // Discard or forget the number: verbs that take a phone as readily as a
+    // number ("wipe my phone", "lose my phone") only with the number itself.
+    {"en", "forget my number", true,
+     "forget|lose|discard|scrub|wipe|trash|ditch|toss|shred|erase|delete|purge my|this|our ?phone|cell|mobile "
+     "number|digits|contact|details|info|information|data",
+     kNumberNotAfter, kNumberNotRightAfter},
+    {"en", "delete me from your list", true, "delete|erase|purge|forget|scrub me|us from|off", kNumberNotAfter,
+     kNumberNotRightAfter},
+    // A wish not to be contacted, with neither a keyword nor "text" or
+    // "message" (the English request phrases of request_phrase() hold the
+    // plain "don't contact me").
+    {"en", "i don't want to hear from you", false,
+     "don't|dont|not|never want|wanna|wish ?to hear from you|u|ya|yall|this|your", "if unless who why"},
+    {"en", "don't contact me", false,
+     "don't|dont ?ever|again contact|text|txt|call|message|msg|email|sms|harass|pester|spam me|us", "if"},
+    {"en", "don't contact me", false,
+     "do not ?ever|again contact|text|txt|call|message|msg|email|sms|harass|pester|spam me|us", "if"},
+    {"en", "don't contact me", false, "don't|dont write|bother|disturb|ring me|us again|anymore|ever", "if"},
+    {"en", "don't contact me", false, "do not write|bother|disturb|ring me|us again|anymore|ever", "if"},
+    {"en", "never contact me again", false,
+     "never ?ever contact|text|txt|call|message|msg|email|sms|write|bother|harass|pester|spam|ring me|us again",
+     "if"},
+    {"en", "stop bothering me", true,
+     "stop|quit|cease bothering|bugging|harassing|spamming|pestering|hassling|hounding|writing|disturbing me|us"},
+    {"en", "leave me alone", true, "leave me|us be"},
     {"en", "wrong number", true, "wrong number|person|recipient|phone"},
     // ---- es
     {"es", "no quiero recibir", false, "no quiero|deseo|queremos recibir|seguir"},
@@ -216,6 +252,17 @@ constexpr PhraseDef kPhraseDefs[] = {
     {"es", "sacame de la lista", true,
      "sacame|saquenme|quitame|quitenme|borrame|borrenme|eliminame|eliminenme|sacarme|quitarme|borrarme|"
      "eliminarme de|del"},
+    // Pronoun forms of the unsubscribing verbs: "me desuscribo", "quiero
+    // desuscribirme" (a keyword), "desuscríbeme".
+    {"es", "me desuscribo", true,
+     "me|nos desuscribo|desuscribir|desuscriba|desuscriban|desuscribe|desuscribimos|desinscribo|desinscribir|"
+     "desinscriba|desinscriban|desinscribe|desapunto|desapuntar"},
+    {"es", "desuscribeme", true,
+     "desuscribeme|desuscribame|desuscribanos|desuscribirnos|desinscribeme|desinscribame|desinscribanme|"
+     "desinscribirme|desapuntame|desapuntenme|desapuntarme"},
+    {"es", "borren mi numero", true,
+     "olviden|olvida|olvidar|olvide|descarten|descarta|descartar mi|este numero|telefono|contacto",
+     kNumberNotAfter},
     {"es", "retiro mi consentimiento", true, "retiro|revoco|retirar|revocar mi|el consentimiento|autorizacion|permiso"},
     {"es", "numero equivocado", true, "numero|persona equivocado|equivocada|incorrecto|incorrecta"},
     // ---- fr
@@ -235,6 +282,15 @@ constexpr PhraseDef kPhraseDefs[] = {
      "enleve moi|nous"},
     {"fr", "supprimez mon numero", true,
      "retirez|supprimez|enlevez|effacez|retire|supprime|enleve|efface mon|ce numero|contact|telephone"},
+    {"fr", "me desinscrire", true,
+     "me|m'|nous desinscrire|desinscris|desinscrit|desinscrivez|desinscrive|desabonner|desabonne|desabonnes|"
+     "desabonnez|radier|desinscrivons|desabonnons"},
+    {"fr", "me retirer de la liste", true,
+     "me|nous retirer|supprimer|enlever|effacer|rayer|radier|retirez|supprimez|enlevez|effacez|rayez|radiez "
+     "de|d'|des|du"},
+    {"fr", "desabonnez-moi", true, "radiez|desinscrivez|desabonnez moi|nous"},
+    {"fr", "supprimez mon numero", true,
+     "oubliez|oublie|oublier|jetez|jette|jeter mon|ce numero|contact|telephone", kNumberNotAfter},
     {"fr", "je retire mon consentement", true,
      "retire|retirer|revoque|revoquer|retirons mon|le consentement|accord|autorisation"},
     {"fr", "mauvais numero", true, "mauvais|mauvaise numero|destinataire|personne"},
@@ -256,6 +312,17 @@ constexpr PhraseDef kPhraseDefs[] = {
     {"pt", "remova meu numero", true,
      "tire|tirem|tira|remova|removam|remove|retire|retirem|exclua|excluam|exclui|apague|apaguem|apaga|"
      "delete|deletem meu|esse|este numero|contato|telefone|cadastro|dados"},
+    {"pt", "me descadastre", true,
+     "me|nos descadastre|descadastra|descadastrar|descadastrem|descadastro|descadastrei|desinscreva|desinscrever|"
+     "desinscrevam|desinscrevo"},
+    {"pt", "me tire da lista", true,
+     "me|nos tirar|remover|retirar|excluir|apagar|deletar da|de|dessa|desta|do|deste|desse|dos|das"},
+    {"pt", "tire-me da lista", true,
+     "tire|tirem|tira|remova|removam|remove|retire|retirem|exclua|excluam|exclui|apague|apaguem|apaga|delete|"
+     "deletem|tirar|remover|retirar|excluir|apagar|deletar me|nos da|de|dessa|desta|do|deste|desse|dos|das"},
+    {"pt", "remova meu numero", true,
+     "esqueca|esquecam|esquece|esquecer|descarte|descartem|descarta|descartar meu|esse|este numero|contato|telefone",
+     kNumberNotAfter},
     {"pt", "retiro meu consentimento", true, "retiro|revogo|retirar|revogar meu|o consentimento|autorizacao"},
     {"pt", "numero errado", true, "numero|pessoa errado|errada"},
     // ---- de
@@ -274,6 +341,17 @@ constexpr PhraseDef kPhraseDefs[] = {
      "loschen|losche|entfernen|entferne|streichen|streiche ?sie|du ?bitte meine|meinen|diese|mich "
      "nummer|daten|kontakt|telefonnummer|handynummer|aus|von"},
     {"de", "tragen sie mich aus", true, "tragen|tragt|trag ?sie|du|ihr mich|uns aus"},
+    // Separable verbs with the pronoun between ("melde mich ab", "tragen Sie
+    // mich bitte aus"), and the pronoun before an infinitive ("ich möchte
+    // mich abmelden").
+    {"de", "melden sie mich ab", true,
+     "melde|meld|melden|meldet|trage|trag|tragen|tragt ?sie|du|ihr ?bitte mich|uns ?bitte ab|aus"},
+    {"de", "mich abmelden", true, "mich|uns abmelden|austragen|abbestellen|loschen|entfernen|streichen"},
+    {"de", "loschen sie mich", true,
+     "losche|losch|loschen|entferne|entfern|entfernen|streiche|streich|streichen ?sie|du ?bitte mich|uns"},
+    {"de", "loschen sie meine nummer", true,
+     "vergessen|vergesst|vergiss ?sie|du|ihr ?bitte meine|diese nummer|telefonnummer|handynummer|daten",
+     kNumberNotAfter},
     {"de", "ich widerrufe meine einwilligung", true,
      "widerrufe|widerrufen|ziehe|entziehe meine|die einwilligung|zustimmung|erlaubnis"},
     {"de", "falsche nummer", true, "falsche nummer|person"},
@@ -300,6 +378,8 @@ struct PhraseTable {
         const PhraseDef* def;
         std::vector<Slot> slots;
         std::vector<std::u16string> negators;
+        std::vector<std::u16string> not_after;        // PhraseDef::not_after
+        std::vector<std::u16string> not_right_after;  // PhraseDef::not_right_after
     };
     std::vector<Phrase> phrases;
     // First word -> the phrases it can start.
@@ -332,7 +412,9 @@ struct PhraseTable {
     PhraseTable() {
         phrases.reserve(std::size(kPhraseDefs));
         for (const PhraseDef& d : kPhraseDefs) {
-            Phrase p{&d, {}, {}};
+            Phrase p{&d, {}, {}, {}, {}};
+            if (d.not_after != nullptr) p.not_after = split(d.not_after, ' ');
+            if (d.not_right_after != nullptr) p.not_right_after = split(d.not_right_after, ' ');
             for (const std::u16string& slot : split(d.pattern, ' ')) {
                 Slot sl;
                 std::u16string body = slot;
@@ -415,11 +497,114 @@ bool more_phrases(Scratch& s, Match& m) {
                 for (std::size_t w = p >= 3 ? p - 3 : 0; w < p && !negated; ++w)
                     for (const std::u16string& neg : ph.negators)
                         if (toks[w] == neg) negated = true;
+            for (std::size_t w = p >= 3 ? p - 3 : 0; w < p && !negated; ++w)
+                for (const std::u16string& g : ph.not_after)
+                    if (toks[w] == g) negated = true;
+            if (p > 0)
+                for (const std::u16string& g : ph.not_right_after)
+                    if (toks[p - 1] == g) negated = true;
             if (negated) continue;
             m.intent = Intent::OptOut;
             m.rule = Rule::Phrase;
             m.keyword = ph.def->canonical;
             m.language = ph.def->language;
+            return true;
+        }
+    }
+    return false;
+}
+
+// ------------------------------------------- a request as the whole message
+
+namespace {
+
+// Real words that are a request to stop only when they are the whole message
+// (courtesy words aside): "Leave", "exit", "delete me", "go away", "bórrame".
+// As normalised (lower case, no diacritics); a hyphen separates words
+// ("remova-me" is "remova" "me"). None is a default keyword (those match
+// in every mode); each is read only as the whole message, so "should I
+// leave?", "leave it there", "exit 12" and "I won't leave" are not.
+struct WholeRequest {
+    const char* language;
+    const char* words;  // space-separated
+};
+constexpr WholeRequest kWholeRequests[] = {
+    {"en", "leave"},         {"en", "exit"},         {"en", "delete"},      {"en", "delete me"},
+    {"en", "erase me"},      {"en", "leave me"},     {"en", "forget me"},   {"en", "go away"},
+    {"en", "let me be"},     {"en", "unenroll"},     {"en", "unregister"},  {"en", "deregister"},
+    {"en", "unjoin"},        {"en", "unfollow"},     {"en", "count me out"}, {"en", "i'm out"},
+    {"es", "borrame"},       {"es", "sacame"},       {"es", "quitame"},     {"es", "eliminame"},
+    {"es", "borrenme"},      {"es", "saquenme"},     {"es", "quitenme"},    {"es", "eliminenme"},
+    {"fr", "quitter"},       {"fr", "retirez moi"},  {"fr", "supprimez moi"}, {"fr", "oubliez moi"},
+    {"pt", "remova me"},     {"pt", "me remova"},    {"pt", "me tire"},     {"pt", "tire me"},
+    {"pt", "me exclua"},     {"pt", "exclua me"},    {"pt", "me apague"},   {"pt", "apague me"},
+    {"de", "loschen"},       {"de", "entfernen"},    {"de", "losch mich"},  {"de", "losche mich"},
+    {"de", "entferne mich"}, {"de", "entfern mich"},
+};
+
+// Whether words[b..e) spell the space-separated list w.
+bool words_are(const std::u16string& t, const std::vector<Span>& words, std::size_t b, std::size_t e,
+               const char* w) noexcept {
+    std::size_t i = b;
+    while (*w != 0) {
+        const char* end = w;
+        while (*end != 0 && *end != ' ') ++end;
+        if (i >= e) return false;
+        const Span& sp = words[i];
+        const std::size_t len = static_cast<std::size_t>(end - w);
+        if (sp.end - sp.begin != len) return false;
+        for (std::size_t j = 0; j < len; ++j)
+            if (t[sp.begin + j] != static_cast<unsigned char>(w[j])) return false;
+        ++i;
+        w = *end == ' ' ? end + 1 : end;
+    }
+    return i == e;
+}
+
+// Whether words[from..to) are courtesy keys only (the words joined, as
+// standard's courtesy rule reads them); true when from == to.
+bool courtesy_run(const Impl* k, const std::u16string& t, const std::vector<Span>& words, std::size_t from,
+                  std::size_t to) noexcept {
+    if (from == to) return true;
+    if (k == nullptr) return false;
+    // A small DP over at most kMaxWholeWords words.
+    bool reach[8] = {true};
+    for (std::size_t i = from; i < to; ++i) {
+        if (!reach[i - from]) continue;
+        std::int32_t node = 0;
+        for (std::size_t j = i; j < to && node >= 0; ++j) {
+            node = k->walk(node, t.data() + words[j].begin, words[j].end - words[j].begin);
+            if (node >= 0 && (k->node(node).flags & Impl::kCourtesy)) reach[j + 1 - from] = true;
+        }
+    }
+    return reach[to - from];
+}
+
+constexpr std::size_t kMaxWholeWords = 7;
+
+}  // namespace
+
+bool whole_request(const Impl* k, const Scratch& s, Match& m) {
+    const std::vector<Span>& words = s.words;
+    const std::size_t n = words.size();
+    if (n == 0 || n > kMaxWholeWords || s.dropped_quotes) return false;
+    const std::u16string& t = s.text;
+    // The request starts where the leading courtesy words end (nearly
+    // always at the first word).
+    for (std::size_t b = 0; b < n; ++b) {
+        if (!courtesy_run(k, t, words, 0, b)) continue;
+        const char16_t c0 = t[words[b].begin];
+        if (c0 < u'a' || c0 > u'z') continue;
+        for (const WholeRequest& r : kWholeRequests) {
+            if (static_cast<unsigned char>(r.words[0]) != c0) continue;
+            std::size_t len = 1;
+            for (const char* c = r.words; *c != 0; ++c) len += *c == ' ';
+            if (b + len > n || !words_are(t, words, b, b + len, r.words)) continue;
+            if (!courtesy_run(k, t, words, b + len, n)) continue;
+            m.intent = Intent::OptOut;
+            m.rule = Rule::Phrase;
+            m.keyword = r.words;
+            m.language = r.language;
             return true;
         }
     }

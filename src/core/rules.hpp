@@ -37,6 +37,10 @@ bool request_phrase(const std::u16string& t, const std::vector<detail::Span>& wo
 // The phrases of other languages and legal-style English in s.words; true
 // with m filled in (Rule::Phrase).
 bool more_phrases(detail::Scratch& s, Match& m);
+// A leave-type request that is the whole message ("leave", "exit", "delete
+// me", "go away", "bórrame"), with courtesy words only around it (k may be
+// null: then none); true with m filled in (Rule::Phrase).
+bool whole_request(const Impl* k, const detail::Scratch& s, Match& m);
 
 // classify_lookalike.cpp: raw (the body as typed) with every look-alike word
 // replaced by its ASCII spelling, into out (UTF-8); false when none was.
