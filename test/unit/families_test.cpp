@@ -132,6 +132,67 @@ TEST(Review, NeverAStop) {
     EXPECT_THROW(set.add("maybe", Intent::Review, "en"), optout::Error);
 }
 
+// Issue #25, "the replies still missed": each family in reasonable only,
+// with its traps (a real word, a question, a negation, a quote, a reaction).
+void reasonable_only(const char* b) {
+    expect(b, Mode::Reasonable, Intent::OptOut, Rule::Phrase);
+    expect(b, Mode::Standard, Intent::None, Rule::None);
+    expect(b, Mode::Exact, Intent::None, Rule::None);
+}
+void never(const char* b) {
+    for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) EXPECT_NE(run(b, mode).intent, Intent::OptOut) << b;
+}
+
+TEST(StillMissed, NoContactWithoutKeyword) {
+    for (const char* b : {"I don't want to hear from you again", "do not want to hear from you anymore",
+                          "never contact me again", "Never text me again!", "don't ever text me again",
+                          "quit bugging me", "leave me be"})
+        reasonable_only(b);
+    expect("I don't want to hear from you again", Mode::Reasonable, Intent::OptOut, Rule::Phrase,
+           "i don't want to hear from you");
+    for (const char* b : {"If you don't want to hear from us reply STOP", "I can't wait to hear from you",
+                          "you never text me anymore", "Why would I not want to hear from you?",
+                          "Liked \u201cI don't want to hear from you\u201d"})
+        never(b);
+}
+
+TEST(StillMissed, LeaveVerbAsTheWholeMessage) {
+    for (const char* b : {"leave", "Leave.", "leave please", "EXIT", "delete me", "go away", "please, delete",
+                          "bórrame", "sácame por favor", "quitter", "remova-me", "lösch mich", "\"Leave\""})
+        reasonable_only(b);
+    // A question alone is the word, as "stop?" is.
+    expect("leave?", Mode::Reasonable, Intent::OptOut, Rule::Phrase, "leave");
+    for (const char* b : {"should I leave?", "I won't leave", "don't leave", "leave it there", "exit 12",
+                          "Liked \u201cLeave\u201d", "leave \"the keys\"", "drop me off at 5"})
+        never(b);
+}
+
+TEST(StillMissed, DiscardTheNumber) {
+    for (const char* b : {"forget my number", "lose this number", "please lose my number", "delete me from your list",
+                          "discard my phone number", "olvida mi número", "oubliez mon numéro",
+                          "esqueçam meu número", "vergessen Sie meine Nummer"})
+        reasonable_only(b);
+    // A request put as a question is a request (as "can you stop texting
+    // me?" is); a question about the past is not.
+    reasonable_only("can you delete my number?");
+    for (const char* b : {"Did you lose my number?", "did you delete my number?", "I always forget my number",
+                          "don't lose my number", "I might lose my number", "can you wipe my phone",
+                          "He said \"delete my number\""})
+        never(b);
+}
+
+TEST(StillMissed, PronounForms) {
+    for (const char* b : {"me desuscribo", "desuscríbeme", "quiero darme de baja", "je veux me désinscrire",
+                          "veuillez me retirer de la liste", "radiez-moi", "me descadastre", "quero me descadastrar",
+                          "tire-me da lista", "melde mich ab", "melden Sie mich bitte ab", "ich möchte mich abmelden",
+                          "entfernen Sie mich bitte"})
+        reasonable_only(b);
+    for (const char* b : {"no me desuscribo", "je ne veux pas me désinscrire", "não quero me descadastrar",
+                          "ich melde mich", "melde mich an", "melde mich nicht ab", "ich will mich nicht abmelden",
+                          "me tire uma dúvida"})
+        never(b);
+}
+
 TEST(Robustness, NewPathsOnLongInputs) {
     // Look-alike words, typos, sentences and phrases on megabyte bodies:
     // linear time, no error.
