@@ -69,5 +69,18 @@ SELECT optout.classify('СТОП', 'reasonable') AS before;
 INSERT INTO optout.keywords (keyword, intent, language) VALUES ('стоп', 'opt_out', 'ru');
 SELECT x.intent, x.rule, x.keyword, x.language FROM optout.explain('СТОП!', 'standard') x;
 
+-- Issue #25, the replies still missed: each family in reasonable only, with
+-- its traps (a question, a negation, a quote, a real word), in every mode.
+SELECT b AS body, optout.classify(b, 'exact') AS exact, optout.classify(b, 'standard') AS standard,
+       x.intent AS reasonable, x.keyword, x.language
+  FROM unnest(ARRAY['I don''t want to hear from you again', 'never contact me again', 'you never text me anymore',
+                    'If you don''t want to hear from us reply STOP', 'Leave.', 'leave?', 'should I leave?',
+                    'I won''t leave', 'Liked “Leave”', 'forget my number', 'can you delete my number?',
+                    'Did you lose my number?', 'don''t lose my number', 'He said "delete my number"',
+                    'me desuscribo', 'je veux me désinscrire', 'quero me descadastrar', 'melde mich ab',
+                    'melde mich nicht ab', 'ich melde mich']) WITH ORDINALITY AS u(b, i),
+       LATERAL optout.explain(u.b, 'reasonable') x
+ ORDER BY u.i;
+
 DROP TABLE results, families, families_raw;
 DROP EXTENSION optout;
