@@ -21,6 +21,28 @@ constexpr const char* kRealWords[] = {
     "alot",  "sari",  "arete", "parra", "para",  "aire",  "canal", "anmelden", "anmelde",
 };
 
+// Four-letter keys take no QWERTY-neighbour slip in general (too many real
+// words lie one key away: "step", "shop", "slop" are no neighbour slips of
+// "stop", but "algo", "apto", "said", "sait", "pate", "pars" are of "alto",
+// "sair", "pare"). Instead, this closed list: every neighbour slip (never
+// the first letter) of the four-letter default opt-out keys that is not a
+// word of en/es/fr/pt/de, checked one by one. A slip counts only while its
+// key is an opt-out key of the set.
+constexpr struct {
+    const char* slip;
+    const char* key;
+} kFourLetterSlips[] = {
+    {"srop", "stop"}, {"syop", "stop"}, {"sfop", "stop"}, {"sgop", "stop"}, {"stip", "stop"}, {"stpp", "stop"},
+    {"stkp", "stop"}, {"stlp", "stop"}, {"stoo", "stop"}, {"stol", "stop"}, {"qyit", "quit"}, {"qiit", "quit"},
+    {"qhit", "quit"}, {"qjit", "quit"}, {"quut", "quit"}, {"qujt", "quit"}, {"qukt", "quit"}, {"quir", "quit"},
+    {"quiy", "quit"}, {"quif", "quit"}, {"quig", "quit"}, {"akto", "alto"}, {"aoto", "alto"}, {"alro", "alto"},
+    {"alyo", "alto"}, {"altp", "alto"}, {"altk", "alto"}, {"altl", "alto"}, {"bqja", "baja"}, {"bwja", "baja"},
+    {"bsja", "baja"}, {"bzja", "baja"}, {"baua", "baja"}, {"bajq", "baja"}, {"bajw", "baja"}, {"bajz", "baja"},
+    {"sqir", "sair"}, {"swir", "sair"}, {"ssir", "sair"}, {"szir", "sair"}, {"sajr", "sair"}, {"sakr", "sair"},
+    {"pqre", "pare"}, {"pwre", "pare"}, {"psre", "pare"}, {"pzre", "pare"}, {"paee", "pare"}, {"pafe", "pare"},
+    {"parw", "pare"},
+};
+
 // QWERTY neighbours of each letter a-z.
 constexpr const char* kNeighbours[26] = {
     "qwsz", "vghn", "xdfv", "serfcx", "wrsd", "drtgvc", "ftyhbv", "gyujnb", "uojk", "huikmn", "jiolm", "kop",  "njk",
@@ -94,8 +116,20 @@ bool typo_body(const Impl& k, const Scratch& s, std::string& out) {
     if (wn < 3 || wn > kMaxTypoKey + 1) return false;
     for (std::size_t i = w.begin; i < w.end; ++i)
         if (t[i] < u'a' || t[i] > u'z') return false;
+    const std::u16string* slip_key = nullptr;
+    if (wn == 4) {
+        for (const auto& sl : kFourLetterSlips) {
+            if (!word_is(t, w, sl.slip)) continue;
+            for (const std::u16string& key : k.typo_keys[t[w.begin] - u'a'])
+                if (key.size() == 4 && key[0] == static_cast<unsigned char>(sl.key[0]) &&
+                    key[1] == static_cast<unsigned char>(sl.key[1]) && key[2] == static_cast<unsigned char>(sl.key[2]) &&
+                    key[3] == static_cast<unsigned char>(sl.key[3]))
+                    slip_key = &key;
+            break;
+        }
+    }
     for (const std::u16string& key : k.typo_keys[t[w.begin] - u'a']) {
-        if (!one_slip(t.data() + w.begin, wn, key)) continue;
+        if (&key != slip_key && !one_slip(t.data() + w.begin, wn, key)) continue;
         for (const char* real : kRealWords)
             if (word_is(t, w, real)) return false;
         std::u16string fixed;

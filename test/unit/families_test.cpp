@@ -193,6 +193,18 @@ TEST(StillMissed, PronounForms) {
         never(b);
 }
 
+TEST(StillMissed, FourLetterSlips) {
+    for (const char* b : {"stip", "Srop", "stoo", "stip texting me", "quot", "baua", "sakr", "pafe"})
+        if (std::string(b) != "quot") {
+            expect(b, Mode::Reasonable, Intent::OptOut, Rule::Typo);
+            expect(b, Mode::Standard, Intent::None, Rule::None);
+        }
+    // Real words one key (or a few) away stay words, in every mode.
+    for (const char* b : {"step", "shop", "stow", "atop", "slop", "algo", "apto", "said", "sait", "pate", "pars",
+                          "parr", "baia", "quot", "saur"})
+        never(b);
+}
+
 TEST(Robustness, NewPathsOnLongInputs) {
     // Look-alike words, typos, sentences and phrases on megabyte bodies:
     // linear time, no error.
