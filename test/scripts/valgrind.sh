@@ -23,7 +23,8 @@
 # past a palloc'd chunk and a pfree'd one; one call of it under valgrind must
 # be reported by the same filter. The normal build is restored afterwards;
 # the self-check's valgrind logs stay in valgrind_logs_selftest/.
-# OPTOUT_VALGRIND_SELFTEST_ONLY=1 runs the self-check alone (about a minute).
+# OPTOUT_VALGRIND_SELFTEST_ONLY=1 runs the self-check alone (about a minute);
+# OPTOUT_VALGRIND_TESTS="a b" runs only those regress tests.
 #
 # Prints "valgrind: N passed, N failed". Run by scripts/test.sh as an
 # unprivileged user, after `make regresscheck` (which makes ./tmp_install).
@@ -125,7 +126,7 @@ fi
 
 # ---------------------------------------------------------------- the suite
 make_vg_install
-tests=$(ls sql/*.sql | sed -n 's#^sql/\(.*\)\.sql$#\1#p' | sort | tr '\n' ' ')
+tests=${OPTOUT_VALGRIND_TESTS:-$(ls sql/*.sql | sed -n 's#^sql/\(.*\)\.sql$#\1#p' | sort | tr '\n' ' ')}
 # shellcheck disable=SC2086
 run_regress ./ $tests
 grep -E '^(ok|not ok|test )' "$work/regress.out" || true
