@@ -109,11 +109,16 @@
 //  above found nothing. Standard and reasonable: look-alike letters (words holding a
 //  letter of another script, mapped through ICU's confusable skeletons, that
 //  spell an opt-out key; the body is read again) -> Rule::Lookalike.
-//  Reasonable: request phrases of es/fr/pt/de and legal-style English
-//  (kPhraseDefs, same 50-word limit, per-language negators); the first
+//  Reasonable: request phrases of es/fr/pt/de (with their reflexive and
+//  attached-pronoun forms) and legal-style English, wishes not to be
+//  contacted without a keyword, and asking to discard or forget the number
+//  (kPhraseDefs, same 50-word limit, per-language negators); a leave-type
+//  request that is the whole message with only courtesy words around it
+//  (whole_request(): "leave", "delete me") -> Rule::Phrase; the first
 //  sentence read by rules (c)/(d) on its words -> Rule::Sentence; one slip in
-//  the first non-courtesy word (one_slip(), never a kRealWords word; the body
-//  is read again) -> Rule::Typo. Then Intent::Review: a lone negative word
+//  the first non-courtesy word (one_slip(), never a kRealWords word), or one
+//  QWERTY slip of a four-letter key from the closed list kFourLetterSlips
+//  (the body is read again) -> Rule::Typo. Then Intent::Review: a lone negative word
 //  (with courtesy words), a lone letter that begins an opt-out key, and in
 //  reasonable an opt-out first sentence ending with ',' or '?' and more text.
 //  Each reads the body again at most once, so every mode stays linear.
