@@ -151,9 +151,9 @@ using rules::kMaxPhraseWords;
 using rules::lookalike_body;
 using rules::more_phrases;
 using rules::request_phrase;
-using rules::whole_request;
 using rules::review;
 using rules::typo_body;
+using rules::whole_request;
 
 struct Candidate {
     std::int32_t entry;

@@ -228,8 +228,7 @@ constexpr PhraseDef kPhraseDefs[] = {
     {"en", "don't contact me", false, "don't|dont write|bother|disturb|ring me|us again|anymore|ever", "if"},
     {"en", "don't contact me", false, "do not write|bother|disturb|ring me|us again|anymore|ever", "if"},
     {"en", "never contact me again", false,
-     "never ?ever contact|text|txt|call|message|msg|email|sms|write|bother|harass|pester|spam|ring me|us again",
-     "if"},
+     "never ?ever contact|text|txt|call|message|msg|email|sms|write|bother|harass|pester|spam|ring me|us again", "if"},
     {"en", "stop bothering me", true,
      "stop|quit|cease bothering|bugging|harassing|spamming|pestering|hassling|hounding|writing|disturbing me|us"},
     {"en", "leave me alone", true, "leave me|us be"},
@@ -261,8 +260,7 @@ constexpr PhraseDef kPhraseDefs[] = {
      "desuscribeme|desuscribame|desuscribanos|desuscribirnos|desinscribeme|desinscribame|desinscribanme|"
      "desinscribirme|desapuntame|desapuntenme|desapuntarme"},
     {"es", "borren mi numero", true,
-     "olviden|olvida|olvidar|olvide|descarten|descarta|descartar mi|este numero|telefono|contacto",
-     kNumberNotAfter},
+     "olviden|olvida|olvidar|olvide|descarten|descarta|descartar mi|este numero|telefono|contacto", kNumberNotAfter},
     {"es", "retiro mi consentimiento", true, "retiro|revoco|retirar|revocar mi|el consentimiento|autorizacion|permiso"},
     {"es", "numero equivocado", true, "numero|persona equivocado|equivocada|incorrecto|incorrecta"},
     // ---- fr
@@ -289,8 +287,8 @@ constexpr PhraseDef kPhraseDefs[] = {
      "me|nous retirer|supprimer|enlever|effacer|rayer|radier|retirez|supprimez|enlevez|effacez|rayez|radiez "
      "de|d'|des|du"},
     {"fr", "desabonnez-moi", true, "radiez|desinscrivez|desabonnez moi|nous"},
-    {"fr", "supprimez mon numero", true,
-     "oubliez|oublie|oublier|jetez|jette|jeter mon|ce numero|contact|telephone", kNumberNotAfter},
+    {"fr", "supprimez mon numero", true, "oubliez|oublie|oublier|jetez|jette|jeter mon|ce numero|contact|telephone",
+     kNumberNotAfter},
     {"fr", "je retire mon consentement", true,
      "retire|retirer|revoque|revoquer|retirons mon|le consentement|accord|autorisation"},
     {"fr", "mauvais numero", true, "mauvais|mauvaise numero|destinataire|personne"},
@@ -529,16 +527,16 @@ struct WholeRequest {
     const char* words;  // space-separated
 };
 constexpr WholeRequest kWholeRequests[] = {
-    {"en", "leave"},         {"en", "exit"},         {"en", "delete"},      {"en", "delete me"},
-    {"en", "erase me"},      {"en", "leave me"},     {"en", "forget me"},   {"en", "go away"},
-    {"en", "let me be"},     {"en", "unenroll"},     {"en", "unregister"},  {"en", "deregister"},
-    {"en", "unjoin"},        {"en", "unfollow"},     {"en", "count me out"}, {"en", "i'm out"},
-    {"es", "borrame"},       {"es", "sacame"},       {"es", "quitame"},     {"es", "eliminame"},
-    {"es", "borrenme"},      {"es", "saquenme"},     {"es", "quitenme"},    {"es", "eliminenme"},
+    {"en", "leave"},         {"en", "exit"},         {"en", "delete"},        {"en", "delete me"},
+    {"en", "erase me"},      {"en", "leave me"},     {"en", "forget me"},     {"en", "go away"},
+    {"en", "let me be"},     {"en", "unenroll"},     {"en", "unregister"},    {"en", "deregister"},
+    {"en", "unjoin"},        {"en", "unfollow"},     {"en", "count me out"},  {"en", "i'm out"},
+    {"es", "borrame"},       {"es", "sacame"},       {"es", "quitame"},       {"es", "eliminame"},
+    {"es", "borrenme"},      {"es", "saquenme"},     {"es", "quitenme"},      {"es", "eliminenme"},
     {"fr", "quitter"},       {"fr", "retirez moi"},  {"fr", "supprimez moi"}, {"fr", "oubliez moi"},
-    {"pt", "remova me"},     {"pt", "me remova"},    {"pt", "me tire"},     {"pt", "tire me"},
-    {"pt", "me exclua"},     {"pt", "exclua me"},    {"pt", "me apague"},   {"pt", "apague me"},
-    {"de", "loschen"},       {"de", "entfernen"},    {"de", "losch mich"},  {"de", "losche mich"},
+    {"pt", "remova me"},     {"pt", "me remova"},    {"pt", "me tire"},       {"pt", "tire me"},
+    {"pt", "me exclua"},     {"pt", "exclua me"},    {"pt", "me apague"},     {"pt", "apague me"},
+    {"de", "loschen"},       {"de", "entfernen"},    {"de", "losch mich"},    {"de", "losche mich"},
     {"de", "entferne mich"}, {"de", "entfern mich"},
 };
 

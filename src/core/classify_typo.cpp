@@ -122,8 +122,8 @@ bool typo_body(const Impl& k, const Scratch& s, std::string& out) {
             if (!word_is(t, w, sl.slip)) continue;
             for (const std::u16string& key : k.typo_keys[t[w.begin] - u'a'])
                 if (key.size() == 4 && key[0] == static_cast<unsigned char>(sl.key[0]) &&
-                    key[1] == static_cast<unsigned char>(sl.key[1]) && key[2] == static_cast<unsigned char>(sl.key[2]) &&
-                    key[3] == static_cast<unsigned char>(sl.key[3]))
+                    key[1] == static_cast<unsigned char>(sl.key[1]) &&
+                    key[2] == static_cast<unsigned char>(sl.key[2]) && key[3] == static_cast<unsigned char>(sl.key[3]))
                     slip_key = &key;
             break;
         }

@@ -57,7 +57,7 @@ struct Scratch {
     std::u16string text;  // the normalised text (steps 1-2), NFC
     std::u16string tmp;   // exact-fold text, collapsed text, ...
     std::vector<Span> words;
-    bool dropped_quotes = false;  // classify_base(): a quoted span after a word held words
+    bool dropped_quotes = false;              // classify_base(): a quoted span after a word held words
     std::vector<std::u16string_view> tokens;  // words with French elisions split (classify_phrases.cpp)
     std::vector<std::uint8_t> reach;
     std::vector<std::int32_t> first;

@@ -140,19 +140,20 @@ void reasonable_only(const char* b) {
     expect(b, Mode::Exact, Intent::None, Rule::None);
 }
 void never(const char* b) {
-    for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable}) EXPECT_NE(run(b, mode).intent, Intent::OptOut) << b;
+    for (Mode mode : {Mode::Exact, Mode::Standard, Mode::Reasonable})
+        EXPECT_NE(run(b, mode).intent, Intent::OptOut) << b;
 }
 
 TEST(StillMissed, NoContactWithoutKeyword) {
-    for (const char* b : {"I don't want to hear from you again", "do not want to hear from you anymore",
-                          "never contact me again", "Never text me again!", "don't ever text me again",
-                          "quit bugging me", "leave me be"})
+    for (const char* b :
+         {"I don't want to hear from you again", "do not want to hear from you anymore", "never contact me again",
+          "Never text me again!", "don't ever text me again", "quit bugging me", "leave me be"})
         reasonable_only(b);
     expect("I don't want to hear from you again", Mode::Reasonable, Intent::OptOut, Rule::Phrase,
            "i don't want to hear from you");
-    for (const char* b : {"If you don't want to hear from us reply STOP", "I can't wait to hear from you",
-                          "you never text me anymore", "Why would I not want to hear from you?",
-                          "Liked \u201cI don't want to hear from you\u201d"})
+    for (const char* b :
+         {"If you don't want to hear from us reply STOP", "I can't wait to hear from you", "you never text me anymore",
+          "Why would I not want to hear from you?", "Liked \u201cI don't want to hear from you\u201d"})
         never(b);
 }
 
@@ -169,15 +170,15 @@ TEST(StillMissed, LeaveVerbAsTheWholeMessage) {
 
 TEST(StillMissed, DiscardTheNumber) {
     for (const char* b : {"forget my number", "lose this number", "please lose my number", "delete me from your list",
-                          "discard my phone number", "olvida mi número", "oubliez mon numéro",
-                          "esqueçam meu número", "vergessen Sie meine Nummer"})
+                          "discard my phone number", "olvida mi número", "oubliez mon numéro", "esqueçam meu número",
+                          "vergessen Sie meine Nummer"})
         reasonable_only(b);
     // A request put as a question is a request (as "can you stop texting
     // me?" is); a question about the past is not.
     reasonable_only("can you delete my number?");
-    for (const char* b : {"Did you lose my number?", "did you delete my number?", "I always forget my number",
-                          "don't lose my number", "I might lose my number", "can you wipe my phone",
-                          "He said \"delete my number\""})
+    for (const char* b :
+         {"Did you lose my number?", "did you delete my number?", "I always forget my number", "don't lose my number",
+          "I might lose my number", "can you wipe my phone", "He said \"delete my number\""})
         never(b);
 }
 
@@ -187,9 +188,9 @@ TEST(StillMissed, PronounForms) {
                           "tire-me da lista", "melde mich ab", "melden Sie mich bitte ab", "ich möchte mich abmelden",
                           "entfernen Sie mich bitte"})
         reasonable_only(b);
-    for (const char* b : {"no me desuscribo", "je ne veux pas me désinscrire", "não quero me descadastrar",
-                          "ich melde mich", "melde mich an", "melde mich nicht ab", "ich will mich nicht abmelden",
-                          "me tire uma dúvida"})
+    for (const char* b :
+         {"no me desuscribo", "je ne veux pas me désinscrire", "não quero me descadastrar", "ich melde mich",
+          "melde mich an", "melde mich nicht ab", "ich will mich nicht abmelden", "me tire uma dúvida"})
         never(b);
 }
 
