@@ -48,7 +48,8 @@ INSERT INTO about VALUES
         'table, into the three tables of "outbound".', to_char(:broadcast, 'FM999,999,999'))),
 ('update', 4.2, 'update', :broadcast,
  format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
-        'WHERE status = ''Q''`) over the %s rows of the broadcast, in `bench.out_a` (attached: its UPDATE triggers are '
+        'WHERE status = ''Q''`) over the %s rows of the broadcast (the stopped contacts'' tenth already failed in '
+        'every table, as the attached one marks them, so that each UPDATE changes the same rows), in `bench.out_a` (attached: its UPDATE triggers are '
         'there, `optout_outbound` for an UPDATE of the contact or channel column and `optout_outbound_requeue` for one '
         'that makes a row queued again, and neither applies) versus `bench.out_b`, unattached, and versus `bench.out_p` '
         'with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any BEFORE UPDATE row trigger: PostgreSQL '
@@ -69,9 +70,18 @@ INSERT INTO about VALUES
         'the floor: the same table with a BEFORE INSERT row trigger that only returns NEW (PL/pgSQL), on which COPY '
         'inserts row by row instead of in batches and calls the trigger for each row, and the floor without the call, '
         'that trigger with a WHEN that never holds (the batches lost, nothing called). RapidPro''s foreign keys are left '
-        'out of every variant (their checks, AFTER row triggers, would add the same work to each). Before every run the '
+        'out of every variant (their checks, AFTER row triggers, would add the same work to each, and so make the ratio '
+        'smaller). Before every run the '
         'table and `optout.events` are emptied.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
+('rapidpro_update', 4.8, 'rapidpro: update', :broadcast,
+ format('The status `UPDATE` courier makes as it hands messages to the provider (`SET status = ''W'', sent_on = now(), '
+        'modified_on = now() WHERE status = ''Q''`) over %s messages of the "rapidpro" shape to as many contacts (the '
+        'stopped contacts'' tenth already failed in every table, as the attached one marks them, so that each UPDATE '
+        'changes the same rows), in `rapidpro.msgs_msg` (attached with `attach_rapidpro()`) versus the same table '
+        'unattached, and versus the table with a BEFORE UPDATE row trigger whose WHEN never holds (the floor of any '
+        'BEFORE UPDATE row trigger). It makes nothing sendable; with RapidPro''s partial indexes on the status, no '
+        'row is updated in place (HOT) in any variant.', to_char(:broadcast, 'FM999,999,999'))),
 ('partitioned', 5, 'partitioned', :rows,
  'The "outbound" COPY into a message table partitioned by month (three monthly partitions, January to March 2026; '
  'the messages span them), attached on the parent (optout''s trigger is cloned onto the partitions), versus the same '

@@ -18,8 +18,8 @@
 #   WORKLOADS  a subset of: classify inbound (with the COPY of ordinary
 #              messages only, inbound_plain) outbound (with the INSERT ...
 #              SELECT broadcast, the status UPDATE and the large-ledger
-#              sends) rapidpro (the outbound COPY on RapidPro's msgs_msg
-#              and its indexes) partitioned
+#              sends) rapidpro (the outbound COPY and the status UPDATE on
+#              RapidPro's msgs_msg and its indexes) partitioned
 #              latency backfill concurrent (default: all),
 #              and breakdown (not in the default: where the time of the
 #              attached COPYs goes, a piece at a time; bench/run-breakdown.sql)
