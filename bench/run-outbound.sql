@@ -96,10 +96,10 @@ UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, 
 
 -- update: the status UPDATE a platform makes as it sends (queued -> wired)
 -- over the broadcast's :broadcast rows, attached vs unattached (target:
--- 1.05x, issue #25). It changes
--- nothing sendable, so optout's UPDATE checks (optout_outbound fires only for
--- an UPDATE of the contact or channel column, optout_outbound_requeue only
--- when a row becomes queued again) cost no more than their WHEN. The floor:
+-- 1.05x, issue #25). It changes nothing sendable, so optout's UPDATE checks
+-- (optout_outbound fires only for an UPDATE of the contact or channel column,
+-- optout_outbound_requeue only when a row becomes queued again) cost no more
+-- than their WHEN. The floor:
 -- bench.out_p with a BEFORE UPDATE trigger whose WHEN never holds (any BEFORE
 -- UPDATE row trigger makes PostgreSQL fetch each old row for it).
 -- Every table starts each run with the same rows: the stopped contacts'

@@ -49,11 +49,12 @@ INSERT INTO about VALUES
 ('update', 4.2, 'update', :broadcast,
  format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
         'WHERE status = ''Q''`) over the %s rows of the broadcast (the stopped contacts'' tenth already failed in '
-        'every table, as the attached one marks them, so that each UPDATE changes the same rows), in `bench.out_a` (attached: its UPDATE triggers are '
-        'there, `optout_outbound` for an UPDATE of the contact or channel column and `optout_outbound_requeue` for one '
-        'that makes a row queued again, and neither applies) versus `bench.out_b`, unattached, and versus `bench.out_p` '
-        'with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any BEFORE UPDATE row trigger: PostgreSQL '
-        'fetches each old row for it): what optout costs an UPDATE that changes nothing sendable.', to_char(:broadcast, 'FM999,999,999'))),
+        'every table, as the attached one marks them, so that each UPDATE changes the same rows), in `bench.out_a` '
+        '(attached: its UPDATE triggers are there, `optout_outbound` for an UPDATE of the contact or channel column and '
+        '`optout_outbound_requeue` for one that makes a row queued again, and neither applies) versus `bench.out_b`, '
+        'unattached, and versus `bench.out_p` with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any '
+        'BEFORE UPDATE row trigger: PostgreSQL fetches each old row for it): what optout costs an UPDATE that changes '
+        'nothing sendable.', to_char(:broadcast, 'FM999,999,999'))),
 ('large_ledger', 4.5, 'large ledger', NULL,
  format('Sends on a large ledger: %s stops of other contacts are added to `optout.stops`, then an `INSERT … SELECT` '
         'of 300 rows to 300 contacts (10%% stopped) into `bench.out_a`, past the 256 contacts at which a send escalates '
@@ -71,8 +72,7 @@ INSERT INTO about VALUES
         'inserts row by row instead of in batches and calls the trigger for each row, and the floor without the call, '
         'that trigger with a WHEN that never holds (the batches lost, nothing called). RapidPro''s foreign keys are left '
         'out of every variant (their checks, AFTER row triggers, would add the same work to each, and so make the ratio '
-        'smaller). Before every run the '
-        'table and `optout.events` are emptied.',
+        'smaller). Before every run the table and `optout.events` are emptied.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
 ('rapidpro_update', 4.8, 'rapidpro: update', :broadcast,
  format('The status `UPDATE` courier makes as it hands messages to the provider (`SET status = ''W'', sent_on = now(), '
