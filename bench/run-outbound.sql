@@ -82,7 +82,7 @@ SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
        (SELECT count(*) FROM bench.out_p WHERE status = 'F') AS plpgsql_marked,
        (SELECT count(*) FROM optout.events WHERE kind = 'blocked') AS blocked_events;
 SELECT * FROM bench.medians('outbound');
-SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.25)
+SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.15)
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, with a confirmation filter vs attached (for reference)', 'confirmable', 'attached');
@@ -91,33 +91,40 @@ SELECT s FROM bench.schedule('broadcast', 3 * :runs) s \gexec
 SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
        (SELECT count(*) FROM bench.out_p WHERE status = 'F') AS plpgsql_marked;
 SELECT * FROM bench.medians('broadcast');
-SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.3)
+SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.15)
 UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached');
 
 -- update: the status UPDATE a platform makes as it sends (queued -> wired)
--- over the broadcast's :broadcast rows, attached vs unattached. It changes
--- nothing sendable, so optout's UPDATE checks (optout_outbound fires only for
--- an UPDATE of the contact or channel column, optout_outbound_requeue only
--- when a row becomes queued again) cost no more than their WHEN. The floor:
+-- over the broadcast's :broadcast rows, attached vs unattached (target:
+-- 1.05x, issue #25). It changes nothing sendable, so optout's UPDATE checks
+-- (optout_outbound fires only for an UPDATE of the contact or channel column,
+-- optout_outbound_requeue only when a row becomes queued again) cost no more
+-- than their WHEN. The floor:
 -- bench.out_p with a BEFORE UPDATE trigger whose WHEN never holds (any BEFORE
 -- UPDATE row trigger makes PostgreSQL fetch each old row for it).
+-- Every table starts each run with the same rows: the stopped contacts'
+-- (every tenth) already failed, as the attached table marks them, so that the
+-- UPDATE changes the same 90% of the rows in each.
 CREATE TRIGGER never BEFORE UPDATE ON bench.out_p FOR EACH ROW WHEN (NEW.direction = 'X')
     EXECUTE FUNCTION bench.block_stopped();
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'update', v, o,
        ARRAY[format('TRUNCATE %s, optout.events', t),
-             format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
-                       SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20%% off today only. Reply STOP to opt out.', now()
+             format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, failed_reason, text, created_on)
+                       SELECT c.id, c.id, 1, 'O', CASE WHEN c.id %% 10 = 0 THEN 'F' ELSE 'Q' END,
+                              CASE WHEN c.id %% 10 = 0 THEN 'C' END,
+                              'Flash sale: 20%% off today only. Reply STOP to opt out.', now()
                          FROM bench.broadcast_contacts c$q$, t),
              format('VACUUM ANALYZE %s', t)],
        format($q$UPDATE %s SET status = 'W', sent_on = now() WHERE status = 'Q'$q$, t)
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('trigger floor', 3, 'bench.out_p')) AS x (v, o, t);
 SELECT s FROM bench.schedule('update', 3 * :runs) s \gexec
 SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'W') AS attached_wired,
-       (SELECT count(*) FROM bench.out_b WHERE status = 'W') AS unattached_wired;
+       (SELECT count(*) FROM bench.out_b WHERE status = 'W') AS unattached_wired,
+       (SELECT count(*) FROM bench.out_p WHERE status = 'W') AS floor_wired;
 SELECT * FROM bench.medians('update');
-SELECT * FROM bench.target('update', 'UPDATE queued -> wired, nothing made sendable, attached vs unattached (reference)',
-                           'attached', 'unattached')
+SELECT * FROM bench.target('update', 'UPDATE queued -> wired, nothing made sendable, attached vs unattached',
+                           'attached', 'unattached', '<=', 1.05)
 UNION ALL SELECT * FROM bench.target('update', 'the same, attached vs a BEFORE UPDATE trigger that never fires (reference)',
                                      'attached', 'trigger floor');
 

@@ -54,7 +54,7 @@ SELECT tableoid::regclass AS partition, count(*) AS messages, count(*) FILTER (W
   FROM bench.outp_a GROUP BY 1 ORDER BY 1;
 SELECT * FROM bench.medians('partitioned');
 SELECT * FROM bench.target('partitioned', 'COPY outbound (mark) into a table partitioned by month, attached vs unattached',
-                           'attached', 'unattached', '<=', 1.25);
+                           'attached', 'unattached', '<=', 1.2);
 
 \o /dev/null
 SELECT optout.detach('bench.outp_a');

@@ -27,6 +27,15 @@ INSERT INTO about VALUES
         'reloaded, `optout.stops` and `optout.events` emptied and the message table reloaded with its history (one '
         'sent message per contact), then VACUUM ANALYZE.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'), to_char(:contacts * 10, 'FM999,999,999'))),
+('inbound_plain', 2.5, 'inbound: ordinary messages', :rows,
+ format('`COPY` of %s ordinary inbound messages (the conversation bodies of "inbound", each one that `optout.classify()` '
+        'reads as anything, such as a lone "No", replaced by "ok thanks": no stop, start, help or review) from the same '
+        'contacts into `bench.msgs_in_a`, attached as in "inbound", versus `bench.msgs_in_b`, unattached; and the floor: '
+        'the same table with a BEFORE INSERT row trigger that only returns NEW (PL/pgSQL), on which COPY inserts row by '
+        'row instead of in batches and calls the trigger for each row, and the floor without the call, that trigger with '
+        'a WHEN that never holds (the batches lost, nothing called). The contacts, memberships and ledger are restored '
+        'once; before every run the message table is reloaded with its history and `optout.events` emptied.',
+        to_char(:rows, 'FM999,999,999'))),
 ('outbound', 3, 'outbound', :rows,
  format('`COPY` of %s queued outbound messages to %s contacts, 10%% of them stopped (with `optout.stop()`), into '
         '`bench.out_a`, attached with `attach_outbound(on_blocked => ''mark'')` (each blocked row is stored marked '
@@ -39,16 +48,40 @@ INSERT INTO about VALUES
         'table, into the three tables of "outbound".', to_char(:broadcast, 'FM999,999,999'))),
 ('update', 4.2, 'update', :broadcast,
  format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
-        'WHERE status = ''Q''`) over the %s rows of the broadcast, in `bench.out_a` (attached: its UPDATE triggers are '
-        'there, `optout_outbound` for an UPDATE of the contact or channel column and `optout_outbound_requeue` for one '
-        'that makes a row queued again, and neither applies) versus `bench.out_b`, unattached, and versus `bench.out_p` '
-        'with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any BEFORE UPDATE row trigger: PostgreSQL '
-        'fetches each old row for it). A reference, no target: what optout costs an UPDATE that changes nothing sendable.', to_char(:broadcast, 'FM999,999,999'))),
+        'WHERE status = ''Q''`) over the %s rows of the broadcast (the stopped contacts'' tenth already failed in '
+        'every table, as the attached one marks them, so that each UPDATE changes the same rows), in `bench.out_a` '
+        '(attached: its UPDATE triggers are there, `optout_outbound` for an UPDATE of the contact or channel column and '
+        '`optout_outbound_requeue` for one that makes a row queued again, and neither applies) versus `bench.out_b`, '
+        'unattached, and versus `bench.out_p` with a BEFORE UPDATE trigger whose WHEN never holds (the floor of any '
+        'BEFORE UPDATE row trigger: PostgreSQL fetches each old row for it): what optout costs an UPDATE that changes '
+        'nothing sendable.', to_char(:broadcast, 'FM999,999,999'))),
 ('large_ledger', 4.5, 'large ledger', NULL,
  format('Sends on a large ledger: %s stops of other contacts are added to `optout.stops`, then an `INSERT … SELECT` '
         'of 300 rows to 300 contacts (10%% stopped) into `bench.out_a`, past the 256 contacts at which a send escalates '
         'to one database-wide lock, versus 250 rows, below it (a reference, no target: the escalated send looks its '
         'contacts up one by one instead of reading the whole ledger).', to_char(:rows, 'FM999,999,999'))),
+('rapidpro', 4.7, 'rapidpro', :rows,
+ format('The "outbound" `COPY` (%s queued messages to %s contacts, 10%% of them stopped with `optout.stop()`) on RapidPro''s '
+        'own `msgs_msg`: its columns, its three CHECK constraints and its indexes as its Django model declares them (the '
+        'primary key; `channel_id`, `contact_urn_id`, `broadcast_id`, `created_on`, `status`; by org and by contact; '
+        'and the partial indexes of the retry queue, the Android queue, the external ids, the Inbox, Flows, Archived, '
+        'Outbox/Failed, Sent and incoming API folders), every column given in the file, as mailroom inserts a broadcast. '
+        '`rapidpro.msgs_msg` is wired with `optout.attach_rapidpro()` (contacts, groups and channel events of the same '
+        'schema, the inbound and the outbound attachments on the message table), versus the same table unattached; and '
+        'the floor: the same table with a BEFORE INSERT row trigger that only returns NEW (PL/pgSQL), on which COPY '
+        'inserts row by row instead of in batches and calls the trigger for each row, and the floor without the call, '
+        'that trigger with a WHEN that never holds (the batches lost, nothing called). RapidPro''s foreign keys are left '
+        'out of every variant (their checks, AFTER row triggers, would add the same work to each, and so make the ratio '
+        'smaller). Before every run the table and `optout.events` are emptied.',
+        to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
+('rapidpro_update', 4.8, 'rapidpro: update', :broadcast,
+ format('The status `UPDATE` courier makes as it hands messages to the provider (`SET status = ''W'', sent_on = now(), '
+        'modified_on = now() WHERE status = ''Q''`) over %s messages of the "rapidpro" shape to as many contacts (the '
+        'stopped contacts'' tenth already failed in every table, as the attached one marks them, so that each UPDATE '
+        'changes the same rows), in `rapidpro.msgs_msg` (attached with `attach_rapidpro()`) versus the same table '
+        'unattached, and versus the table with a BEFORE UPDATE row trigger whose WHEN never holds (the floor of any '
+        'BEFORE UPDATE row trigger). It makes nothing sendable; with RapidPro''s partial indexes on the status, no '
+        'row is updated in place (HOT) in any variant.', to_char(:broadcast, 'FM999,999,999'))),
 ('partitioned', 5, 'partitioned', :rows,
  'The "outbound" COPY into a message table partitioned by month (three monthly partitions, January to March 2026; '
  'the messages span them), attached on the parent (optout''s trigger is cloned onto the partitions), versus the same '
@@ -182,7 +215,8 @@ SELECT '- Each workload''s variants run in the same session, alternated, the ord
        'starts from the same state (the tables it writes emptied or reloaded, then VACUUM ANALYZE where they were '
        'reloaded) and after a `CHECKPOINT`, so that no checkpoint falls inside a timed run. Autovacuum is off.';
 SELECT '- All tables, attached or not, are ordinary logged tables with a primary key and an index on the contact '
-       '(which a stop''s UPDATE of queued messages uses). COPY reads a file written by the server beforehand.';
+       '(which a stop''s UPDATE of queued messages uses); those of "rapidpro" have RapidPro''s own indexes instead. '
+       'COPY reads a file written by the server beforehand.';
 SELECT '- Each workload attaches only its own tables and detaches them after, so a stop does the work of that '
        'workload''s attachments only.';
 SELECT '- The server is a throwaway one built from the tree (`scripts/common.sh`), with the settings above.';
