@@ -134,6 +134,8 @@ if grep -qE 'All [0-9]+ tests passed' "$work/regress.out"; then
     ok "the suite passes under valgrind"
 else
     not_ok "the suite passes under valgrind"; tail -n 20 "$work/regress.out"
+    # What differed, so that a failure seen only in CI can be read there.
+    sed 's/^/#   /' tmp_check_vg_out/regression.diffs 2>/dev/null | head -n 120 || true
 fi
 bad=$(reports_of_concern)
 total=$(cat "$logs"/vg.*.log 2>/dev/null | grep -cE '^==[0-9]+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and)' || true)
