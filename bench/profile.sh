@@ -42,7 +42,9 @@ old, new = (json.load(open(d + "/profile.json")) for d in sys.argv[1:3])
 print("| case | variant | Ir old | Ir new | new/old | WAL bytes old | WAL bytes new |")
 print("|---|---|---|---|---|---|---|")
 for case in new["cases"]:
-    for v in ("bare", "attached"):
+    for v in ("bare", "floor", "attached"):
+        if v not in new["cases"][case]:
+            continue
         o = old["cases"].get(case, {}).get(v)
         n = new["cases"][case][v]
         r = f'{n["ir"] / o["ir"]:.2f}' if o else ""
@@ -129,6 +131,14 @@ statements() {  # statements CASE
         *) echo "profile.sh: unknown case '$1'" >&2; return 2 ;;
     esac
 }
+# The floor: the bare table with a BEFORE INSERT row trigger whose WHEN never
+# holds (no function is called), which makes COPY insert row by row as any
+# BEFORE ROW trigger does (optout_outbound is one).
+floor_trigger() {  # floor_trigger VARIANT
+    [ "$1" = floor ] || return 0
+    echo "CREATE FUNCTION floor_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'"
+    echo "CREATE TRIGGER floor_never BEFORE INSERT ON msgs FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION floor_noop()"
+}
 kind_of() { case $1 in out_copy|broadcast) echo out ;; *) echo in ;; esac; }
 
 # Functions reported (inclusive), by name as callgrind_annotate prints them.
@@ -142,12 +152,14 @@ for c in $CASES; do
     [ $first = 1 ] || echo "," >> "$json"
     first=0
     echo "\"$c\": {" >> "$json"
-    for v in bare attached; do
-        db=${kind}_$([ $v = attached ] && echo att || echo bare)
+    variants="bare attached"
+    [ "$c" = stop ] || variants="bare floor attached"
+    for v in $variants; do
+        db=${kind}_$([ "$v" = attached ] && echo att || echo bare)
         rm -rf "$work/run"
         cp -a "$work/base" "$work/run"
         # The WAL it writes, from a run without valgrind.
-        wal=$({ statements "$c" | sed '$d'
+        wal=$({ floor_trigger "$v"; statements "$c" | sed '$d'
                 echo "SELECT 'lsn0=' || pg_current_wal_insert_lsn()"
                 statements "$c" | tail -1
                 echo "SELECT 'lsn1=' || pg_current_wal_insert_lsn()"; } |
@@ -162,7 +174,7 @@ print(b - a)" "$lsn0" "$lsn1")
         # Every statement zeroes the counts as it is parsed (pg_parse_query:
         # exported, where exec_simple_query is static); the dump before
         # proc_exit holds the last one (with its commit).
-        statements "$c" |
+        { floor_trigger "$v"; statements "$c"; } |
             valgrind --tool=callgrind --zero-before=pg_parse_query --dump-before=proc_exit \
                      --callgrind-out-file="$out/$c.$v.cg" \
                      "$bin/postgres" --single -D "$work/run" -F "${opts[@]}" "$db" > "$out/$c.$v.log" 2>&1
@@ -182,7 +194,7 @@ print(b - a)" "$lsn0" "$lsn1")
                     gsub(/["\\]/, "", name)
                     if (short ~ re && !(name in seen)) { seen[name] = 1; printf "%s\"%s\": %s", sep, name, ir; sep = ", " }
                 }'
-        echo "}}$([ $v = bare ] && echo ,)"
+        echo "}}$([ "$v" = attached ] || echo ,)"
         } >> "$json"
     done
     echo "}" >> "$json"
@@ -192,10 +204,15 @@ python3 - "$json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f'==> optout {d["version"]}, {d["rows"]} messages, {d["contacts"]} contacts')
-print("| case | bare Ir | attached Ir | ratio | bare WAL | attached WAL |")
-print("|---|---|---|---|---|---|")
+print("| case | bare Ir | floor Ir | attached Ir | attached/bare | floor/bare | attached/floor | bare WAL | floor WAL | attached WAL |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for c, v in d["cases"].items():
-    b, a = v["bare"], v["attached"]
-    print(f'| {c} | {b["ir"]:,} | {a["ir"]:,} | {a["ir"] / b["ir"]:.2f}x | {b["wal"]:,} | {a["wal"]:,} |')
+    b, f, a = v["bare"], v.get("floor"), v["attached"]
+    def n(x, k):
+        return f"{x[k]:,}" if x else ""
+    def r(x, y):
+        return f"{x['ir'] / y['ir']:.2f}x" if x and y else ""
+    print(f"| {c} | {n(b, 'ir')} | {n(f, 'ir')} | {n(a, 'ir')} | {r(a, b)} | {r(f, b)} | {r(a, f)} "
+          f"| {n(b, 'wal')} | {n(f, 'wal')} | {n(a, 'wal')} |")
 EOF
 echo "==> $json (bash bench/profile.sh --compare OLD NEW compares two)"
