@@ -72,7 +72,7 @@ out=$(cd "$out" && pwd)
 if [ "$(id -u)" = 0 ]; then
     # PostgreSQL refuses root: the same script, as postgres, from a copy it can read.
     tmp=$(mktemp -d /tmp/optout-profile-src.XXXXXX)
-    cp "$here/profile.sh" "$here/profile.sql" "$tmp/"
+    cp "$here/profile.sh" "$here/profile.sql" "$here/bodies.sql" "$tmp/"
     chmod -R a+rX "$tmp"
     chown postgres "$out"
     rc=0
