@@ -54,24 +54,6 @@ inline UChar32 unify_apostrophe(UChar32 c) noexcept {
     }
 }
 
-// ASCII character classes, indexed by byte.
-struct AsciiTable {
-    CharClass cls[128];
-    constexpr AsciiTable() : cls() {
-        for (int c = 0; c < 128; ++c) {
-            CharClass k = CharClass::Other;
-            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-                k = CharClass::Word;
-            else if (c == '"' || c == '\'')
-                k = CharClass::Quote;
-            else if (c == ' ' || (c >= 0x09 && c <= 0x0D))
-                k = CharClass::Space;
-            cls[c] = k;
-        }
-    }
-};
-constexpr AsciiTable kAscii{};
-
 // Runs `norm` over `in`, appending to `out`. The input is cut into chunks
 // of about kIcuChunk code units, each cut placed before a code point that
 // has a normalisation boundary before it, so that the concatenated results
@@ -284,8 +266,7 @@ Scratch& scratch() noexcept {
 
 // --------------------------------------------------------------- characters
 
-CharClass char_class(char32_t c) noexcept {
-    if (c < 0x80) return kAscii.cls[c];
+CharClass char_class_icu(char32_t c) noexcept {
     const UChar32 u = static_cast<UChar32>(c);
     if (U_GET_GC_MASK(u) & (U_GC_L_MASK | U_GC_N_MASK | U_GC_M_MASK)) return CharClass::Word;
     if (u_isUWhiteSpace(u)) return CharClass::Space;
@@ -293,10 +274,7 @@ CharClass char_class(char32_t c) noexcept {
     return CharClass::Other;
 }
 
-bool is_white_space(char32_t c) noexcept {
-    if (c < 0x80) return kAscii.cls[c] == CharClass::Space;
-    return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0;
-}
+bool is_white_space_icu(char32_t c) noexcept { return u_isUWhiteSpace(static_cast<UChar32>(c)) != 0; }
 
 // ----------------------------------------------------------------- pipeline
 

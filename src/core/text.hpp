@@ -91,8 +91,33 @@ enum class CharClass : std::uint8_t {
     Other   // punctuation, symbols, emoji, controls, U+FFFD ...
 };
 
-CharClass char_class(char32_t c) noexcept;
-bool is_white_space(char32_t c) noexcept;
+// ASCII character classes, indexed by byte (inline: the tokenizer asks for
+// every character, and most messages are ASCII).
+struct AsciiTable {
+    CharClass cls[128];
+    constexpr AsciiTable() : cls() {
+        for (int c = 0; c < 128; ++c) {
+            CharClass k = CharClass::Other;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+                k = CharClass::Word;
+            else if (c == '"' || c == '\'')
+                k = CharClass::Quote;
+            else if (c == ' ' || (c >= 0x09 && c <= 0x0D))
+                k = CharClass::Space;
+            cls[c] = k;
+        }
+    }
+};
+inline constexpr AsciiTable kAscii{};
+
+// The class of a non-ASCII character, and whether it is white space (ICU).
+CharClass char_class_icu(char32_t c) noexcept;
+bool is_white_space_icu(char32_t c) noexcept;
+
+inline CharClass char_class(char32_t c) noexcept { return c < 0x80 ? kAscii.cls[c] : char_class_icu(c); }
+inline bool is_white_space(char32_t c) noexcept {
+    return c < 0x80 ? kAscii.cls[c] == CharClass::Space : is_white_space_icu(c);
+}
 
 // ------------------------------------------------------------------ pipeline
 
