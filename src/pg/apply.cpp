@@ -76,9 +76,6 @@ void leave_table_owner(const TableOwnerScope& s) { SetUserIdAndSecContext(s.save
 // Runs a prepared statement of an attachment with ($1, $2) as the table's
 // owner, on the latest committed state, SPI connected. Returns its rows.
 uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
-    // $1 is the batch's contacts (a text array built here, never toasted).
-    ArrayType* contacts = DatumGetArrayTypeP(arg1);
-    plan = plan_for(a, plan, ArrayGetNItems(ARR_NDIM(contacts), ARR_DIMS(contacts)));
     Datum values[2] = {arg1, arg2};
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();

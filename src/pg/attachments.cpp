@@ -72,10 +72,8 @@ void relcache_callback(Datum, Oid relid) {
 
 void free_cache() {
     for (int i = 0; i < nattachments; i++) {
-        for (const ActionName& action : kActionNames) {
+        for (const ActionName& action : kActionNames)
             if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
-            if (attachments[i].few.*action.plan) SPI_freeplan(attachments[i].few.*action.plan);
-        }
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
         if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
         if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
@@ -107,10 +105,10 @@ int text_array(HeapTuple tup, TupleDesc desc, int col, char*** out) {
     return n;
 }
 
-// Planned at every execution (the same statement runs for one contact or
-// for fifty thousand), or with CURSOR_OPT_GENERIC_PLAN once (plan_for()).
-SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id, int options = CURSOR_OPT_CUSTOM_PLAN) {
-    SPIPlanPtr plan = optout_pg::try_prepare_kept(sql, nargs, types, options);
+// Planned at every execution: the same statement runs for one contact or
+// for fifty thousand.
+SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
+    SPIPlanPtr plan = optout_pg::try_prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
     if (!plan)
         ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                         errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
@@ -119,10 +117,9 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id, int optio
     return plan;
 }
 
-// Prepares each named statement into its field of plans, and of few with a
-// generic plan (each set once kept, so that free_cache() frees what a load
-// cut short had prepared).
-void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, ActionPlans* few, int id) {
+// Prepares each named statement into its field of plans (set once kept, so
+// that free_cache() frees what a load cut short had prepared).
+void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     for (int i = 0; i < n; i++) {
         SPIPlanPtr ActionPlans::*field = nullptr;
@@ -132,7 +129,6 @@ void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, ActionP
             elog(ERROR, "optout: attachment %d has an unknown or repeated statement \"%s\"", id,
                  names[i] ? names[i] : "");
         plans->*field = prepare_one(sqls[i], 2, types, id);
-        few->*field = prepare_one(sqls[i], 2, types, id, CURSOR_OPT_GENERIC_PLAN);
     }
 }
 
@@ -225,7 +221,7 @@ void load_cache() {
         int nnames = text_array(tup, desc, 21, &names);
         int nsqls = text_array(tup, desc, 22, &sqls);
         if (nnames != nsqls) elog(ERROR, "optout: attachment %d: statements and names differ", a->id);
-        prepare_plans(names, sqls, nnames, &a->plans, &a->few, a->id);
+        prepare_plans(names, sqls, nnames, &a->plans, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
@@ -321,16 +317,6 @@ Attachment* all_attachments(int* n) {
 
 void pin_attachments() { cache_pins++; }
 void unpin_attachments() { cache_pins--; }
-
-// A batch of up to this many contacts runs the generic twin.
-constexpr int kFewContacts = 16;
-
-SPIPlanPtr plan_for(const Attachment* a, SPIPlanPtr plan, int n) {
-    if (n > kFewContacts || !plan) return plan;
-    for (const ActionName& action : kActionNames)
-        if (a->plans.*action.plan == plan) return a->few.*action.plan ? a->few.*action.plan : plan;
-    return plan;
-}
 
 Oid attached_contact_type() {
     ensure_cache();
