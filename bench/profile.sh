@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where a backend's CPU goes, counted rather than timed: each measured
 # statement runs alone in a single-user backend under callgrind (bare, on
-# the floor of a BEFORE ROW trigger that calls nothing, and attached), and the report gives the instructions of the statement (with its
-# commit) and of the functions named below, plus the WAL it writes. The
+# the floor of a BEFORE ROW trigger that calls nothing, and attached), and
+# the report gives the instructions of the statement (with its commit) and
+# of the functions named below, plus the WAL it writes. The
 # counts are the same from run to run whatever else the machine is doing, so
 # two builds (two commits) compare on a busy machine, where the timings of
 # bench/run.sh cannot. They leave out what is not CPU in the backend: waits,
