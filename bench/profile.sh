@@ -71,15 +71,15 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 if [ "$(id -u)" = 0 ]; then
-    # PostgreSQL refuses root: the same script, as postgres, from a copy it can read.
-    tmp=$(mktemp -d /tmp/optout-profile-src.XXXXXX)
-    cp "$here/profile.sh" "$here/profile.sql" "$here/bodies.sql" "$tmp/"
-    chmod -R a+rX "$tmp"
-    chown postgres "$out"
+    # PostgreSQL refuses root: the same script as an unprivileged user, on a
+    # copy of the tree (scripts/common.sh), writing into $out.
+    OPTOUT_ROOT=$(cd "$here/.." && pwd)
+    # shellcheck source=scripts/common.sh
+    . "$OPTOUT_ROOT/scripts/common.sh"
+    chmod 777 "$out"
+    export PG_CONFIG ROWS CONTACTS CASES WARM_STOPS
     rc=0
-    runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" ROWS="$ROWS" CONTACTS="$CONTACTS" CASES="$CASES" WARM_STOPS="$WARM_STOPS" \
-        bash "$tmp/profile.sh" "$out" || rc=$?
-    rm -rf "$tmp"
+    reexec_unprivileged ../bench/profile.sh "$out" || rc=$?
     exit "$rc"
 fi
 
