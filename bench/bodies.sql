@@ -1,8 +1,7 @@
 -- The message bodies and contacts of the benchmarks, created in the first
 -- schema of search_path (bench/run-common.sql: schema bench;
--- bench/profile.sql: public).
--- Realistic message bodies: conversation, and
--- keyword variants (opt-outs mostly, some START, HELP, and a phrase only the
+-- bench/profile.sql: public). Realistic bodies: conversation, and keyword
+-- variants (opt-outs mostly, some START, HELP, and a phrase only the
 -- 'reasonable' mode reads as an opt-out).
 CREATE FUNCTION conversation(i bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT (ARRAY['Yes, see you at 3!', 'ok thanks', 'What time is my appointment tomorrow?',

@@ -12,8 +12,9 @@
 #   bash bench/profile.sh [OUTDIR]              the installed build of PG_CONFIG
 #   ROWS=20000 CONTACTS=2000 CASES="out_copy stop" bash bench/profile.sh
 #   WARM_STOPS=1   stops and starts before the measured statement of the
-#                  inbound cases (1: the plans are still custom; 6 or more:
-#                  a long-lived connection's, generic where PostgreSQL chose)
+#                  inbound cases, which build the caches and prepare the
+#                  statements (optout plans them at every execution, so more
+#                  warm-ups count the same: checked with 8)
 #   bash bench/profile.sh --compare OLDDIR NEWDIR   two reports side by side
 #
 # PG_CONFIG names the PostgreSQL whose installed optout is measured (default:
@@ -116,9 +117,8 @@ statements() {  # statements CASE
                 echo "INSERT INTO msgs SELECT 20000000 + c, c, 1 + c % 3, 'O', 'Q', NULL, NULL, 'Our offices are closed on Monday. Reply STOP to opt out.', now() FROM generate_series(1, $c) AS c"
             fi ;;
         in_copy|plain_copy|stop)
-            # Stops and starts of a contact outside the data build the
-            # stop's plans (WARM_STOPS of each; PostgreSQL plans a cached
-            # statement afresh for its first five executions).
+            # Stops and starts of a contact outside the data prepare the
+            # stop's statements (WARM_STOPS of each).
             echo "INSERT INTO msgs VALUES (-10000001, 1, 1, 'I', 'H', NULL, NULL, 'ok thanks', now())"
             for ((i = 0; i < WARM_STOPS; i++)); do
                 echo "INSERT INTO msgs VALUES ($((-10000100 - 2 * i)), $((c + 1)), 1, 'I', 'H', NULL, NULL, 'STOP', now())"
