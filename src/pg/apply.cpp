@@ -89,7 +89,16 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     if (unwaiting)
         (void)set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     citus_allow_nested();
-    int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    // $1 is the batch's contacts (a text array built here, never toasted).
+    ArrayType* contacts = DatumGetArrayTypeP(arg1);
+    PlanWatch* watch;
+    SPIPlanPtr run = plan_for(a, plan, ArrayGetNItems(ARR_NDIM(contacts), ARR_DIMS(contacts)), &watch);
+    if (watch && !generic_plan_usable(run, watch)) {
+        run = plan;
+        watch = nullptr;
+    }
+    int rc = SPI_execute_snapshot(run, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    if (watch && rc >= 0) generic_plan_ran(run, watch);
     AtEOXact_GUC(true, guc_level);
     leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));

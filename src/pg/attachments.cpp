@@ -72,8 +72,10 @@ void relcache_callback(Datum, Oid relid) {
 
 void free_cache() {
     for (int i = 0; i < nattachments; i++) {
-        for (const ActionName& action : kActionNames)
+        for (const ActionName& action : kActionNames) {
             if (attachments[i].plans.*action.plan) SPI_freeplan(attachments[i].plans.*action.plan);
+            if (attachments[i].few.*action.plan) SPI_freeplan(attachments[i].few.*action.plan);
+        }
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
         if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
         if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
@@ -105,10 +107,10 @@ int text_array(HeapTuple tup, TupleDesc desc, int col, char*** out) {
     return n;
 }
 
-// Planned at every execution: the same statement runs for one contact or
-// for fifty thousand.
-SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
-    SPIPlanPtr plan = optout_pg::try_prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+// Planned at every execution (the same statement runs for one contact or
+// for fifty thousand), or with CURSOR_OPT_GENERIC_PLAN once (plan_for()).
+SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id, int options = CURSOR_OPT_CUSTOM_PLAN) {
+    SPIPlanPtr plan = optout_pg::try_prepare_kept(sql, nargs, types, options);
     if (!plan)
         ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                         errmsg("optout: attachment %d cannot be prepared: %s", id, SPI_result_code_string(SPI_result)),
@@ -117,9 +119,10 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id) {
     return plan;
 }
 
-// Prepares each named statement into its field of plans (set once kept, so
-// that free_cache() frees what a load cut short had prepared).
-void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, int id) {
+// Prepares each named statement into its field of plans, and of few with a
+// generic plan (each set once kept, so that free_cache() frees what a load
+// cut short had prepared).
+void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, ActionPlans* few, int id) {
     static Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
     for (int i = 0; i < n; i++) {
         SPIPlanPtr ActionPlans::*field = nullptr;
@@ -129,6 +132,7 @@ void prepare_plans(char** names, char** sqls, int n, ActionPlans* plans, int id)
             elog(ERROR, "optout: attachment %d has an unknown or repeated statement \"%s\"", id,
                  names[i] ? names[i] : "");
         plans->*field = prepare_one(sqls[i], 2, types, id);
+        few->*field = prepare_one(sqls[i], 2, types, id, CURSOR_OPT_GENERIC_PLAN);
     }
 }
 
@@ -221,7 +225,7 @@ void load_cache() {
         int nnames = text_array(tup, desc, 21, &names);
         int nsqls = text_array(tup, desc, 22, &sqls);
         if (nnames != nsqls) elog(ERROR, "optout: attachment %d: statements and names differ", a->id);
-        prepare_plans(names, sqls, nnames, &a->plans, a->id);
+        prepare_plans(names, sqls, nnames, &a->plans, &a->few, a->id);
         if (!OidIsValid(contact_type)) contact_type = DatumGetObjectId(SPI_getbinval(tup, desc, 23, &isnull));
         a->stopped_group = cache_strdup(tup, desc, 24);
         a->stopped_group_query = cache_strdup(tup, desc, 25);
@@ -317,6 +321,24 @@ Attachment* all_attachments(int* n) {
 
 void pin_attachments() { cache_pins++; }
 void unpin_attachments() { cache_pins--; }
+
+// A batch of up to this many contacts runs the generic twin.
+constexpr int kFewContacts = 16;
+
+static_assert(sizeof(Attachment::few_watch) / sizeof(PlanWatch) == sizeof(kActionNames) / sizeof(ActionName),
+              "a PlanWatch for each statement");
+
+SPIPlanPtr plan_for(const Attachment* a, SPIPlanPtr plan, int n, PlanWatch** watch) {
+    *watch = nullptr;
+    if (n > kFewContacts || !plan) return plan;
+    for (size_t i = 0; i < sizeof(kActionNames) / sizeof(ActionName); i++) {
+        SPIPlanPtr twin = a->few.*kActionNames[i].plan;
+        if (a->plans.*kActionNames[i].plan != plan || !twin) continue;
+        *watch = &a->few_watch[i];
+        return twin;
+    }
+    return plan;
+}
 
 Oid attached_contact_type() {
     ensure_cache();

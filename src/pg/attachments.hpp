@@ -6,6 +6,7 @@
 #pragma once
 
 #include "glue.hpp"
+#include "spi.hpp"
 
 namespace optout_pg {
 
@@ -70,9 +71,11 @@ struct Attachment {
     // that returns a row when the contact is answering a question: no review.
     bool review;
     SPIPlanPtr review_unless_plan;
-    SPIPlanPtr lock_plan;         // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
-    SPIPlanPtr lock_plan_nowait;  // the same, NOWAIT
-    ActionPlans plans;
+    SPIPlanPtr lock_plan;            // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
+    SPIPlanPtr lock_plan_nowait;     // the same, NOWAIT
+    ActionPlans plans;               // planned at every execution (custom plans)
+    ActionPlans few;                 // the same statements, planned once (generic): see plan_for()
+    mutable PlanWatch few_watch[8];  // the tables of each of few's plans (in kActionNames' order)
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
     // A contact known by phone number and/or organization (docs/spoke.md):
@@ -101,6 +104,15 @@ bool contact_query_finds(const Attachment* a, SPIPlanPtr plan, const char* conta
 // groups attachment (status; groups left, Stopped group joined), as a stop
 // would: returns the number of the table's rows it changed. (apply.cpp)
 int64 apply_existing_stops(Attachment* a);
+// The plan to run one of a's statements (a field of a->plans) with for a
+// batch of n contacts: the statement as prepared (planned afresh at every
+// execution, for the size of its batch) or, for a few contacts, its twin in
+// a->few, planned once for the backend and again when a table it reads has
+// grown (*watch then gets the twin's PlanWatch, for generic_plan_usable() and
+// generic_plan_ran(); else NULL). A statement for one contact chose a custom
+// plan every time, as its generic plan's estimate of `= ANY($1)` is for ten
+// elements: planning was 44% of a stop's instructions (bench/profile.sh).
+SPIPlanPtr plan_for(const Attachment* a, SPIPlanPtr plan, int n, PlanWatch** watch);
 // The contact key type of the first attachment (InvalidOid: none).
 Oid attached_contact_type();
 // The relation's column numbers for the attachment, cached; errors when the

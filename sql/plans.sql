@@ -1,0 +1,74 @@
+-- A stop for a few contacts runs each statement's generic plan, made once
+-- per backend; the plan is made again when a table it reads has grown past
+-- twice its size since (PostgreSQL itself replans only after an ANALYZE or
+-- DDL, and a plan made on a nearly empty table scans all of it). A plan
+-- that reads more tables than are watched (a table of many partitions) is
+-- not used: the statement is planned at each execution, as before.
+CREATE EXTENSION optout;
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+
+CREATE TABLE contacts (id integer PRIMARY KEY, status text NOT NULL DEFAULT 'A');
+CREATE TABLE msgs (id bigserial PRIMARY KEY, contact_id integer, direction char(1), body text,
+                   status text NOT NULL DEFAULT 'Q');
+CREATE INDEX ON msgs (contact_id);
+INSERT INTO contacts (id) SELECT generate_series(1, 20000);
+SELECT optout.attach_contacts('contacts', 'id', 'status', 'S', 'A') > 0 AS contacts,
+       optout.attach_inbound('msgs', 'body', 'contact_id', row_filter => '{"direction": "I"}') > 0 AS inbound,
+       optout.attach_outbound('msgs', 'contact_id', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}', row_filter => '{"direction": "O"}') > 0 AS outbound;
+INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'O', 'queued'), (2, 'O', 'queued'), (3, 'O', 'queued');
+ANALYZE msgs;
+
+-- Sequential scans of msgs in this transaction (pending statistics).
+CREATE FUNCTION msgs_seq_scans() RETURNS bigint LANGUAGE sql
+    AS $$ SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'msgs'::regclass $$;
+CREATE TEMP TABLE before (n bigint);
+
+-- The first stop plans "fail the queued messages" on a one-page table: a
+-- sequential scan.
+BEGIN;
+INSERT INTO before SELECT msgs_seq_scans();
+INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'I', 'STOP');
+SELECT msgs_seq_scans() - n AS seq_scans FROM before;
+COMMIT;
+
+-- The table grows a thousand times, with no ANALYZE: the next stop in the
+-- same backend plans again, and reads msgs by its index.
+INSERT INTO msgs (contact_id, direction, body, status)
+    SELECT c % 20000 + 1, 'O', 'sent', 'D' FROM generate_series(1, 200000) c;
+BEGIN;
+DELETE FROM before;
+INSERT INTO before SELECT msgs_seq_scans();
+INSERT INTO msgs (contact_id, direction, body) VALUES (2, 'I', 'STOP');
+SELECT msgs_seq_scans() - n AS seq_scans FROM before;
+COMMIT;
+
+-- After an ANALYZE (PostgreSQL's own replan) the next stop still enforces.
+ANALYZE msgs;
+INSERT INTO msgs (contact_id, direction, body) VALUES (3, 'I', 'STOP');
+SELECT contact_id, status FROM msgs WHERE body = 'queued' ORDER BY contact_id;
+SELECT id, status FROM contacts WHERE id <= 4 ORDER BY id;
+
+-- A message table of 20 partitions: its plan reads more tables than are
+-- watched, so "fail the queued messages" is planned at every stop.
+CREATE TABLE pmsgs (id bigint, contact_id integer, direction char(1), body text,
+                    status text NOT NULL DEFAULT 'Q', part integer NOT NULL DEFAULT 0) PARTITION BY LIST (part);
+DO $$
+BEGIN
+    FOR i IN 0..19 LOOP
+        EXECUTE format('CREATE TABLE pmsgs_%s PARTITION OF pmsgs FOR VALUES IN (%s)', i, i);
+    END LOOP;
+END $$;
+SELECT optout.attach_inbound('pmsgs', 'body', 'contact_id', row_filter => '{"direction": "I"}') > 0 AS inbound,
+       optout.attach_outbound('pmsgs', 'contact_id', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}', row_filter => '{"direction": "O"}') > 0 AS outbound;
+INSERT INTO pmsgs (id, contact_id, direction, body, part)
+    SELECT i, 10 + i % 3, 'O', 'queued', i FROM generate_series(0, 19) i;
+INSERT INTO pmsgs (id, contact_id, direction, body) VALUES (100, 10, 'I', 'STOP');
+INSERT INTO pmsgs (id, contact_id, direction, body) VALUES (101, 11, 'I', 'STOP');
+SELECT contact_id, status, count(*) FROM pmsgs WHERE body = 'queued' GROUP BY 1, 2 ORDER BY 1, 2;
+
+DROP TABLE pmsgs, msgs, contacts;
+DROP FUNCTION msgs_seq_scans();
+DROP EXTENSION optout;
