@@ -28,6 +28,8 @@
 # connection; only the last statement is counted):
 #   out_copy     COPY of ROWS outbound messages, 10% of contacts stopped (mark)
 #   broadcast    INSERT ... SELECT of one message per contact, the same table
+#   update       the platform's status UPDATE of every queued message
+#                (queued -> wired): nothing is made sendable
 #   in_copy      COPY of ROWS inbound messages, 5% keyword messages, onto the
 #                table with attach_inbound + attach_outbound, contacts and
 #                groups attached (as run.sh's "inbound")
@@ -65,7 +67,7 @@ fi
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
 ROWS=${ROWS:-20000} CONTACTS=${CONTACTS:-2000} WARM_STOPS=${WARM_STOPS:-1}
-CASES=${CASES:-out_copy broadcast in_copy plain_copy stop}
+CASES=${CASES:-out_copy broadcast update in_copy plain_copy stop}
 out=${1:-/tmp/optout-profile}
 command -v valgrind >/dev/null || { echo "profile.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 mkdir -p "$out"
@@ -107,12 +109,14 @@ version=$("$bin/psql" -X -At -h "$work" -p "$port" -d in_att -c "SELECT extversi
 statements() {  # statements CASE
     local c=$CONTACTS
     case $1 in
-        out_copy|broadcast)
+        out_copy|broadcast|update)
             echo "INSERT INTO msgs VALUES (-10000001, 10, 1, 'O', 'Q', NULL, NULL, 'warm-up', now())"
             echo "INSERT INTO msgs VALUES (-10000002, 11, 1, 'O', 'Q', NULL, NULL, 'warm-up', now())"
             echo "INSERT INTO msgs SELECT -10000010 - i, i, 1, 'O', 'Q', NULL, NULL, 'warm-up', now() FROM generate_series(1, 20) AS i"
             if [ "$1" = out_copy ]; then
                 echo "COPY msgs FROM '$work/outbound.copy'"
+            elif [ "$1" = update ]; then
+                echo "UPDATE msgs SET status = 'W', sent_on = now() WHERE status = 'Q' AND id > -10000000"
             else
                 echo "INSERT INTO msgs SELECT 20000000 + c, c, 1 + c % 3, 'O', 'Q', NULL, NULL, 'Our offices are closed on Monday. Reply STOP to opt out.', now() FROM generate_series(1, $c) AS c"
             fi ;;
@@ -132,18 +136,19 @@ statements() {  # statements CASE
         *) echo "profile.sh: unknown case '$1'" >&2; return 2 ;;
     esac
 }
-# The floor: the bare table with a BEFORE INSERT row trigger whose WHEN never
-# holds (no function is called), which makes COPY insert row by row as any
-# BEFORE ROW trigger does (optout_outbound is one).
+# The floor: the bare table with a BEFORE INSERT OR UPDATE row trigger whose
+# WHEN never holds (no function is called), which makes COPY insert row by
+# row as any BEFORE ROW trigger does (optout_outbound is one), and makes an
+# UPDATE fetch each old row for it.
 floor_trigger() {  # floor_trigger VARIANT
     [ "$1" = floor ] || return 0
     echo "CREATE FUNCTION floor_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'"
-    echo "CREATE TRIGGER floor_never BEFORE INSERT ON msgs FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION floor_noop()"
+    echo "CREATE TRIGGER floor_never BEFORE INSERT OR UPDATE ON msgs FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION floor_noop()"
 }
-kind_of() { case $1 in out_copy|broadcast) echo out ;; *) echo in ;; esac; }
+kind_of() { case $1 in out_copy|broadcast|update) echo out ;; *) echo in ;; esac; }
 
 # Functions reported (inclusive), by name as callgrind_annotate prints them.
-functions='^(CopyFrom|ExecInsert|ExecBRInsertTriggers|ExecARInsertTriggers|TriggerEnabled|AfterTriggerEndQuery|CommitTransaction|PreCommit_Notify|AtCommit_Notify|heap_insert|heap_multi_insert|ExecInsertIndexTuples|XLogInsert|SPI_execute_plan|SPI_execute_plan_extended|SPI_execute_with_args|set_config_option|NewGUCNestLevel|AtEOXact_GUC|SetUserIdAndSecContext|LockAcquire|LockAcquireExtended|.*optout.*)$'
+functions='^(CopyFrom|ExecInsert|ExecUpdate|ExecBRInsertTriggers|ExecBRUpdateTriggers|heap_update|ExecARInsertTriggers|TriggerEnabled|AfterTriggerEndQuery|CommitTransaction|PreCommit_Notify|AtCommit_Notify|heap_insert|heap_multi_insert|ExecInsertIndexTuples|XLogInsert|SPI_execute_plan|SPI_execute_plan_extended|SPI_execute_with_args|set_config_option|NewGUCNestLevel|AtEOXact_GUC|SetUserIdAndSecContext|LockAcquire|LockAcquireExtended|.*optout.*)$'
 
 json="$out/profile.json"
 echo "{\"version\": \"$version\", \"rows\": $ROWS, \"contacts\": $CONTACTS, \"cases\": {" > "$json"

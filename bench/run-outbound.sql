@@ -11,6 +11,9 @@
 --   plpgsql     bench.out_p: a PL/pgSQL BEFORE INSERT trigger that looks the
 --               contact up in a plain table of stopped contacts and marks
 --               the row (what a platform might write by hand)
+--   trigger floor bench.out_f: a BEFORE INSERT row trigger whose WHEN never
+--               holds: COPY inserts row by row (as on any table with a
+--               BEFORE ROW trigger, optout's included) and nothing is called
 -- broadcast: INSERT ... SELECT of one message to each of :broadcast contacts
 -- (10% stopped) into the same three tables; 3 * :runs runs (it is ten times
 -- smaller than the others, and its medians need more runs to settle).
@@ -20,7 +23,7 @@
 
 \o /dev/null
 SELECT bench.create_msgs('bench.out_a'), bench.create_msgs('bench.out_b'), bench.create_msgs('bench.out_p'),
-       bench.create_msgs('bench.out_c');
+       bench.create_msgs('bench.out_c'), bench.create_msgs('bench.out_f');
 \o
 
 -- The messages: :contacts contacts, three channels, over 90 days.
@@ -65,11 +68,13 @@ END
 $$;
 CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
     FOR EACH ROW WHEN (NEW.direction = 'O') EXECUTE FUNCTION bench.block_stopped();
+CREATE TRIGGER floor BEFORE INSERT ON bench.out_f
+    FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.block_stopped();
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
-               ('confirmable', 4, 'bench.out_c')) AS x (v, o, t);
+               ('confirmable', 4, 'bench.out_c'), ('trigger floor', 5, 'bench.out_f')) AS x (v, o, t);
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
@@ -83,6 +88,8 @@ SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
        (SELECT count(*) FROM optout.events WHERE kind = 'blocked') AS blocked_events;
 SELECT * FROM bench.medians('outbound');
 SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.15)
+UNION ALL SELECT * FROM bench.target('outbound', 'the floor: a BEFORE INSERT row trigger never called vs unattached (reference)', 'trigger floor', 'unattached')
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs the floor (reference)', 'attached', 'trigger floor')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, with a confirmation filter vs attached (for reference)', 'confirmable', 'attached');

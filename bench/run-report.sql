@@ -40,8 +40,10 @@ INSERT INTO about VALUES
  format('`COPY` of %s queued outbound messages to %s contacts, 10%% of them stopped (with `optout.stop()`), into '
         '`bench.out_a`, attached with `attach_outbound(on_blocked => ''mark'')` (each blocked row is stored marked '
         'failed and gets a `blocked` event), versus the same table unattached, and versus a PL/pgSQL BEFORE INSERT '
-        'trigger that looks the contact up in a plain table of stopped contacts (primary key) and marks the row. '
-        'Before every run the table and `optout.events` are emptied.',
+        'trigger that looks the contact up in a plain table of stopped contacts (primary key) and marks the row; '
+        'and the floor: the same table with a BEFORE INSERT row trigger whose WHEN never holds (on which COPY '
+        'inserts row by row instead of in batches, as on any table with a BEFORE ROW trigger, and nothing is '
+        'called). Before every run the table and `optout.events` are emptied.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
 ('broadcast', 4, 'broadcast', :broadcast,
  format('A bulk broadcast, `INSERT INTO … SELECT` one message to each of %s contacts (10%% stopped) from a contacts '
