@@ -74,7 +74,7 @@ struct Attachment {
     SPIPlanPtr lock_plan;            // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
     SPIPlanPtr lock_plan_nowait;     // the same, NOWAIT
     ActionPlans plans;               // planned at every execution (custom plans)
-    ActionPlans few;                 // the same statements, planned once (generic): see plan_for()
+    ActionPlans few;                 // the same for one contact, planned once (generic): see plan_for()
     mutable PlanWatch few_watch[8];  // the tables of each of few's plans (in kActionNames' order)
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
@@ -106,12 +106,12 @@ bool contact_query_finds(const Attachment* a, SPIPlanPtr plan, const char* conta
 int64 apply_existing_stops(Attachment* a);
 // The plan to run one of a's statements (a field of a->plans) with for a
 // batch of n contacts: the statement as prepared (planned afresh at every
-// execution, for the size of its batch) or, for a few contacts, its twin in
-// a->few, planned once for the backend and again when a table it reads has
-// grown (*watch then gets the twin's PlanWatch, for generic_plan_usable() and
-// generic_plan_ran(); else NULL). A statement for one contact chose a custom
-// plan every time, as its generic plan's estimate of `= ANY($1)` is for ten
-// elements: planning was 44% of a stop's instructions (bench/profile.sh).
+// execution, for the size of its batch) or, for one contact, its twin in
+// a->few (the statement for a single contact, attachments.cpp), planned once
+// for the backend and again when a table it reads has grown (*watch then
+// gets the twin's PlanWatch, for generic_plan_usable() and
+// generic_plan_ran(); else NULL). Planning every statement afresh was 44% of
+// a stop's instructions (bench/profile.sh).
 SPIPlanPtr plan_for(const Attachment* a, SPIPlanPtr plan, int n, PlanWatch** watch);
 // The contact key type of the first attachment (InvalidOid: none).
 Oid attached_contact_type();
