@@ -5,6 +5,13 @@
 --   attached    bench.msgs_in_a: attach_inbound + attach_outbound (same
 --               table, RapidPro's way) + attach_contacts + attach_groups
 --   unattached  bench.msgs_in_b: the same table, no trigger
+--   by hand     bench.msgs_in_h, no trigger, then what the stops change done
+--               by the platform itself, set-based, in the COPY's transaction
+--               (no optout): the contacts that optout stops (listed once,
+--               with optout.classify, in bench.inbound_stops) set stopped,
+--               their other memberships deleted, the Stopped group joined
+--               and their queued messages failed, on bench.contacts_h and
+--               bench.members_h; no classification, no record, no lock
 -- Every STOP moves its contact (status, groups, queued messages); the state
 -- is restored before every run: the contacts and memberships reloaded, the
 -- ledger and events emptied, the message table reloaded with its history (one
@@ -35,8 +42,20 @@ CALL bench.build('inbound: ' || :rows || ' messages to COPY', format($q$
                  timestamptz '2026-01-01' + i * interval '1 second'
             FROM generate_series(1, %2$s) AS i) TO %3$L;
     $q$, :contacts, :rows, :'datadir' || '/inbound.copy'));
+-- The contacts the COPY stops (for "by hand"): an opt-out with no opt-in
+-- after it.
+CALL bench.build('inbound: the contacts its messages stop', format($q$
+    CREATE TABLE bench.inbound_stops AS
+    SELECT contact_id FROM (
+        SELECT DISTINCT ON (c) c AS contact_id, optout.classify(bench.keyword_message(i / 20)) AS intent
+          FROM generate_series(20, %2$s, 20) AS i, LATERAL (SELECT bench.contact_of(i, %1$s) AS c) AS x
+         WHERE optout.classify(bench.keyword_message(i / 20)) IN ('opt_out', 'opt_in')
+         ORDER BY c, i DESC) AS last WHERE intent = 'opt_out';
+    CREATE TABLE bench.contacts_h (LIKE bench.contacts INCLUDING ALL);
+    CREATE TABLE bench.members_h (LIKE bench.members INCLUDING ALL);
+    $q$, :contacts, :rows));
 \o /dev/null
-SELECT bench.create_msgs('bench.msgs_in_a'), bench.create_msgs('bench.msgs_in_b');
+SELECT bench.create_msgs('bench.msgs_in_a'), bench.create_msgs('bench.msgs_in_b'), bench.create_msgs('bench.msgs_in_h');
 
 SELECT optout.attach_contacts('bench.contacts', 'id', 'status', 'S', 'A', touch_column => 'modified_on') IS NOT NULL AS contacts_attached;
 SELECT optout.attach_groups('bench.members', 'contact_id', 'group_id', stopped_group => '0') IS NOT NULL AS groups_attached;
@@ -59,7 +78,21 @@ INSERT INTO bench.variants (workload, variant, ord, reset, query) VALUES
      ARRAY['TRUNCATE bench.msgs_in_b',
            'INSERT INTO bench.msgs_in_b SELECT * FROM bench.history_init',
            'VACUUM ANALYZE bench.msgs_in_b'],
-     format('COPY bench.msgs_in_b FROM %L', :'datadir' || '/inbound.copy'));
+     format('COPY bench.msgs_in_b FROM %L', :'datadir' || '/inbound.copy')),
+    ('inbound', 'by hand', 3,
+     ARRAY['TRUNCATE bench.msgs_in_h, bench.contacts_h, bench.members_h',
+           'INSERT INTO bench.contacts_h SELECT * FROM bench.contacts_init',
+           'INSERT INTO bench.members_h SELECT * FROM bench.members_init',
+           'INSERT INTO bench.msgs_in_h SELECT * FROM bench.history_init',
+           'VACUUM ANALYZE bench.msgs_in_h, bench.contacts_h, bench.members_h'],
+     format($q$COPY bench.msgs_in_h FROM %L;
+        UPDATE bench.contacts_h c SET status = 'S', modified_on = now() FROM bench.inbound_stops s
+         WHERE c.id = s.contact_id AND c.status <> 'S';
+        DELETE FROM bench.members_h m USING bench.inbound_stops s WHERE m.contact_id = s.contact_id AND m.group_id <> 0;
+        INSERT INTO bench.members_h SELECT contact_id, 0 FROM bench.inbound_stops ON CONFLICT DO NOTHING;
+        UPDATE bench.msgs_in_h x SET status = 'F', failed_reason = 'C', sent_on = NULL FROM bench.inbound_stops s
+         WHERE x.contact_id = s.contact_id AND x.direction = 'O' AND x.status IN ('I', 'Q', 'E')$q$,
+            :'datadir' || '/inbound.copy'));
 
 SELECT s FROM bench.schedule('inbound', :runs) s \gexec
 
@@ -70,9 +103,16 @@ SELECT (SELECT count(*) FROM optout.events WHERE kind = 'stop') AS stops,
        (SELECT count(*) FROM bench.contacts WHERE status = 'S') AS contacts_stopped_now,
        (SELECT count(*) FROM bench.members WHERE group_id = 0) AS in_stopped_group,
        (SELECT count(*) FROM bench.members) AS memberships_left;
+-- And the last "by hand" run: the same contacts stopped, the same memberships.
+SELECT (SELECT count(*) FROM bench.contacts_h WHERE status = 'S') AS by_hand_stopped,
+       (SELECT count(*) FROM bench.members_h WHERE group_id = 0) AS by_hand_in_stopped_group,
+       (SELECT count(*) FROM bench.members_h) AS by_hand_memberships_left;
 
 SELECT * FROM bench.medians('inbound');
-SELECT * FROM bench.target('inbound', 'COPY inbound, attached vs unattached', 'attached', 'unattached', '<=', 1.5);
+SELECT * FROM bench.target('inbound', 'COPY inbound, attached vs unattached', 'attached', 'unattached', '<=', 1.5)
+UNION ALL SELECT * FROM bench.target('inbound', 'the floor: unattached, with the stops'' changes done by hand vs unattached (reference)',
+                                     'by hand', 'unattached')
+UNION ALL SELECT * FROM bench.target('inbound', 'COPY inbound, attached vs the stops by hand (reference)', 'attached', 'by hand');
 SELECT * FROM bench.figure('inbound', 'COPY inbound: attached − unattached, per keyword message (reference)',
                            round(((bench.median('inbound', 'attached') - bench.median('inbound', 'unattached')) * 1000
                                   / (:rows / 20))::numeric), 'µs');
