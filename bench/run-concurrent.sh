@@ -29,8 +29,8 @@ for c in ${CONC_CLIENTS:-1 4 8}; do
     for r in $(seq 1 "$RUNS"); do
         if [ $((r % 2)) = 1 ]; then order="bare attached"; else order="attached bare"; fi
         for v in $order; do
-            psql -d conc_$v -c CHECKPOINT >/dev/null
-            tps=$(conc_tps conc_$v "$c" "$r")
+            psql -d "conc_$v" -c CHECKPOINT >/dev/null
+            tps=$(conc_tps "conc_$v" "$c" "$r")
             echo "    $c clients, run $r, $v: ${tps:-?} tps"
             psql -c "INSERT INTO bench.timings (workload, variant, run, ms)
                      VALUES ('concurrent', '$v, $c clients', $r, 1000 / nullif(${tps:-0}, 0))"
