@@ -133,7 +133,7 @@ SELECT format('| scale | SCALE=%s: %s messages per COPY, %s contacts, %s broadca
               :'scale', to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'),
               to_char(:broadcast, 'FM999,999,999'), to_char(:lat_contacts, 'FM999,999,999'),
               to_char(:lat_contacts * 10, 'FM999,999,999'));
-SELECT format('| repetitions | RUNS=%s per variant (the broadcast: %s), alternated (medians); STOPS=%s per size |', :'runs', 3 * :runs, :'stops');
+SELECT format('| repetitions | RUNS=%s per variant (the broadcast: %s), alternated (ratios: the median of the per-run ratios); STOPS=%s per size |', :'runs', 3 * :runs, :'stops');
 SELECT format('| workloads | %s |', :'workloads');
 SELECT format('| wall time | %s min %s s, build and data included |', :secs / 60, :secs % 60);
 SELECT format('| load average | %s (1, 5, 15 min; before / after the run: the machine is shared) |', :'load');
@@ -154,8 +154,11 @@ SELECT format('| %s | %s | %s | %s | %s |', workload, what,
               CASE WHEN met THEN 'yes' WHEN NOT met THEN '**no**' ELSE '' END)
   FROM bench.results ORDER BY id;
 SELECT '';
-SELECT 'A ratio is median(variant) / median(baseline) over the runs; "x" for classify''s PL/pgSQL line is how many '
-       'times slower the PL/pgSQL function is than `optout.classify`.';
+SELECT 'A ratio is the median over the runs of variant / baseline within a run (each run times every variant of a '
+       'workload once, one after the other, in an order that rotates from run to run), with the lowest and highest '
+       'of those per-run ratios in brackets: the spread. The tables below give each variant''s own median, lowest '
+       'and highest time. "x" for classify''s PL/pgSQL line is how many times slower the PL/pgSQL function is than '
+       '`optout.classify`.';
 SELECT '';
 SELECT 'Where the time goes in the targets missed, measured piece by piece (`WORKLOADS=breakdown`): '
        '[benchmarks-analysis.md](benchmarks-analysis.md), written by hand and dated.';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of optout in one run: builds the data, runs each workload
 # against its baselines in the same run (variants alternated, RUNS
-# repetitions, medians), prints the ratios and whether each target is met, and
+# repetitions; a ratio is the median of the per-run ratios), prints the ratios and whether each target is met, and
 # writes the table, the machine and the command to docs/benchmarks.md.
 #
 #   bash bench/run.sh                        the full scale (docs/benchmarks.md gives its wall time)
