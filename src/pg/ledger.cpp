@@ -65,6 +65,12 @@ SPIPlanPtr peek_plan = nullptr;
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
     return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 }
+// A statement that reads no table (an INSERT of its parameters' rows, its
+// conflicts found through the unique index it names) has no plan to choose
+// by the tables' sizes: planned once per backend.
+SPIPlanPtr prepare_once(const char* sql, int nargs, const Oid* types) {
+    return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+}
 
 using optout_pg::bind_texts;
 using optout_pg::enter_owner;
@@ -352,7 +358,7 @@ void record_events(const EventRow* rows, int n, int64* ids) {
         for (int c = 0; c < kEventColumns; c++) types[c] = TEXTARRAYOID;
         // The rows come out in array order, and each takes its id (the
         // column default) in that order, so RETURNING lists them in order.
-        event_plan = prepare(
+        event_plan = prepare_once(
             "INSERT INTO optout.events (kind, contact, channel, source, body, keyword, language, rule, provider, "
             "code, table_name, reason, actor, optout_version, keyword_set, detail) "
             "SELECT u.kind, u.contact, u.channel, u.source, u.body, u.keyword, u.language, u.rule, u.provider, "
@@ -454,7 +460,7 @@ void ledger_apply(const char* const* del_contacts, const char* const* del_channe
     if (!ledger_insert_plan) {
         static const Oid itypes[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
                                       TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-        ledger_insert_plan = prepare(
+        ledger_insert_plan = prepare_once(
             "INSERT INTO optout.stops (contact, channel, source, keyword, rule, event_id) "
             "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
             "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) "
