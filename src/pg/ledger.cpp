@@ -58,10 +58,10 @@ SPIPlanPtr confirmation_plan = nullptr;
 SPIPlanPtr help_reply_plan = nullptr;
 SPIPlanPtr peek_plan = nullptr;
 
-// Every statement here is planned at every execution (CURSOR_OPT_CUSTOM_PLAN):
-// a generic plan made while the ledger was empty would keep scanning it whole
-// once it has grown. Called in an owner scope, so parsed (and re-parsed) with
-// the pinned path.
+// A statement here that reads a table is planned at every execution
+// (CURSOR_OPT_CUSTOM_PLAN): a generic plan made while the ledger was empty
+// would keep scanning it whole once it has grown. Called in an owner scope,
+// so parsed (and re-parsed) with the pinned path; so is prepare_once().
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
     return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 }
