@@ -6,7 +6,8 @@
 # UPDATEs, stops and starts by hand), attached versus the same schema
 # unattached, at CONC_CLIENTS clients (default "1 4 8"), CONC_SECONDS
 # seconds a run (default 10), RUNS runs of each, the two alternated; the
-# ratio of their throughputs is reported per run pair (median, min, max).
+# ratio of their throughputs is reported per run pair (median, min, max:
+# bench.target).
 conc_dir="$OPTOUT_ROOT/test/scripts/concurrency"
 conc_contacts=$(num 20000)
 [ "$conc_contacts" -ge 1000 ] || conc_contacts=1000
@@ -36,14 +37,12 @@ for c in ${CONC_CLIENTS:-1 4 8}; do
                      VALUES ('concurrent', '$v, $c clients', $r, 1000 / nullif(${tps:-0}, 0))"
         done
     done
+    # Throughput attached / bare is the bare time a transaction over the
+    # attached one: bench.target's per-run ratio of 'bare' to 'attached'.
     psql -At -c "
-        WITH p AS (SELECT b.ms / a.ms AS ratio FROM bench.timings a JOIN bench.timings b USING (workload, run)
-                    WHERE workload = 'concurrent' AND a.variant = 'attached, $c clients' AND b.variant = 'bare, $c clients')
-        SELECT bench.figure('concurrent',
-                            format('throughput attached / bare, %s clients (per run pair: min %s, max %s)', $c,
-                                   round(min(ratio)::numeric, 2), round(max(ratio)::numeric, 2)),
-                            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ratio)::numeric, 2), 'x',
-                            CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END) FROM p" |
+        SELECT bench.target('concurrent', 'throughput attached / bare, $c clients',
+                            'bare, $c clients', 'attached, $c clients',
+                            CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END)" |
         sed 's/^/    /'
 done
 # Where the time goes (CONC_WAITS=1): one more 8-client run of each, its

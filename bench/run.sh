@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark of optout in one run: builds the data, runs each workload
 # against its baselines in the same run (variants alternated, RUNS
-# repetitions; a ratio is the median of the per-run ratios), prints the ratios and whether each target is met, and
-# writes the table, the machine and the command to docs/benchmarks.md.
+# repetitions; a ratio is the median of the per-run ratios), prints the
+# ratios and whether each target is met, and writes the table, the machine
+# and the command to docs/benchmarks.md.
 #
 #   bash bench/run.sh                        the full scale (docs/benchmarks.md gives its wall time)
 #   SCALE=0.1 RUNS=2 bash bench/run.sh       a smoke test (under a minute)
