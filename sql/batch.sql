@@ -122,8 +122,14 @@ DROP TRIGGER log_event ON optout.events;
 ALTER TABLE optout.events ADD CONSTRAINT no_contact_42 CHECK (contact <> '42');
 \set VERBOSITY terse
 SELECT optout.stop('42');
+-- The constraints are parsed once a backend, kept by their text: the same
+-- name on another text is the new one.
+ALTER TABLE optout.events DROP CONSTRAINT no_contact_42, ADD CONSTRAINT no_contact_42 CHECK (contact <> '43');
+SELECT optout.stop('42') AS stopped_42;
+SELECT optout.stop('43');
 \set VERBOSITY default
 ALTER TABLE optout.events DROP CONSTRAINT no_contact_42;
+SELECT optout.stop('43') AS stopped_43;
 DROP TABLE event_log;
 DROP FUNCTION log_event();
 

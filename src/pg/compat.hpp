@@ -28,6 +28,35 @@ inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EStat
 #endif
 }
 
+// The CHECK constraints' expression states of a result relation, which
+// ExecConstraints builds on its first row when they are NULL (one for each
+// of the relation's constraints, in order; NULL: not checked). PostgreSQL 18
+// renamed the field, skips the constraints declared NOT ENFORCED, and expands
+// virtual generated columns in them.
+inline ExprState**& check_constraint_states(ResultRelInfo* rri) {
+#if PG_VERSION_NUM >= 180000
+    return rri->ri_CheckConstraintExprs;
+#else
+    return rri->ri_ConstraintExprs;
+#endif
+}
+inline bool check_constraint_enforced(const ConstrCheck& check) {
+#if PG_VERSION_NUM >= 180000
+    return check.ccenforced;
+#else
+    (void)check;
+    return true;
+#endif
+}
+inline bool has_virtual_generated(const TupleConstr* constr) {
+#if PG_VERSION_NUM >= 180000
+    return constr->has_generated_virtual;
+#else
+    (void)constr;
+    return false;
+#endif
+}
+
 // An index scan. PostgreSQL 18 added the instrumentation argument (for
 // EXPLAIN ANALYZE's index searches count; none here).
 inline IndexScanDesc index_beginscan(Relation heap, Relation index, Snapshot snapshot, int nkeys, int norderbys) {

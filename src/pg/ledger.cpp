@@ -162,6 +162,60 @@ bool direct_writable(Relation rel) {
            !optout_pg::citus_table(RelationGetRelid(rel));  // its rows are in Citus's shards
 }
 
+// The CHECK constraints of optout.events, parsed once per backend.
+// ExecConstraints reads each constraint back from its text (ccbin) when its
+// ResultRelInfo has no expression states yet, which is every call here: that
+// parsing was an eighth of a STOP's instructions (the IN lists are array
+// constants, read byte by byte). The parsed trees are kept by their text, so
+// a constraint a DBA adds or changes is parsed afresh; each call plans and
+// initialises its own copy, as ExecConstraints would. An entry is added only
+// once it is complete; past kParsedChecks texts, the others are parsed at
+// each call, as before.
+struct ParsedCheck {
+    const char* text;
+    Node* tree;
+};
+constexpr int kParsedChecks = 16;
+ParsedCheck parsed_checks[kParsedChecks];
+int n_parsed_checks = 0;
+
+const Node* parsed_check(const char* ccbin) {
+    for (int i = 0; i < n_parsed_checks; i++)
+        if (strcmp(parsed_checks[i].text, ccbin) == 0) return parsed_checks[i].tree;
+    if (n_parsed_checks == kParsedChecks) return static_cast<Node*>(stringToNode(ccbin));
+    // Built in a context of this call (gone with it on an error), adopted by
+    // the cache once whole.
+    MemoryContext entry = AllocSetContextCreate(CurrentMemoryContext, "optout CHECK constraint", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(entry);
+    ParsedCheck parsed{pstrdup(ccbin), static_cast<Node*>(stringToNode(ccbin))};
+    MemoryContextSwitchTo(old);
+    MemoryContextSetParent(entry, CacheMemoryContext);
+    parsed_checks[n_parsed_checks++] = parsed;
+    return parsed.tree;
+}
+
+// Gives rri the expression states of its relation's CHECK constraints, from
+// the parsed trees above, before ExecConstraints would build them from text.
+// Left to ExecConstraints where the constraints are not what the relation's
+// row says (it reports that), or where PostgreSQL 18 would expand virtual
+// generated columns in them.
+void prepare_checks(ResultRelInfo* rri, EState* estate) {
+    Relation rel = rri->ri_RelationDesc;
+    TupleConstr* constr = RelationGetDescr(rel)->constr;
+    if (!constr || constr->num_check == 0 || constr->num_check != rel->rd_rel->relchecks ||
+        optout_pg::compat::has_virtual_generated(constr))
+        return;
+    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+    ExprState** states = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * constr->num_check));
+    for (int i = 0; i < constr->num_check; i++) {
+        if (!optout_pg::compat::check_constraint_enforced(constr->check[i])) continue;
+        Expr* tree = static_cast<Expr*>(copyObjectImpl(parsed_check(constr->check[i].ccbin)));
+        states[i] = ExecPrepareExpr(tree, estate);
+    }
+    MemoryContextSwitchTo(old);
+    optout_pg::compat::check_constraint_states(rri) = states;
+}
+
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
     TupleDesc desc = RelationGetDescr(rel);
     int natts = desc->natts;
@@ -189,6 +243,7 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
     ResultRelInfo* rri = makeNode(ResultRelInfo);
     InitResultRelInfo(rri, rel, 0, nullptr, 0);
     ExecOpenIndices(rri, false);
+    prepare_checks(rri, estate);
     BulkInsertState bistate = GetBulkInsertState();
     CommandId cid = GetCurrentCommandId(true);
     ExprContext* econtext = GetPerTupleExprContext(estate);
