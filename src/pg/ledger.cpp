@@ -52,6 +52,8 @@ SPIPlanPtr ledger_insert_plan = nullptr;
 SPIPlanPtr ledger_delete_plan = nullptr;
 SPIPlanPtr check_plan = nullptr;
 SPIPlanPtr load_plan = nullptr;
+SPIPlanPtr load_one_plan = nullptr;     // the same for one contact, planned once (ledger_load)
+optout_pg::PlanWatch load_one_watch{};  // ... and the size of what its plan reads
 SPIPlanPtr code_plan = nullptr;
 SPIPlanPtr whole_plan = nullptr;
 SPIPlanPtr confirmation_plan = nullptr;
@@ -60,7 +62,8 @@ SPIPlanPtr peek_plan = nullptr;
 
 // A statement here that reads a table is planned at every execution
 // (CURSOR_OPT_CUSTOM_PLAN): a generic plan made while the ledger was empty
-// would keep scanning it whole once it has grown. Called in an owner scope,
+// would keep scanning it whole once it has grown. (The one exception,
+// ledger_load's statement for one contact, watches the ledger's size.) Called in an owner scope,
 // so parsed (and re-parsed) with the pinned path; so is prepare_once().
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
     return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
@@ -154,6 +157,7 @@ void event_values(const optout_pg::EventRow& row, const char* actor, const char*
 // installed): a table a DBA has given triggers (or forced row security) goes
 // through the INSERT, which fires them (or applies its policies).
 constexpr int kBatch = 1000;
+constexpr int kSmallWrite = 16;
 
 bool direct_writable(Relation rel) {
     TupleConstr* constr = RelationGetDescr(rel)->constr;
@@ -244,7 +248,9 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
     InitResultRelInfo(rri, rel, 0, nullptr, 0);
     ExecOpenIndices(rri, false);
     prepare_checks(rri, estate);
-    BulkInsertState bistate = GetBulkInsertState();
+    // A bulk write's ring of buffers, for a batch of events (a stop's one or
+    // two rows would only pay for setting it up).
+    BulkInsertState bistate = n > kSmallWrite ? GetBulkInsertState() : nullptr;
     CommandId cid = GetCurrentCommandId(true);
     ExprContext* econtext = GetPerTupleExprContext(estate);
     TupleTableSlot** slots = static_cast<TupleTableSlot**>(palloc0(sizeof(TupleTableSlot*) * Min(n, kBatch)));
@@ -324,7 +330,7 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
     }
     for (int i = 0; i < Min(n, kBatch); i++)
         if (slots[i]) ExecDropSingleTupleTableSlot(slots[i]);
-    FreeBulkInsertState(bistate);
+    if (bistate) FreeBulkInsertState(bistate);
     table_finish_bulk_insert(rel, 0);
     ExecCloseIndices(rri);
     FreeExecutorState(estate);
@@ -462,8 +468,22 @@ int ledger_load(const char* const* contacts, int n, char*** out_contacts, char**
             prepare("SELECT s.contact, s.channel FROM optout.stops s WHERE s.contact OPERATOR(pg_catalog.=) ANY ($1)",
                     1, types);
     }
+    // One contact (a STOP, the common case): a twin planned once per
+    // backend, planned again when the ledger has grown past twice the size
+    // it was planned at (spi.hpp), as the platform's statements are.
+    SPIPlanPtr plan = load_plan;
+    if (n == 1) {
+        if (!load_one_plan) {
+            static const Oid types[1] = {TEXTARRAYOID};
+            load_one_plan = prepare_once(
+                "SELECT s.contact, s.channel FROM optout.stops s WHERE s.contact OPERATOR(pg_catalog.=) ($1)[1]", 1,
+                types);
+        }
+        if (generic_plan_usable(load_one_plan, &load_one_watch)) plan = load_one_plan;
+    }
     // The latest committed state (the caller holds the contacts' locks).
-    int rc = SPI_execute_snapshot(load_plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+    int rc = SPI_execute_snapshot(plan, &arg, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+    if (plan == load_one_plan && rc >= 0) generic_plan_ran(plan, &load_one_watch);
     if (rc != SPI_OK_SELECT) elog(ERROR, "optout: reading the ledger failed: %s", SPI_result_code_string(rc));
     int rows = static_cast<int>(SPI_processed);
     char** cs = static_cast<char**>(MemoryContextAlloc(caller, sizeof(char*) * (rows ? rows : 1)));
