@@ -130,6 +130,16 @@ SELECT optout.stop('43');
 \set VERBOSITY default
 ALTER TABLE optout.events DROP CONSTRAINT no_contact_42;
 SELECT optout.stop('43') AS stopped_43;
+-- So are its columns and their defaults, until the table is altered: a
+-- changed default, a column added with one, then dropped, are what the next
+-- events get.
+ALTER TABLE optout.events ALTER COLUMN at SET DEFAULT '2000-01-01 00:00+00';
+ALTER TABLE optout.events ADD COLUMN note text DEFAULT 'added';
+SELECT optout.stop('44') AS stopped_44;
+SELECT contact, at = '2000-01-01 00:00+00' AS default_changed, note FROM optout.events WHERE contact = '44';
+ALTER TABLE optout.events DROP COLUMN note, ALTER COLUMN at SET DEFAULT pg_catalog.now();
+SELECT optout.start('44', reason => 'test') AS started_44;
+SELECT contact, kind, at = '2000-01-01 00:00+00' AS default_changed FROM optout.events WHERE contact = '44' ORDER BY id;
 DROP TABLE event_log;
 DROP FUNCTION log_event();
 

@@ -220,30 +220,79 @@ void prepare_checks(ResultRelInfo* rri, EState* estate) {
     optout_pg::compat::check_constraint_states(rri) = states;
 }
 
+// How a row of optout.events is filled: where each given column goes, how
+// its text is read, and the default expressions of the others. Kept for the
+// backend and built again after the table's relation cache entry is
+// invalidated (an ALTER TABLE of it); valid only once fully built (its
+// memory is made under the caller's and adopted once complete).
+struct EventColumns {
+    Oid relid;
+    int natts;
+    AttrNumber given[kEventColumns];
+    FmgrInfo input[kEventColumns];
+    Oid ioparams[kEventColumns];
+    AttrNumber id_att;
+    Node** defaults;  // natts of them; NULL: none, or given
+    MemoryContext cxt;
+};
+EventColumns event_columns;
+bool event_columns_valid = false;
+bool event_columns_callback = false;
+void event_columns_inval(Datum, Oid relid) {
+    if (relid == InvalidOid || relid == event_columns.relid) event_columns_valid = false;
+}
+
+const EventColumns& columns_of(Relation rel) {
+    if (event_columns_valid && event_columns.relid == RelationGetRelid(rel) &&
+        event_columns.natts == RelationGetDescr(rel)->natts)
+        return event_columns;
+    if (!event_columns_callback) {
+        CacheRegisterRelcacheCallback(event_columns_inval, (Datum)0);
+        event_columns_callback = true;
+    }
+    TupleDesc desc = RelationGetDescr(rel);
+    MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "optout events columns", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    EventColumns* c = static_cast<EventColumns*>(palloc0(sizeof(EventColumns)));
+    c->relid = RelationGetRelid(rel);
+    c->natts = desc->natts;
+    c->cxt = cxt;
+    for (int k = 0; k < kEventColumns; k++) {
+        c->given[k] = attnameAttNum(rel, kEventColumnNames[k], false);
+        if (c->given[k] <= 0)
+            elog(ERROR, "optout: column \"%s\" of optout.events does not exist", kEventColumnNames[k]);
+        Oid fn;
+        getTypeInputInfo(TupleDescAttr(desc, c->given[k] - 1)->atttypid, &fn, &c->ioparams[k]);
+        fmgr_info_cxt(fn, &c->input[k], cxt);
+    }
+    c->id_att = attnameAttNum(rel, "id", false);
+    c->defaults = static_cast<Node**>(palloc0(sizeof(Node*) * (c->natts ? c->natts : 1)));
+    bool* is_given = static_cast<bool*>(palloc0(sizeof(bool) * (c->natts ? c->natts : 1)));
+    for (int k = 0; k < kEventColumns; k++) is_given[c->given[k] - 1] = true;
+    for (int a = 0; a < c->natts; a++)
+        if (!is_given[a] && !TupleDescAttr(desc, a)->attisdropped) c->defaults[a] = build_column_default(rel, a + 1);
+    MemoryContextSwitchTo(old);
+    // Whole: the old one goes, this one is kept.
+    if (event_columns.cxt) MemoryContextDelete(event_columns.cxt);
+    MemoryContextSetParent(cxt, CacheMemoryContext);
+    event_columns = *c;
+    event_columns_valid = true;
+    return event_columns;
+}
+
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
     TupleDesc desc = RelationGetDescr(rel);
     int natts = desc->natts;
-    // Where each given column goes, how its text is read, and the defaults of the others.
-    AttrNumber given[kEventColumns];
-    FmgrInfo* input = static_cast<FmgrInfo*>(palloc(sizeof(FmgrInfo) * kEventColumns));
-    Oid ioparams[kEventColumns];
-    for (int c = 0; c < kEventColumns; c++) {
-        given[c] = attnameAttNum(rel, kEventColumnNames[c], false);
-        if (given[c] <= 0) elog(ERROR, "optout: column \"%s\" of optout.events does not exist", kEventColumnNames[c]);
-        Oid fn;
-        getTypeInputInfo(TupleDescAttr(desc, given[c] - 1)->atttypid, &fn, &ioparams[c]);
-        fmgr_info(fn, &input[c]);
-    }
-    AttrNumber id_att = attnameAttNum(rel, "id", false);
+    const EventColumns& cols = columns_of(rel);
+    const AttrNumber* given = cols.given;
+    const FmgrInfo* input = cols.input;
+    const Oid* ioparams = cols.ioparams;
+    AttrNumber id_att = cols.id_att;
     EState* estate = CreateExecutorState();
     ExprState** defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * natts));
-    bool* is_given = static_cast<bool*>(palloc0(sizeof(bool) * natts));
-    for (int c = 0; c < kEventColumns; c++) is_given[given[c] - 1] = true;
-    for (int a = 0; a < natts; a++) {
-        if (is_given[a] || TupleDescAttr(desc, a)->attisdropped) continue;
-        Node* def = build_column_default(rel, a + 1);
-        if (def) defaults[a] = ExecPrepareExpr(reinterpret_cast<Expr*>(def), estate);
-    }
+    for (int a = 0; a < natts; a++)
+        if (cols.defaults[a])
+            defaults[a] = ExecPrepareExpr(static_cast<Expr*>(copyObjectImpl(cols.defaults[a])), estate);
     ResultRelInfo* rri = makeNode(ResultRelInfo);
     InitResultRelInfo(rri, rel, 0, nullptr, 0);
     ExecOpenIndices(rri, false);
@@ -295,8 +344,8 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
                 if (cached >= 0) {
                     slot->tts_values[a] = detail_value[cached];
                 } else {
-                    slot->tts_values[a] =
-                        InputFunctionCall(&input[c], const_cast<char*>(v[c]), ioparams[c], att->atttypmod);
+                    slot->tts_values[a] = InputFunctionCall(const_cast<FmgrInfo*>(&input[c]), const_cast<char*>(v[c]),
+                                                            ioparams[c], att->atttypmod);
                     if (c == detail_col && ndetails < kDetails) {
                         MemoryContext batch = MemoryContextSwitchTo(call_cxt);
                         detail_text[ndetails] = pstrdup(v[c]);
