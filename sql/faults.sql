@@ -92,6 +92,22 @@ RESET optout.fault_injection;
 SELECT enforced(6);
 SELECT * FROM round(6);
 
+-- (How an event row is filled: an ALTER TABLE of optout.events, here one
+-- that changes nothing, invalidates it.)
+ALTER TABLE optout.events ALTER COLUMN at SET DEFAULT pg_catalog.now();
+SET optout.fault_injection = 'events_columns';
+INSERT INTO f_msgs (contact_id, direction, body) VALUES (14, 'I', 'STOP');
+RESET optout.fault_injection;
+SELECT enforced(14);
+SELECT * FROM round(14);
+
+ALTER TABLE optout.events ALTER COLUMN at SET DEFAULT pg_catalog.now();
+SET optout.fault_injection = 'events_columns:cancel';
+INSERT INTO f_msgs (contact_id, direction, body) VALUES (15, 'I', 'STOP');
+RESET optout.fault_injection;
+SELECT enforced(15);
+SELECT * FROM round(15);
+
 INSERT INTO f_msgs (contact_id, direction, body) VALUES (7, 'O', 'queued');
 SET optout.fault_injection = 'apply_events';
 INSERT INTO f_msgs (contact_id, direction, body) VALUES (7, 'I', 'STOP');

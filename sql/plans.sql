@@ -20,17 +20,17 @@ SELECT optout.attach_contacts('contacts', 'id', 'status', 'S', 'A') > 0 AS conta
 INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'O', 'queued'), (2, 'O', 'queued'), (3, 'O', 'queued');
 ANALYZE msgs;
 
--- Sequential scans of msgs in this transaction (pending statistics).
-CREATE FUNCTION msgs_seq_scans() RETURNS bigint LANGUAGE sql
-    AS $$ SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'msgs'::regclass $$;
+-- Sequential scans of a table in this transaction (pending statistics).
+CREATE FUNCTION seq_scans(t regclass) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = t $$;
 CREATE TEMP TABLE before (n bigint);
 
 -- The first stop plans "fail the queued messages" on a one-page table: a
 -- sequential scan.
 BEGIN;
-INSERT INTO before SELECT msgs_seq_scans();
+INSERT INTO before SELECT seq_scans('msgs');
 INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'I', 'STOP');
-SELECT msgs_seq_scans() - n AS seq_scans FROM before;
+SELECT seq_scans('msgs') - n AS seq_scans FROM before;
 COMMIT;
 
 -- The table grows a thousand times, with no ANALYZE: the next stop in the
@@ -39,9 +39,9 @@ INSERT INTO msgs (contact_id, direction, body, status)
     SELECT c % 20000 + 1, 'O', 'sent', 'D' FROM generate_series(1, 200000) c;
 BEGIN;
 DELETE FROM before;
-INSERT INTO before SELECT msgs_seq_scans();
+INSERT INTO before SELECT seq_scans('msgs');
 INSERT INTO msgs (contact_id, direction, body) VALUES (2, 'I', 'STOP');
-SELECT msgs_seq_scans() - n AS seq_scans FROM before;
+SELECT seq_scans('msgs') - n AS seq_scans FROM before;
 COMMIT;
 
 -- After an ANALYZE (PostgreSQL's own replan) the next stop still enforces.
@@ -95,18 +95,16 @@ SELECT contact_id, status, count(*) FROM pmsgs WHERE body = 'queued' GROUP BY 1,
 -- and finds what is there (the START of contact 7, stopped by hand, lifts
 -- its stop).
 SELECT count(*) FILTER (WHERE s) AS stopped FROM (SELECT optout.stop(g::text) AS s FROM generate_series(1001, 6000) g) x;
-CREATE FUNCTION stops_seq_scans() RETURNS bigint LANGUAGE sql
-    AS $$ SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'optout.stops'::regclass $$;
 SELECT optout.stop('7');
 BEGIN;
 DELETE FROM before;
-INSERT INTO before SELECT stops_seq_scans();
+INSERT INTO before SELECT seq_scans('optout.stops');
 INSERT INTO msgs (contact_id, direction, body) VALUES (8, 'I', 'STOP');
-SELECT stops_seq_scans() - n AS stops_seq_scans FROM before;
+SELECT seq_scans('optout.stops') - n AS stops_seq_scans FROM before;
 COMMIT;
 INSERT INTO msgs (contact_id, direction, body) VALUES (7, 'I', 'START');
 SELECT id, status FROM contacts WHERE id IN (7, 8) ORDER BY id;
 
 DROP TABLE pmsgs, msgs, contacts;
-DROP FUNCTION msgs_seq_scans(), msgs_rows_read(), stops_seq_scans();
+DROP FUNCTION seq_scans(regclass), msgs_rows_read();
 DROP EXTENSION optout;

@@ -63,8 +63,9 @@ SPIPlanPtr peek_plan = nullptr;
 // A statement here that reads a table is planned at every execution
 // (CURSOR_OPT_CUSTOM_PLAN): a generic plan made while the ledger was empty
 // would keep scanning it whole once it has grown. (The one exception,
-// ledger_load's statement for one contact, watches the ledger's size.) Called in an owner scope,
-// so parsed (and re-parsed) with the pinned path; so is prepare_once().
+// ledger_load's statement for one contact, watches the ledger's size.)
+// Called in an owner scope, so parsed (and re-parsed) with the pinned path;
+// so is prepare_once().
 SPIPlanPtr prepare(const char* sql, int nargs, const Oid* types) {
     return optout_pg::prepare_kept(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 }
@@ -166,73 +167,27 @@ bool direct_writable(Relation rel) {
            !optout_pg::citus_table(RelationGetRelid(rel));  // its rows are in Citus's shards
 }
 
-// The CHECK constraints of optout.events, parsed once per backend.
-// ExecConstraints reads each constraint back from its text (ccbin) when its
-// ResultRelInfo has no expression states yet, which is every call here: that
-// parsing was an eighth of a STOP's instructions (the IN lists are array
-// constants, read byte by byte). The parsed trees are kept by their text, so
-// a constraint a DBA adds or changes is parsed afresh; each call plans and
-// initialises its own copy, as ExecConstraints would. An entry is added only
-// once it is complete; past kParsedChecks texts, the others are parsed at
-// each call, as before.
-struct ParsedCheck {
-    const char* text;
-    Node* tree;
-};
-constexpr int kParsedChecks = 16;
-ParsedCheck parsed_checks[kParsedChecks];
-int n_parsed_checks = 0;
-
-const Node* parsed_check(const char* ccbin) {
-    for (int i = 0; i < n_parsed_checks; i++)
-        if (strcmp(parsed_checks[i].text, ccbin) == 0) return parsed_checks[i].tree;
-    if (n_parsed_checks == kParsedChecks) return static_cast<Node*>(stringToNode(ccbin));
-    // Built in a context of this call (gone with it on an error), adopted by
-    // the cache once whole.
-    MemoryContext entry = AllocSetContextCreate(CurrentMemoryContext, "optout CHECK constraint", ALLOCSET_SMALL_SIZES);
-    MemoryContext old = MemoryContextSwitchTo(entry);
-    ParsedCheck parsed{pstrdup(ccbin), static_cast<Node*>(stringToNode(ccbin))};
-    MemoryContextSwitchTo(old);
-    MemoryContextSetParent(entry, CacheMemoryContext);
-    parsed_checks[n_parsed_checks++] = parsed;
-    return parsed.tree;
-}
-
-// Gives rri the expression states of its relation's CHECK constraints, from
-// the parsed trees above, before ExecConstraints would build them from text.
-// Left to ExecConstraints where the constraints are not what the relation's
-// row says (it reports that), or where PostgreSQL 18 would expand virtual
-// generated columns in them.
-void prepare_checks(ResultRelInfo* rri, EState* estate) {
-    Relation rel = rri->ri_RelationDesc;
-    TupleConstr* constr = RelationGetDescr(rel)->constr;
-    if (!constr || constr->num_check == 0 || constr->num_check != rel->rd_rel->relchecks ||
-        optout_pg::compat::has_virtual_generated(constr))
-        return;
-    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
-    ExprState** states = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * constr->num_check));
-    for (int i = 0; i < constr->num_check; i++) {
-        if (!optout_pg::compat::check_constraint_enforced(constr->check[i])) continue;
-        Expr* tree = static_cast<Expr*>(copyObjectImpl(parsed_check(constr->check[i].ccbin)));
-        states[i] = ExecPrepareExpr(tree, estate);
-    }
-    MemoryContextSwitchTo(old);
-    optout_pg::compat::check_constraint_states(rri) = states;
-}
-
-// How a row of optout.events is filled: where each given column goes, how
-// its text is read, and the default expressions of the others. Kept for the
-// backend and built again after the table's relation cache entry is
-// invalidated (an ALTER TABLE of it); valid only once fully built (its
-// memory is made under the caller's and adopted once complete).
+// How a row of optout.events is filled and checked: where each given column
+// goes, how its text is read, the default expressions of the others, and the
+// CHECK constraints, parsed. Kept for the backend and built again after the
+// table's relation cache entry is invalidated (any ALTER TABLE of it, a
+// constraint added, dropped or replaced included); valid only once fully
+// built (its memory is made under the caller's and adopted once complete).
+// Without it each write looked the columns up by name and read the defaults
+// and the constraints back from their text: ExecConstraints's parsing alone
+// was an eighth of a STOP's instructions (the IN lists are array constants,
+// read byte by byte). Each call still plans and initialises its own copy of
+// the expressions, as ExecConstraints and an INSERT would.
 struct EventColumns {
     Oid relid;
     int natts;
+    int nchecks;
     AttrNumber given[kEventColumns];
     FmgrInfo input[kEventColumns];
     Oid ioparams[kEventColumns];
     AttrNumber id_att;
     Node** defaults;  // natts of them; NULL: none, or given
+    Node** checks;    // nchecks of them; NULL: not enforced (PostgreSQL 18)
     MemoryContext cxt;
 };
 EventColumns event_columns;
@@ -242,42 +197,67 @@ void event_columns_inval(Datum, Oid relid) {
     if (relid == InvalidOid || relid == event_columns.relid) event_columns_valid = false;
 }
 
+int check_count(TupleDesc desc) { return desc->constr ? desc->constr->num_check : 0; }
+
 const EventColumns& columns_of(Relation rel) {
-    if (event_columns_valid && event_columns.relid == RelationGetRelid(rel) &&
-        event_columns.natts == RelationGetDescr(rel)->natts)
+    TupleDesc desc = RelationGetDescr(rel);
+    if (event_columns_valid && event_columns.relid == RelationGetRelid(rel) && event_columns.natts == desc->natts &&
+        event_columns.nchecks == check_count(desc))
         return event_columns;
+    event_columns_valid = false;
     if (!event_columns_callback) {
         CacheRegisterRelcacheCallback(event_columns_inval, (Datum)0);
         event_columns_callback = true;
     }
-    TupleDesc desc = RelationGetDescr(rel);
-    MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "optout events columns", ALLOCSET_SMALL_SIZES);
-    MemoryContext old = MemoryContextSwitchTo(cxt);
-    EventColumns* c = static_cast<EventColumns*>(palloc0(sizeof(EventColumns)));
-    c->relid = RelationGetRelid(rel);
-    c->natts = desc->natts;
-    c->cxt = cxt;
+    EventColumns c{};
+    c.relid = RelationGetRelid(rel);
+    c.natts = desc->natts;
+    c.nchecks = check_count(desc);
+    c.cxt = AllocSetContextCreate(CurrentMemoryContext, "optout events columns", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(c.cxt);
     for (int k = 0; k < kEventColumns; k++) {
-        c->given[k] = attnameAttNum(rel, kEventColumnNames[k], false);
-        if (c->given[k] <= 0)
-            elog(ERROR, "optout: column \"%s\" of optout.events does not exist", kEventColumnNames[k]);
+        c.given[k] = attnameAttNum(rel, kEventColumnNames[k], false);
+        if (c.given[k] <= 0) elog(ERROR, "optout: column \"%s\" of optout.events does not exist", kEventColumnNames[k]);
         Oid fn;
-        getTypeInputInfo(TupleDescAttr(desc, c->given[k] - 1)->atttypid, &fn, &c->ioparams[k]);
-        fmgr_info_cxt(fn, &c->input[k], cxt);
+        getTypeInputInfo(TupleDescAttr(desc, c.given[k] - 1)->atttypid, &fn, &c.ioparams[k]);
+        fmgr_info_cxt(fn, &c.input[k], c.cxt);
     }
-    c->id_att = attnameAttNum(rel, "id", false);
-    c->defaults = static_cast<Node**>(palloc0(sizeof(Node*) * (c->natts ? c->natts : 1)));
-    bool* is_given = static_cast<bool*>(palloc0(sizeof(bool) * (c->natts ? c->natts : 1)));
-    for (int k = 0; k < kEventColumns; k++) is_given[c->given[k] - 1] = true;
-    for (int a = 0; a < c->natts; a++)
-        if (!is_given[a] && !TupleDescAttr(desc, a)->attisdropped) c->defaults[a] = build_column_default(rel, a + 1);
+    c.id_att = attnameAttNum(rel, "id", false);
+    c.defaults = static_cast<Node**>(palloc0(sizeof(Node*) * (c.natts ? c.natts : 1)));
+    bool* is_given = static_cast<bool*>(palloc0(sizeof(bool) * (c.natts ? c.natts : 1)));
+    for (int k = 0; k < kEventColumns; k++) is_given[c.given[k] - 1] = true;
+    for (int a = 0; a < c.natts; a++)
+        if (!is_given[a] && !TupleDescAttr(desc, a)->attisdropped) c.defaults[a] = build_column_default(rel, a + 1);
+    c.checks = static_cast<Node**>(palloc0(sizeof(Node*) * (c.nchecks ? c.nchecks : 1)));
+    for (int i = 0; i < c.nchecks; i++)
+        if (optout_pg::compat::check_constraint_enforced(desc->constr->check[i]))
+            c.checks[i] = static_cast<Node*>(stringToNode(desc->constr->check[i].ccbin));
     MemoryContextSwitchTo(old);
+    optout_pg::fault_point("events_columns");
     // Whole: the old one goes, this one is kept.
     if (event_columns.cxt) MemoryContextDelete(event_columns.cxt);
-    MemoryContextSetParent(cxt, CacheMemoryContext);
-    event_columns = *c;
+    MemoryContextSetParent(c.cxt, CacheMemoryContext);
+    event_columns = c;
     event_columns_valid = true;
     return event_columns;
+}
+
+// Gives rri the expression states of its relation's CHECK constraints, from
+// the parsed trees above, before ExecConstraints would build them from text.
+// Left to ExecConstraints where the constraints are not what the relation's
+// row says (it reports that), or where PostgreSQL 18 would expand virtual
+// generated columns in them.
+void prepare_checks(ResultRelInfo* rri, const EventColumns& cols, EState* estate) {
+    Relation rel = rri->ri_RelationDesc;
+    TupleConstr* constr = RelationGetDescr(rel)->constr;
+    if (cols.nchecks == 0 || cols.nchecks != rel->rd_rel->relchecks || optout_pg::compat::has_virtual_generated(constr))
+        return;
+    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+    ExprState** states = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * cols.nchecks));
+    for (int i = 0; i < cols.nchecks; i++)
+        if (cols.checks[i]) states[i] = ExecPrepareExpr(static_cast<Expr*>(copyObjectImpl(cols.checks[i])), estate);
+    MemoryContextSwitchTo(old);
+    optout_pg::compat::check_constraint_states(rri) = states;
 }
 
 void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const char* actor, int64* ids) {
@@ -296,7 +276,7 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
     ResultRelInfo* rri = makeNode(ResultRelInfo);
     InitResultRelInfo(rri, rel, 0, nullptr, 0);
     ExecOpenIndices(rri, false);
-    prepare_checks(rri, estate);
+    prepare_checks(rri, cols, estate);
     // A bulk write's ring of buffers, for a batch of events (a stop's one or
     // two rows would only pay for setting it up).
     BulkInsertState bistate = n > kSmallWrite ? GetBulkInsertState() : nullptr;
