@@ -75,7 +75,10 @@ void leave_table_owner(const TableOwnerScope& s) { SetUserIdAndSecContext(s.save
 
 // Runs a prepared statement of an attachment with ($1, $2) as the table's
 // owner, on the latest committed state, SPI connected. Returns its rows.
-uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
+// plan is the statement as prepared (planned at each execution); run, with
+// its watch, its twin for one contact planned once (NULL: none), used while
+// generic_plan_usable() allows it.
+uint64 exec_prepared(const Attachment* a, SPIPlanPtr plan, SPIPlanPtr run, PlanWatch* watch, Datum arg1, Datum arg2) {
     Datum values[2] = {arg1, arg2};
     const char nulls[3] = {' ', arg2 ? ' ' : 'n', '\0'};
     CommandCounterIncrement();
@@ -89,11 +92,7 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     if (unwaiting)
         (void)set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     citus_allow_nested();
-    // $1 is the batch's contacts (a text array built here, never toasted).
-    ArrayType* contacts = DatumGetArrayTypeP(arg1);
-    PlanWatch* watch;
-    SPIPlanPtr run = plan_for(a, plan, ArrayGetNItems(ARR_NDIM(contacts), ARR_DIMS(contacts)), &watch);
-    if (watch && !generic_plan_usable(run, watch)) {
+    if (!run || !generic_plan_usable(run, watch)) {
         run = plan;
         watch = nullptr;
     }
@@ -103,6 +102,16 @@ uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
     leave_table_owner(owner);
     if (rc < 0) elog(ERROR, "optout: enforcement statement failed: %s", SPI_result_code_string(rc));
     return SPI_processed;
+}
+
+// exec_prepared for a statement of a->plans, with its twin in a->few for a
+// batch of one contact (plan_for).
+uint64 exec_plan(const Attachment* a, SPIPlanPtr plan, Datum arg1, Datum arg2) {
+    // $1 is the batch's contacts (a text array built here, never toasted).
+    ArrayType* contacts = DatumGetArrayTypeP(arg1);
+    PlanWatch* watch;
+    SPIPlanPtr twin = plan_for(a, plan, ArrayGetNItems(ARR_NDIM(contacts), ARR_DIMS(contacts)), &watch);
+    return exec_prepared(a, plan, watch ? twin : nullptr, watch, arg1, arg2);
 }
 
 // Each contact's Stopped group of a groups attachment, as text (NULL: none).
@@ -262,24 +271,41 @@ void lock_platform_contacts(const char* const* contacts, int n, bool nowait) {
         // ledger key in a column: its rows are not taken here.
         if (a->kind != kContacts || a->keyed || citus_table(a->relid)) continue;
         SPIPlanPtr* plan = nowait ? &a->lock_plan_nowait : &a->lock_plan;
+        // For one contact, a twin planned once (generic) as the statements
+        // of a->few are: the plan cache never settles on a generic plan of
+        // the statement for many (it costs ANY ($1) at ten rows), and
+        // planning it each time was a twentieth of a stop (bench/profile.sh).
+        SPIPlanPtr* one = nowait ? &a->lock_one_plan_nowait : &a->lock_one_plan;
         if (!*plan) {
             AttrNumber col = get_attnum(a->relid, a->contact_col);
             if (col == InvalidAttrNumber) continue;
             const char* type = format_type_be_qualified(get_atttype(a->relid, col));
             const char* name = quote_identifier(a->contact_col);
+            const char* what = psprintf("the row locks of attachment %d", a->id);
             char* sql = psprintf(
                 "SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
                 "ANY ($1::pg_catalog.text[]::%s[]) ORDER BY x.%s FOR NO KEY UPDATE OF x%s",
                 a->table_name, name, type, name, nowait ? " NOWAIT" : "");
+            char* one_sql = psprintf(
+                "SELECT 1 FROM %s x WHERE x.%s OPERATOR(pg_catalog.=) "
+                "($1::pg_catalog.text[])[1]::%s FOR NO KEY UPDATE OF x%s",
+                a->table_name, name, type, nowait ? " NOWAIT" : "");
             Oid types[1] = {TEXTARRAYOID};
             if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
-            SPIPlanPtr p = prepare_kept(sql, 1, types, 0, psprintf("the row locks of attachment %d", a->id));
+            SPIPlanPtr p = prepare_kept(sql, 1, types, 0, what);
+            SPIPlanPtr p1 = try_prepare_kept(one_sql, 1, types, CURSOR_OPT_GENERIC_PLAN);
             SPI_finish();
+            if (!p1) {
+                SPI_freeplan(p);
+                elog(ERROR, "optout: preparing %s failed (%s)", what, SPI_result_code_string(SPI_result));
+            }
             *plan = p;
+            *one = p1;
         }
         if (!connected && SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "optout: SPI_connect failed");
         connected = true;
-        (void)exec_plan(a, *plan, cstring_array(contacts, n), (Datum)0);
+        (void)exec_prepared(a, *plan, n == 1 ? *one : nullptr, &a->lock_one_watch[nowait ? 1 : 0],
+                            cstring_array(contacts, n), (Datum)0);
     }
     if (connected) SPI_finish();
 }

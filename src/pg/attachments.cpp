@@ -80,6 +80,8 @@ void free_cache() {
         if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
         if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
         if (attachments[i].lock_plan_nowait) SPI_freeplan(attachments[i].lock_plan_nowait);
+        if (attachments[i].lock_one_plan) SPI_freeplan(attachments[i].lock_one_plan);
+        if (attachments[i].lock_one_plan_nowait) SPI_freeplan(attachments[i].lock_one_plan_nowait);
     }
     attachments = nullptr;
     nattachments = 0;

@@ -71,11 +71,14 @@ struct Attachment {
     // that returns a row when the contact is answering a question: no review.
     bool review;
     SPIPlanPtr review_unless_plan;
-    SPIPlanPtr lock_plan;            // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
-    SPIPlanPtr lock_plan_nowait;     // the same, NOWAIT
-    ActionPlans plans;               // planned at every execution (custom plans)
-    ActionPlans few;                 // the same for one contact, planned once (generic): see plan_for()
-    mutable PlanWatch few_watch[8];  // the tables of each of few's plans (in kActionNames' order)
+    SPIPlanPtr lock_plan;                 // contacts: locks the contacts' rows (apply.cpp), prepared when first needed
+    SPIPlanPtr lock_plan_nowait;          // the same, NOWAIT
+    SPIPlanPtr lock_one_plan;             // the same for one contact, planned once (generic), as few's plans
+    SPIPlanPtr lock_one_plan_nowait;      // ... NOWAIT
+    mutable PlanWatch lock_one_watch[2];  // the tables of lock_one_plan, lock_one_plan_nowait
+    ActionPlans plans;                    // planned at every execution (custom plans)
+    ActionPlans few;                      // the same for one contact, planned once (generic): see plan_for()
+    mutable PlanWatch few_watch[8];       // the tables of each of few's plans (in kActionNames' order)
     RelInfo* rels;
     Oid owner;  // of the table: its statements run as this role
     // A contact known by phone number and/or organization (docs/spoke.md):
