@@ -105,16 +105,22 @@ COMMIT;
 INSERT INTO msgs (contact_id, direction, body) VALUES (7, 'I', 'START');
 SELECT id, status FROM contacts WHERE id IN (7, 8) ORDER BY id;
 
--- A stop of one contact locks its row in each contacts table with a plan
--- made once per backend too, watched like the others: made on a table of
--- ten rows (a sequential scan), then the table grows two thousand times with
--- no ANALYZE, and the next stop reads it by its key (planned for a set of
--- contacts instead, the plan cache never settles on a generic plan, and
--- planning it at each stop was a twentieth of a stop's instructions).
-CREATE TABLE people (id integer PRIMARY KEY, status text NOT NULL DEFAULT 'A');
+-- A stop of one contact locks its row in each contacts table, and finds
+-- its Stopped group with the stopped_group_query, with plans made once per
+-- backend too, watched like the others: made on a table of ten rows (a
+-- sequential scan), then the table grows two thousand times with no
+-- ANALYZE, and the next stop reads it by its key. Planned at each stop
+-- instead (the plan cache never settles on a generic plan of the lock's
+-- = ANY ($1), and the query was prepared so), the two were a tenth of a
+-- stop's instructions.
+CREATE TABLE people (id integer PRIMARY KEY, status text NOT NULL DEFAULT 'A', org integer NOT NULL DEFAULT 1);
+CREATE TABLE memberships (contact_id integer NOT NULL, group_id integer NOT NULL);
 INSERT INTO people (id) SELECT generate_series(1, 10);
+INSERT INTO memberships SELECT c, 7 FROM generate_series(1, 10) c;
 ANALYZE people;
-SELECT optout.attach_contacts('people', 'id', 'status', 'S', 'A') > 0 AS people;
+SELECT optout.attach_contacts('people', 'id', 'status', 'S', 'A') > 0 AS people,
+       optout.attach_groups('memberships', 'contact_id', 'group_id',
+                            stopped_group_query => 'SELECT p.org * 100 FROM public.people p WHERE p.id = $1::integer') > 0 AS memberships;
 BEGIN;
 DELETE FROM before;
 INSERT INTO before SELECT seq_scans('people');
@@ -129,7 +135,8 @@ INSERT INTO msgs (contact_id, direction, body) VALUES (10, 'I', 'STOP');
 SELECT seq_scans('people') - n AS people_seq_scans FROM before;
 COMMIT;
 SELECT id, status FROM people WHERE id IN (8, 9, 10) ORDER BY id;
+SELECT contact_id, group_id FROM memberships WHERE contact_id IN (8, 9, 10) ORDER BY 1, 2;
 
-DROP TABLE pmsgs, msgs, contacts, people;
+DROP TABLE pmsgs, msgs, contacts, people, memberships;
 DROP FUNCTION seq_scans(regclass), msgs_rows_read();
 DROP EXTENSION optout;

@@ -77,6 +77,7 @@ void free_cache() {
             if (attachments[i].few.*action.plan) SPI_freeplan(attachments[i].few.*action.plan);
         }
         if (attachments[i].group_plan) SPI_freeplan(attachments[i].group_plan);
+        if (attachments[i].group_plan_once) SPI_freeplan(attachments[i].group_plan_once);
         if (attachments[i].review_unless_plan) SPI_freeplan(attachments[i].review_unless_plan);
         if (attachments[i].lock_plan) SPI_freeplan(attachments[i].lock_plan);
         if (attachments[i].lock_plan_nowait) SPI_freeplan(attachments[i].lock_plan_nowait);

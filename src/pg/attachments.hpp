@@ -66,6 +66,10 @@ struct Attachment {
     char* stopped_group;
     char* stopped_group_query;
     SPIPlanPtr group_plan;  // the stopped_group_query, $1 one contact key
+    // The same planned once (generic), when first needed, and watched as
+    // few's plans are (apply.cpp, stopped_groups()).
+    SPIPlanPtr group_plan_once;
+    mutable PlanWatch group_watch;
     // inbound: does a review-intent reply record a review (review => false:
     // never); review_unless_plan, when given, is a query ($1 the contact key)
     // that returns a row when the contact is answering a question: no review.
