@@ -35,6 +35,11 @@
 #                groups attached (as run.sh's "inbound")
 #   plain_copy   the same without a keyword message
 #   stop         one inbound STOP (the contact in 10 groups, with a queued message)
+#   rp_stop      one inbound STOP on the RapidPro-shaped schema of bench/run.sh's
+#                "concurrent" workload (test/scripts/concurrency/schema.sql,
+#                CONTACTS contacts, its triggers; attach_rapidpro(): the
+#                Stopped group found by its query), the contact with a
+#                queued message
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -96,8 +101,17 @@ echo "==> building the data: $ROWS messages a file, $CONTACTS contacts (PG_CONFI
 "$bin/initdb" -D "$work/base" -E UTF8 --locale=C --no-sync >/dev/null
 "$bin/pg_ctl" -D "$work/base" -l "$work/server.log" -w \
     -o "-p $port -k $work -c listen_addresses= ${opts[*]}" start >/dev/null
-for db in out_bare out_att in_bare in_att; do
+for db in out_bare out_att in_bare in_att rp_bare rp_att; do
     "$bin/psql" -X -q -h "$work" -p "$port" -d postgres -c "CREATE DATABASE $db" >/dev/null
+    if [ "${db%_*}" = rp ]; then
+        # The concurrency test's schema and its app_bare.sql / app_attached.sql.
+        app=$([ "${db#*_}" = att ] && echo attached || echo bare)
+        "$bin/psql" -X -q -h "$work" -p "$port" -d "$db" -v ON_ERROR_STOP=1 -v contacts="$CONTACTS" \
+            -f "$here/../test/scripts/concurrency/schema.sql" \
+            -f "$here/../test/scripts/concurrency/app_$app.sql" >/dev/null
+        "$bin/psql" -X -q -h "$work" -p "$port" -d "$db" -c "VACUUM ANALYZE" -c CHECKPOINT >/dev/null
+        continue
+    fi
     "$bin/psql" -X -q -h "$work" -p "$port" -d "$db" -v rows="$ROWS" -v contacts="$CONTACTS" \
         -v kind="${db%_*}" -v attached="$([ "${db#*_}" = att ] && echo 1 || echo 0)" -v datadir="$work" \
         -f "$here/profile.sql" >/dev/null
@@ -120,6 +134,18 @@ statements() {  # statements CASE
             else
                 echo "INSERT INTO msgs SELECT 20000000 + c, c, 1 + c % 3, 'O', 'Q', NULL, NULL, 'Our offices are closed on Monday. Reply STOP to opt out.', now() FROM generate_series(1, $c) AS c"
             fi ;;
+        rp_stop)
+            # A queued message of the contact; six stops and starts of
+            # others (the plan cache makes custom plans for a statement's
+            # first five executions, the platform's foreign-key checks
+            # among them); then the STOP, as mailroom stores it.
+            local ins="INSERT INTO msgs_msg (org_id, channel_id, contact_id, text, direction, status) VALUES"
+            echo "$ins (1, 7, 2, 'queued', 'O', 'Q')"
+            for ((i = 0; i < 6; i++)); do
+                echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'STOP', 'I', 'P')"
+                echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'START', 'I', 'P')"
+            done
+            echo "$ins (1, 7, 2, 'STOP', 'I', 'P')" ;;
         in_copy|plain_copy|stop)
             # Stops and starts of a contact outside the data prepare the
             # stop's statements (WARM_STOPS of each).
@@ -145,7 +171,7 @@ floor_trigger() {  # floor_trigger VARIANT
     echo "CREATE FUNCTION floor_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'"
     echo "CREATE TRIGGER floor_never BEFORE INSERT OR UPDATE ON msgs FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION floor_noop()"
 }
-kind_of() { case $1 in out_copy|broadcast|update) echo out ;; *) echo in ;; esac; }
+kind_of() { case $1 in out_copy|broadcast|update) echo out ;; rp_*) echo rp ;; *) echo in ;; esac; }
 
 # Functions reported (inclusive), by name as callgrind_annotate prints them.
 functions='^(CopyFrom|ExecInsert|ExecUpdate|ExecBRInsertTriggers|ExecBRUpdateTriggers|heap_update|ExecARInsertTriggers|TriggerEnabled|AfterTriggerEndQuery|CommitTransaction|PreCommit_Notify|AtCommit_Notify|heap_insert|heap_multi_insert|ExecInsertIndexTuples|XLogInsert|SPI_execute_plan|SPI_execute_plan_extended|SPI_execute_with_args|set_config_option|NewGUCNestLevel|AtEOXact_GUC|SetUserIdAndSecContext|LockAcquire|LockAcquireExtended|.*optout.*)$'
@@ -159,7 +185,7 @@ for c in $CASES; do
     first=0
     echo "\"$c\": {" >> "$json"
     variants="bare attached"
-    [ "$c" = stop ] || variants="bare floor attached"
+    case $c in stop|rp_*) ;; *) variants="bare floor attached" ;; esac
     for v in $variants; do
         db=${kind}_$([ "$v" = attached ] && echo att || echo bare)
         rm -rf "$work/run"
