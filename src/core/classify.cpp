@@ -111,7 +111,8 @@
 //  spell an opt-out key; the body is read again) -> Rule::Lookalike.
 //  Reasonable: request phrases of es/fr/pt/de (with their reflexive and
 //  attached-pronoun forms) and legal-style English, wishes not to be
-//  contacted without a keyword, and asking to discard or forget the number
+//  contacted without a keyword, asking to discard or forget the number, and
+//  asking how to unsubscribe ("how do I opt out?")
 //  (kPhraseDefs, same 50-word limit, per-language negators); a leave-type
 //  request that is the whole message with only courtesy words around it
 //  (whole_request(): "leave", "delete me") -> Rule::Phrase; the first

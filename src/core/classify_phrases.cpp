@@ -189,6 +189,10 @@ struct PhraseDef {
 // The guards of the phrases about the number (family "discard the number").
 constexpr const char* kNumberNotAfter = "did why might gonna going if whenever ll we'll you'll";
 constexpr const char* kNumberNotRightAfter = "i we they he she always sometimes often usually";
+// The guard of the questions how to unsubscribe: a report, not a question
+// ("I asked how do I unsubscribe", "if you wonder how can I stop these
+// texts").
+constexpr const char* kHowNotAfter = "asked ask asking wonder wondered wondering if";
 
 constexpr PhraseDef kPhraseDefs[] = {
     // ---- en: legal-style revocations without a keyword
@@ -232,6 +236,17 @@ constexpr PhraseDef kPhraseDefs[] = {
     {"en", "stop bothering me", true,
      "stop|quit|cease bothering|bugging|harassing|spamming|pestering|hassling|hounding|writing|disturbing me|us"},
     {"en", "leave me alone", true, "leave me|us be"},
+    // Asking how to unsubscribe (as "wie kann ich mich abmelden?" is read in
+    // German): the asker is named ("how do I", "how can we"); the bare "how
+    // to unsubscribe" is one only as the whole message (kWholeRequests), as
+    // "I know how to unsubscribe" states.
+    {"en", "how do i unsubscribe", false,
+     "how do|can|could|should|may|would ?i|we unsubscribe|unsub|optout|unenroll|unregister", kHowNotAfter},
+    {"en", "how do i unsubscribe", false, "how do|can|could|should|may|would ?i|we opt out", kHowNotAfter},
+    {"en", "how do i unsubscribe", false,
+     "how do|can|could|should|may|would ?i|we stop|end|quit|cancel|block ?getting|receiving "
+     "?these|your|those|the|all|this texts|text|txts|messages|message|msgs|sms|emails|notifications|alerts|calls",
+     kHowNotAfter},
     {"en", "wrong number", true, "wrong number|person|recipient|phone"},
     // ---- es
     {"es", "no quiero recibir", false, "no quiero|deseo|queremos recibir|seguir"},
@@ -527,17 +542,51 @@ struct WholeRequest {
     const char* words;  // space-separated
 };
 constexpr WholeRequest kWholeRequests[] = {
-    {"en", "leave"},         {"en", "exit"},         {"en", "delete"},        {"en", "delete me"},
-    {"en", "erase me"},      {"en", "leave me"},     {"en", "forget me"},     {"en", "go away"},
-    {"en", "let me be"},     {"en", "unenroll"},     {"en", "unregister"},    {"en", "deregister"},
-    {"en", "unjoin"},        {"en", "unfollow"},     {"en", "count me out"},  {"en", "i'm out"},
-    {"es", "borrame"},       {"es", "sacame"},       {"es", "quitame"},       {"es", "eliminame"},
-    {"es", "borrenme"},      {"es", "saquenme"},     {"es", "quitenme"},      {"es", "eliminenme"},
-    {"fr", "quitter"},       {"fr", "retirez moi"},  {"fr", "supprimez moi"}, {"fr", "oubliez moi"},
-    {"pt", "remova me"},     {"pt", "me remova"},    {"pt", "me tire"},       {"pt", "tire me"},
-    {"pt", "me exclua"},     {"pt", "exclua me"},    {"pt", "me apague"},     {"pt", "apague me"},
-    {"de", "loschen"},       {"de", "entfernen"},    {"de", "losch mich"},    {"de", "losche mich"},
-    {"de", "entferne mich"}, {"de", "entfern mich"},
+    {"en", "leave"},
+    {"en", "exit"},
+    {"en", "delete"},
+    {"en", "delete me"},
+    {"en", "erase me"},
+    {"en", "leave me"},
+    {"en", "forget me"},
+    {"en", "go away"},
+    {"en", "let me be"},
+    {"en", "unenroll"},
+    {"en", "unregister"},
+    {"en", "deregister"},
+    {"en", "unjoin"},
+    {"en", "unfollow"},
+    {"en", "count me out"},
+    {"en", "i'm out"},
+    {"en", "how to unsubscribe"},
+    {"en", "how to opt out"},
+    {"en", "how to unsub"},
+    {"es", "borrame"},
+    {"es", "sacame"},
+    {"es", "quitame"},
+    {"es", "eliminame"},
+    {"es", "borrenme"},
+    {"es", "saquenme"},
+    {"es", "quitenme"},
+    {"es", "eliminenme"},
+    {"fr", "quitter"},
+    {"fr", "retirez moi"},
+    {"fr", "supprimez moi"},
+    {"fr", "oubliez moi"},
+    {"pt", "remova me"},
+    {"pt", "me remova"},
+    {"pt", "me tire"},
+    {"pt", "tire me"},
+    {"pt", "me exclua"},
+    {"pt", "exclua me"},
+    {"pt", "me apague"},
+    {"pt", "apague me"},
+    {"de", "loschen"},
+    {"de", "entfernen"},
+    {"de", "losch mich"},
+    {"de", "losche mich"},
+    {"de", "entferne mich"},
+    {"de", "entfern mich"},
 };
 
 // Whether words[b..e) spell the space-separated list w.

@@ -194,6 +194,24 @@ TEST(StillMissed, PronounForms) {
         never(b);
 }
 
+TEST(StillMissed, AskingHowToUnsubscribe) {
+    // As "wie kann ich mich abmelden?" is read in German: the asker named,
+    // or the bare question as the whole message.
+    for (const char* b :
+         {"how do I unsubscribe?", "How can I unsubscribe", "how do i opt out?", "how can we opt-out of this",
+          "How do I stop these texts?", "how can I stop getting your messages", "how do I stop receiving texts??",
+          "hi, how do I unsubscribe from these?", "How to unsubscribe?", "how to opt out please"})
+        reasonable_only(b);
+    expect("how do I unsubscribe?", Mode::Reasonable, Intent::OptOut, Rule::Phrase, "how do i unsubscribe");
+    expect("How to unsubscribe?", Mode::Reasonable, Intent::OptOut, Rule::Phrase, "how to unsubscribe");
+    for (const char* b :
+         {"how do I subscribe?", "how did I unsubscribe?", "how do I stop the car?", "how do I end the call",
+          "how do I cancel my appointment?", "I know how to unsubscribe", "how to unsubscribe is in the FAQ",
+          "I asked how do I unsubscribe and nobody answered", "if you wonder how can I stop these texts, call us",
+          "how do i sign out of the app", "Liked \u201chow do I unsubscribe?\u201d"})
+        never(b);
+}
+
 TEST(StillMissed, FourLetterSlips) {
     for (const char* b : {"stip", "Srop", "stoo", "stip texting me", "quot", "baua", "sakr", "pafe"})
         if (std::string(b) != "quot") {
