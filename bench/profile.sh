@@ -40,6 +40,8 @@
 #                CONTACTS contacts, its triggers; attach_rapidpro(): the
 #                Stopped group found by its query), the contact with a
 #                queued message
+#   rp_send      one outbound message (a single send, as the concurrent
+#                workload's send.sql), the same schema and warm-ups
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -134,7 +136,7 @@ statements() {  # statements CASE
             else
                 echo "INSERT INTO msgs SELECT 20000000 + c, c, 1 + c % 3, 'O', 'Q', NULL, NULL, 'Our offices are closed on Monday. Reply STOP to opt out.', now() FROM generate_series(1, $c) AS c"
             fi ;;
-        rp_stop)
+        rp_stop|rp_send)
             # A queued message of the contact; six stops and starts of
             # others (the plan cache makes custom plans for a statement's
             # first five executions, the platform's foreign-key checks
@@ -145,7 +147,8 @@ statements() {  # statements CASE
                 echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'STOP', 'I', 'P')"
                 echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'START', 'I', 'P')"
             done
-            echo "$ins (1, 7, 2, 'STOP', 'I', 'P')" ;;
+            if [ "$1" = rp_send ]; then echo "$ins (1, 7, 2, 'news', 'O', 'Q')"
+            else echo "$ins (1, 7, 2, 'STOP', 'I', 'P')"; fi ;;
         in_copy|plain_copy|stop)
             # Stops and starts of a contact outside the data prepare the
             # stop's statements (WARM_STOPS of each).
