@@ -140,6 +140,23 @@ SELECT contact, at = '2000-01-01 00:00+00' AS default_changed, note FROM optout.
 ALTER TABLE optout.events DROP COLUMN note, ALTER COLUMN at SET DEFAULT pg_catalog.now();
 SELECT optout.start('44', reason => 'test') AS started_44;
 SELECT contact, kind, at = '2000-01-01 00:00+00' AS default_changed FROM optout.events WHERE contact = '44' ORDER BY id;
+-- The defaults are kept planned (a SQL function inlined): a function
+-- replaced, or a type changed, is what the next events get.
+CREATE FUNCTION public.event_note() RETURNS text LANGUAGE sql AS $$ SELECT 'first' $$;
+CREATE DOMAIN public.note_text AS text;
+ALTER TABLE optout.events ADD COLUMN note public.note_text DEFAULT public.event_note();
+SELECT optout.stop('45') AS stopped_45;
+CREATE OR REPLACE FUNCTION public.event_note() RETURNS text LANGUAGE sql AS $$ SELECT 'second' $$;
+SELECT optout.start('45', reason => 'test') AS started_45;
+\set VERBOSITY terse
+ALTER DOMAIN public.note_text ADD CONSTRAINT not_third CHECK (VALUE <> 'third');
+CREATE OR REPLACE FUNCTION public.event_note() RETURNS text LANGUAGE sql AS $$ SELECT 'third' $$;
+SELECT optout.stop('45');
+\set VERBOSITY default
+SELECT contact, kind, note FROM optout.events WHERE contact = '45' ORDER BY id;
+ALTER TABLE optout.events DROP COLUMN note;
+DROP DOMAIN public.note_text;
+DROP FUNCTION public.event_note();
 DROP TABLE event_log;
 DROP FUNCTION log_event();
 

@@ -33,14 +33,17 @@ extern "C" {
 #include "commands/async.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 }
 
 namespace {
@@ -176,8 +179,11 @@ bool direct_writable(Relation rel) {
 // Without it each write looked the columns up by name and read the defaults
 // and the constraints back from their text: ExecConstraints's parsing alone
 // was an eighth of a STOP's instructions (the IN lists are array constants,
-// read byte by byte). Each call still plans and initialises its own copy of
-// the expressions, as ExecConstraints and an INSERT would.
+// read byte by byte). The expressions are kept planned (expression_planner:
+// constants folded, SQL functions inlined), as a cached plan keeps them, so
+// the cache is also built again when a function, operator or type changes
+// (the invalidations PostgreSQL's plan cache follows); each call only
+// initialises them (planning them at each call was a thirtieth of a STOP).
 struct EventColumns {
     Oid relid;
     int natts;
@@ -186,8 +192,8 @@ struct EventColumns {
     FmgrInfo input[kEventColumns];
     Oid ioparams[kEventColumns];
     AttrNumber id_att;
-    Node** defaults;  // natts of them; NULL: none, or given
-    Node** checks;    // nchecks of them; NULL: not enforced (PostgreSQL 18)
+    Expr** defaults;  // natts of them, planned; NULL: none, or given
+    Expr** checks;    // nchecks of them, planned; NULL: not enforced (PostgreSQL 18)
     MemoryContext cxt;
 };
 EventColumns event_columns;
@@ -196,6 +202,9 @@ bool event_columns_callback = false;
 void event_columns_inval(Datum, Oid relid) {
     if (relid == InvalidOid || relid == event_columns.relid) event_columns_valid = false;
 }
+void event_columns_syscache_inval(Datum, int, uint32) { event_columns_valid = false; }
+
+Expr* planned(Node* n) { return n ? expression_planner(reinterpret_cast<Expr*>(n)) : nullptr; }
 
 int check_count(TupleDesc desc) { return desc->constr ? desc->constr->num_check : 0; }
 
@@ -207,6 +216,8 @@ const EventColumns& columns_of(Relation rel) {
     event_columns_valid = false;
     if (!event_columns_callback) {
         CacheRegisterRelcacheCallback(event_columns_inval, (Datum)0);
+        for (int cache : {PROCOID, TYPEOID, OPEROID})
+            CacheRegisterSyscacheCallback(cache, event_columns_syscache_inval, (Datum)0);
         event_columns_callback = true;
     }
     EventColumns c{};
@@ -223,15 +234,16 @@ const EventColumns& columns_of(Relation rel) {
         fmgr_info_cxt(fn, &c.input[k], c.cxt);
     }
     c.id_att = attnameAttNum(rel, "id", false);
-    c.defaults = static_cast<Node**>(palloc0(sizeof(Node*) * (c.natts ? c.natts : 1)));
+    c.defaults = static_cast<Expr**>(palloc0(sizeof(Expr*) * (c.natts ? c.natts : 1)));
     bool* is_given = static_cast<bool*>(palloc0(sizeof(bool) * (c.natts ? c.natts : 1)));
     for (int k = 0; k < kEventColumns; k++) is_given[c.given[k] - 1] = true;
     for (int a = 0; a < c.natts; a++)
-        if (!is_given[a] && !TupleDescAttr(desc, a)->attisdropped) c.defaults[a] = build_column_default(rel, a + 1);
-    c.checks = static_cast<Node**>(palloc0(sizeof(Node*) * (c.nchecks ? c.nchecks : 1)));
+        if (!is_given[a] && !TupleDescAttr(desc, a)->attisdropped)
+            c.defaults[a] = planned(build_column_default(rel, a + 1));
+    c.checks = static_cast<Expr**>(palloc0(sizeof(Expr*) * (c.nchecks ? c.nchecks : 1)));
     for (int i = 0; i < c.nchecks; i++)
         if (optout_pg::compat::check_constraint_enforced(desc->constr->check[i]))
-            c.checks[i] = static_cast<Node*>(stringToNode(desc->constr->check[i].ccbin));
+            c.checks[i] = planned(static_cast<Node*>(stringToNode(desc->constr->check[i].ccbin)));
     MemoryContextSwitchTo(old);
     optout_pg::fault_point("events_columns");
     // Whole: the old one goes, this one is kept.
@@ -255,7 +267,7 @@ void prepare_checks(ResultRelInfo* rri, const EventColumns& cols, EState* estate
     MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
     ExprState** states = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * cols.nchecks));
     for (int i = 0; i < cols.nchecks; i++)
-        if (cols.checks[i]) states[i] = ExecPrepareExpr(static_cast<Expr*>(copyObjectImpl(cols.checks[i])), estate);
+        if (cols.checks[i]) states[i] = ExecInitExpr(cols.checks[i], nullptr);
     MemoryContextSwitchTo(old);
     optout_pg::compat::check_constraint_states(rri) = states;
 }
@@ -270,9 +282,10 @@ void write_events(Relation rel, const optout_pg::EventRow* rows, int n, const ch
     AttrNumber id_att = cols.id_att;
     EState* estate = CreateExecutorState();
     ExprState** defaults = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * natts));
+    MemoryContext call = MemoryContextSwitchTo(estate->es_query_cxt);
     for (int a = 0; a < natts; a++)
-        if (cols.defaults[a])
-            defaults[a] = ExecPrepareExpr(static_cast<Expr*>(copyObjectImpl(cols.defaults[a])), estate);
+        if (cols.defaults[a]) defaults[a] = ExecInitExpr(cols.defaults[a], nullptr);
+    MemoryContextSwitchTo(call);
     ResultRelInfo* rri = makeNode(ResultRelInfo);
     InitResultRelInfo(rri, rel, 0, nullptr, 0);
     ExecOpenIndices(rri, false);
