@@ -199,10 +199,20 @@ struct EventColumns {
 EventColumns event_columns;
 bool event_columns_valid = false;
 bool event_columns_callback = false;
+// Counts the invalidations: one that arrives while the cache is being built
+// (a catalog read takes a lock, which reads the pending invalidations)
+// leaves the new build in use for that call only.
+uint64 event_columns_invals = 0;
 void event_columns_inval(Datum, Oid relid) {
-    if (relid == InvalidOid || relid == event_columns.relid) event_columns_valid = false;
+    if (relid == InvalidOid || relid == event_columns.relid) {
+        event_columns_valid = false;
+        event_columns_invals++;
+    }
 }
-void event_columns_syscache_inval(Datum, int, uint32) { event_columns_valid = false; }
+void event_columns_syscache_inval(Datum, int, uint32) {
+    event_columns_valid = false;
+    event_columns_invals++;
+}
 
 Expr* planned(Node* n) { return n ? expression_planner(reinterpret_cast<Expr*>(n)) : nullptr; }
 
@@ -214,6 +224,7 @@ const EventColumns& columns_of(Relation rel) {
         event_columns.nchecks == check_count(desc))
         return event_columns;
     event_columns_valid = false;
+    const uint64 invals = event_columns_invals;
     if (!event_columns_callback) {
         CacheRegisterRelcacheCallback(event_columns_inval, (Datum)0);
         for (int cache : {PROCOID, TYPEOID, OPEROID})
@@ -250,7 +261,7 @@ const EventColumns& columns_of(Relation rel) {
     if (event_columns.cxt) MemoryContextDelete(event_columns.cxt);
     MemoryContextSetParent(c.cxt, CacheMemoryContext);
     event_columns = c;
-    event_columns_valid = true;
+    event_columns_valid = invals == event_columns_invals;
     return event_columns;
 }
 
