@@ -20,29 +20,28 @@ SELECT optout.attach_contacts('contacts', 'id', 'status', 'S', 'A') > 0 AS conta
 INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'O', 'queued'), (2, 'O', 'queued'), (3, 'O', 'queued');
 ANALYZE msgs;
 
--- Sequential scans of a table in this transaction (pending statistics).
+-- Sequential scans of a table in this transaction (pending statistics),
+-- and those an inbound STOP of a contact makes.
 CREATE FUNCTION seq_scans(t regclass) RETURNS bigint LANGUAGE sql
     AS $$ SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = t $$;
+CREATE FUNCTION stop_seq_scans(t regclass, contact integer) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := seq_scans(t);
+BEGIN
+    INSERT INTO msgs (contact_id, direction, body) VALUES (contact, 'I', 'STOP');
+    RETURN seq_scans(t) - n;
+END $$;
 CREATE TEMP TABLE before (n bigint);
 
 -- The first stop plans "fail the queued messages" on a one-page table: a
 -- sequential scan.
-BEGIN;
-INSERT INTO before SELECT seq_scans('msgs');
-INSERT INTO msgs (contact_id, direction, body) VALUES (1, 'I', 'STOP');
-SELECT seq_scans('msgs') - n AS seq_scans FROM before;
-COMMIT;
+SELECT stop_seq_scans('msgs', 1) AS seq_scans;
 
 -- The table grows a thousand times, with no ANALYZE: the next stop in the
 -- same backend plans again, and reads msgs by its index.
 INSERT INTO msgs (contact_id, direction, body, status)
     SELECT c % 20000 + 1, 'O', 'sent', 'D' FROM generate_series(1, 200000) c;
-BEGIN;
-DELETE FROM before;
-INSERT INTO before SELECT seq_scans('msgs');
-INSERT INTO msgs (contact_id, direction, body) VALUES (2, 'I', 'STOP');
-SELECT seq_scans('msgs') - n AS seq_scans FROM before;
-COMMIT;
+SELECT stop_seq_scans('msgs', 2) AS seq_scans;
 
 -- After an ANALYZE (PostgreSQL's own replan) the next stop still enforces.
 ANALYZE msgs;
@@ -96,12 +95,7 @@ SELECT contact_id, status, count(*) FROM pmsgs WHERE body = 'queued' GROUP BY 1,
 -- its stop).
 SELECT count(*) FILTER (WHERE s) AS stopped FROM (SELECT optout.stop(g::text) AS s FROM generate_series(1001, 6000) g) x;
 SELECT optout.stop('7');
-BEGIN;
-DELETE FROM before;
-INSERT INTO before SELECT seq_scans('optout.stops');
-INSERT INTO msgs (contact_id, direction, body) VALUES (8, 'I', 'STOP');
-SELECT seq_scans('optout.stops') - n AS stops_seq_scans FROM before;
-COMMIT;
+SELECT stop_seq_scans('optout.stops', 8) AS stops_seq_scans;
 INSERT INTO msgs (contact_id, direction, body) VALUES (7, 'I', 'START');
 SELECT id, status FROM contacts WHERE id IN (7, 8) ORDER BY id;
 
@@ -121,22 +115,12 @@ ANALYZE people;
 SELECT optout.attach_contacts('people', 'id', 'status', 'S', 'A') > 0 AS people,
        optout.attach_groups('memberships', 'contact_id', 'group_id',
                             stopped_group_query => 'SELECT p.org * 100 FROM public.people p WHERE p.id = $1::integer') > 0 AS memberships;
-BEGIN;
-DELETE FROM before;
-INSERT INTO before SELECT seq_scans('people');
-INSERT INTO msgs (contact_id, direction, body) VALUES (9, 'I', 'STOP');
-SELECT seq_scans('people') - n > 0 AS people_seq_scans FROM before;
-COMMIT;
+SELECT stop_seq_scans('people', 9) > 0 AS people_seq_scans;
 INSERT INTO people (id) SELECT generate_series(11, 20010);
-BEGIN;
-DELETE FROM before;
-INSERT INTO before SELECT seq_scans('people');
-INSERT INTO msgs (contact_id, direction, body) VALUES (10, 'I', 'STOP');
-SELECT seq_scans('people') - n AS people_seq_scans FROM before;
-COMMIT;
+SELECT stop_seq_scans('people', 10) AS people_seq_scans;
 SELECT id, status FROM people WHERE id IN (8, 9, 10) ORDER BY id;
 SELECT contact_id, group_id FROM memberships WHERE contact_id IN (8, 9, 10) ORDER BY 1, 2;
 
 DROP TABLE pmsgs, msgs, contacts, people, memberships;
-DROP FUNCTION seq_scans(regclass), msgs_rows_read();
+DROP FUNCTION stop_seq_scans(regclass, integer), seq_scans(regclass), msgs_rows_read();
 DROP EXTENSION optout;
