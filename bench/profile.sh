@@ -42,6 +42,8 @@
 #                queued message
 #   rp_send      one outbound message (a single send, as the concurrent
 #                workload's send.sql), the same schema and warm-ups
+#   rp_restop    a second STOP from the contact of rp_stop (already stopped)
+#   rp_help      an inbound HELP, the same schema and warm-ups
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -136,7 +138,7 @@ statements() {  # statements CASE
             else
                 echo "INSERT INTO msgs SELECT 20000000 + c, c, 1 + c % 3, 'O', 'Q', NULL, NULL, 'Our offices are closed on Monday. Reply STOP to opt out.', now() FROM generate_series(1, $c) AS c"
             fi ;;
-        rp_stop|rp_send)
+        rp_stop|rp_send|rp_restop|rp_help)
             # A queued message of the contact; six stops and starts of
             # others (the plan cache makes custom plans for a statement's
             # first five executions, the platform's foreign-key checks
@@ -147,8 +149,13 @@ statements() {  # statements CASE
                 echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'STOP', 'I', 'P')"
                 echo "$ins ($((1 + (i + 3) % 2)), 7, $((i + 3)), 'START', 'I', 'P')"
             done
-            if [ "$1" = rp_send ]; then echo "$ins (1, 7, 2, 'news', 'O', 'Q')"
-            else echo "$ins (1, 7, 2, 'STOP', 'I', 'P')"; fi ;;
+            case $1 in
+                rp_send) echo "$ins (1, 7, 2, 'news', 'O', 'Q')" ;;
+                rp_help) echo "$ins (1, 7, 2, 'HELP', 'I', 'P')" ;;
+                rp_restop) echo "$ins (1, 7, 2, 'STOP', 'I', 'P')"
+                           echo "$ins (1, 7, 2, 'STOP', 'I', 'P')" ;;
+                *) echo "$ins (1, 7, 2, 'STOP', 'I', 'P')" ;;
+            esac ;;
         in_copy|plain_copy|stop)
             # Stops and starts of a contact outside the data prepare the
             # stop's statements (WARM_STOPS of each).

@@ -5,16 +5,24 @@
 # STOP/START/HELP, single sends, INSERT ... SELECT broadcasts, re-queue
 # UPDATEs, stops and starts by hand), attached versus the same schema
 # unattached, at CONC_CLIENTS clients (default "1 4 8"), CONC_SECONDS
-# seconds a run (default 10), RUNS runs of each, the two alternated; the
-# ratio of their throughputs is reported per run pair (median, min, max:
-# bench.target).
+# seconds a run (default 10), RUNS runs of each, the variants rotated; the
+# ratio of their throughputs is reported per run (median, min, max:
+# bench.target). A third variant, "by hand", is the floor: the unattached
+# schema made compliant with plain PL/pgSQL triggers (bench/concurrent-byhand.sql:
+# exact keywords, no classifier, no locks, one log row an event), so the
+# ratio attached / by hand is what optout costs over doing the required
+# work at all.
 conc_dir="$OPTOUT_ROOT/test/scripts/concurrency"
 conc_contacts=$(num 20000)
 [ "$conc_contacts" -ge 1000 ] || conc_contacts=1000
-for db in bare attached; do
+for db in bare attached byhand; do
     psql -d postgres -c "DROP DATABASE IF EXISTS conc_$db" -c "CREATE DATABASE conc_$db"
     psql -d conc_$db -v contacts="$conc_contacts" -f "$conc_dir/schema.sql" >/dev/null
-    psql -d conc_$db -f "$conc_dir/app_$db.sql" >/dev/null
+    if [ "$db" = byhand ]; then
+        psql -d conc_$db -v ON_ERROR_STOP=1 -f "$OPTOUT_ROOT/bench/concurrent-byhand.sql" >/dev/null
+    else
+        psql -d conc_$db -f "$conc_dir/app_$db.sql" >/dev/null
+    fi
 done
 conc_tps() {  # conc_tps DB CLIENTS SEED: one run, prints its tps
     "$OPTOUT_BINDIR/pgbench" -n -c "$2" -j "$(( $2 < 2 ? $2 : 2 ))" -T "${CONC_SECONDS:-10}" --random-seed="$3" \
@@ -25,16 +33,22 @@ conc_tps() {  # conc_tps DB CLIENTS SEED: one run, prints its tps
 }
 for c in ${CONC_CLIENTS:-1 4 8}; do
     psql -c "INSERT INTO bench.variants (workload, variant, ord)
-             VALUES ('concurrent', 'bare, $c clients', 2 * $c), ('concurrent', 'attached, $c clients', 2 * $c + 1)
+             VALUES ('concurrent', 'bare, $c clients', 3 * $c), ('concurrent', 'attached, $c clients', 3 * $c + 1),
+                    ('concurrent', 'by hand, $c clients', 3 * $c + 2)
              ON CONFLICT DO NOTHING"
     for r in $(seq 1 "$RUNS"); do
-        if [ $((r % 2)) = 1 ]; then order="bare attached"; else order="attached bare"; fi
+        case $((r % 3)) in
+            1) order="bare attached byhand" ;;
+            2) order="attached byhand bare" ;;
+            *) order="byhand bare attached" ;;
+        esac
         for v in $order; do
+            label=$([ "$v" = byhand ] && echo "by hand" || echo "$v")
             psql -d "conc_$v" -c CHECKPOINT >/dev/null
             tps=$(conc_tps "conc_$v" "$c" "$r")
-            echo "    $c clients, run $r, $v: ${tps:-?} tps"
+            echo "    $c clients, run $r, $label: ${tps:-?} tps"
             psql -c "INSERT INTO bench.timings (workload, variant, run, ms)
-                     VALUES ('concurrent', '$v, $c clients', $r, 1000 / nullif(${tps:-0}, 0))"
+                     VALUES ('concurrent', '$label, $c clients', $r, 1000 / nullif(${tps:-0}, 0))"
         done
     done
     # Throughput attached / bare is the bare time a transaction over the
@@ -42,7 +56,11 @@ for c in ${CONC_CLIENTS:-1 4 8}; do
     psql -At -c "
         SELECT bench.target('concurrent', 'throughput attached / bare, $c clients',
                             'bare, $c clients', 'attached, $c clients',
-                            CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END)" |
+                            CASE WHEN $c = 8 THEN '>=' END, CASE WHEN $c = 8 THEN 0.85 END)" \
+         -c "SELECT bench.target('concurrent', 'the floor: throughput by hand / bare, $c clients',
+                                 'bare, $c clients', 'by hand, $c clients')" \
+         -c "SELECT bench.target('concurrent', 'throughput attached / by hand, $c clients',
+                                 'by hand, $c clients', 'attached, $c clients')" |
         sed 's/^/    /'
 done
 # Where the time goes (CONC_WAITS=1): one more 8-client run of each, its

@@ -113,9 +113,12 @@ INSERT INTO about VALUES
  'last_seen_on updated and a reply queued, in one transaction; 40%), single sends (30%), `INSERT … SELECT` '
  'broadcasts to 20 to 300 contacts (4%), re-queue `UPDATE`s of failed messages (10%) and stops and starts by hand '
  'with provider stop events (16%), `CONC_SECONDS` (10) a run, on the schema attached with `attach_rapidpro()` '
- 'versus the same schema unattached (whose stops and starts are the platform''s own UPDATEs), the two alternated '
- 'in each of the RUNS runs. The times are milliseconds per transaction (1 / tps); the target is on the median of '
- 'the per-run throughput ratios.');
+ 'versus the same schema unattached (whose stops and starts are the platform''s own UPDATEs, its inbound STOPs '
+ 'ignored), and the floor, "by hand": the unattached schema made compliant with plain PL/pgSQL triggers '
+ '(`bench/concurrent-byhand.sql`: exact keywords, each STOP, START, HELP and blocked send logged in a table of '
+ 'its own and acted on as the platform''s own stop does, a send to a stopped contact stored failed; no classifier, '
+ 'no contact locks, no ledger), the three rotated in each of the RUNS runs. The times are milliseconds per '
+ 'transaction (1 / tps); the target is on the median of the per-run throughput ratios.');
 
 SELECT '# Benchmarks';
 SELECT '';

@@ -139,8 +139,19 @@ run_sql() {
 
 echo "==> SCALE=$SCALE RUNS=$RUNS STOPS=$STOPS: $ROWS messages, $CONTACTS contacts; latency at $LAT_CONTACTS contacts"
 run_sql run-common.sql
+# Before each workload: a checkpoint and the kernel's dirty pages written out
+# (sync), so that no workload is timed while the data of the one before (or
+# its own build, 3.5 GB before the first) is still being written back.
+settle() {
+    local t0
+    t0=$(date +%s.%N)
+    psql -d postgres -c CHECKPOINT
+    sync
+    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "    settled in %.1f s\n", b - a }'
+}
 for w in $WORKLOADS; do
     echo "==> $w"
+    settle
     if [ "$w" = concurrent ]; then
         # shellcheck source=bench/run-concurrent.sh
         . "$OPTOUT_ROOT/bench/run-concurrent.sh"
