@@ -121,6 +121,18 @@ SELECT stop_seq_scans('people', 10) AS people_seq_scans;
 SELECT id, status FROM people WHERE id IN (8, 9, 10) ORDER BY id;
 SELECT contact_id, group_id FROM memberships WHERE contact_id IN (8, 9, 10) ORDER BY 1, 2;
 
+-- A help request (a review too) changes no stop: a batch of those alone
+-- does not read the ledger; a STOP does.
+CREATE FUNCTION ledger_reads(body text, contact integer) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := (SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'optout.stops'::regclass);
+BEGIN
+    INSERT INTO msgs (contact_id, direction, body) VALUES (contact, 'I', body);
+    RETURN (SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = 'optout.stops'::regclass) - n;
+END $$;
+SELECT ledger_reads('HELP', 11) AS help, ledger_reads('STOP', 11) AS stop;
+SELECT count(*) AS help_events FROM optout.events WHERE contact = '11' AND kind = 'help';
+
 DROP TABLE pmsgs, msgs, contacts, people, memberships;
-DROP FUNCTION stop_seq_scans(regclass, integer), seq_scans(regclass), msgs_rows_read();
+DROP FUNCTION stop_seq_scans(regclass, integer), seq_scans(regclass), msgs_rows_read(), ledger_reads(text, integer);
 DROP EXTENSION optout;

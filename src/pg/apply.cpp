@@ -616,11 +616,17 @@ void lock_batch(const ChangeRequest* reqs, int n, LockedBody body, void* arg) {
 // 2. The ledger rows of the batch's contacts, and what the batch does,
 // planned in the core (no PostgreSQL call inside the guard).
 void plan_batch(const ChangeRequest* reqs, int n, BatchPlan* p) {
+    // The ledger rows of the contacts of its stops and starts: a help
+    // request or a review changes no stop (the core plans nothing for it),
+    // so a batch of those alone reads nothing.
     const char** contacts = static_cast<const char**>(palloc(sizeof(char*) * n));
-    for (int i = 0; i < n; i++) contacts[i] = reqs[i].contact;
-    char** lcontacts;
-    char** lchannels;
-    int nledger = ledger_load(contacts, n, &lcontacts, &lchannels);
+    int nchanging = 0;
+    for (int i = 0; i < n; i++)
+        if (reqs[i].type != optout::ChangeKind::Help && reqs[i].type != optout::ChangeKind::Review)
+            contacts[nchanging++] = reqs[i].contact;
+    char** lcontacts = nullptr;
+    char** lchannels = nullptr;
+    int nledger = nchanging > 0 ? ledger_load(contacts, nchanging, &lcontacts, &lchannels) : 0;
     p->lcontacts = lcontacts;
     p->lchannels = lchannels;
     p->nledger = nledger;
