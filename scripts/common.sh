@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/demo.sh and scripts/test.sh. Source it; do not run it.
 #
 # - optout_packages: the Debian packages a build and the tests need (the last
@@ -14,23 +15,24 @@ OPTOUT_PG_MAJOR=${PG:-${OPTOUT_PG_MAJOR:-15}}
 # PostgreSQL 15 is Debian 12's own, and always installed: the default server,
 # and the source of the cross-version dump and restore.
 optout_packages() {
-    echo "make g++ clang clang-format cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
+    echo "make g++ clang clang-format shellcheck cmake pkg-config python3 valgrind libicu-dev libgtest-dev libclang-rt-dev" \
          "postgresql-15 postgresql-server-dev-15 pgbouncer" \
          "debhelper dpkg-dev postgresql-server-dev-all"
 }
 
-# The packages of those named (default: optout_packages) that are not installed.
+# The packages of those named that are not installed.
 missing_packages() {
     local p missing=()
-    for p in ${*:-$(optout_packages)}; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     echo "${missing[@]}"
 }
 
 ensure_packages() {
-    local missing
-    missing=$(missing_packages)
+    local missing all
+    read -ra all <<< "$(optout_packages)"
+    missing=$(missing_packages "${all[@]}")
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" = 0 ]; then
         echo "==> installing: $missing"
@@ -79,7 +81,7 @@ reexec_unprivileged() {
 # from it in a temporary directory, stopped and removed when the calling
 # shell exits. Sets PGHOST, PGPORT, PGUSER, PGDATABASE and OPTOUT_BINDIR.
 start_throwaway_server() {
-    cd "$OPTOUT_ROOT"
+    cd "$OPTOUT_ROOT" || return 1
     PG_CONFIG=$(optout_pg_config)
     export PG_CONFIG
     echo "==> building optout"

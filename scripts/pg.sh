@@ -194,12 +194,13 @@ from_debian_binaries() {
     done
     local ld=$root/usr/lib64/ld-linux-x86-64.so.2 bindir=$root/usr/lib/postgresql/$V/bin
     local libs=$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu pgxs
-    [ -x "$ld" ] && [ -x "$bindir/postgres" ] || { say "no loader or server in the $suite packages"; return 1; }
+    if [ ! -x "$ld" ] || [ ! -x "$bindir/postgres" ]; then say "no loader or server in the $suite packages"; return 1; fi
     pgxs=$root/usr/lib/postgresql/$V/lib/pgxs
     for f in "$bindir"/* "$pgxs"/src/test/regress/pg_regress "$pgxs"/src/test/isolation/*; do
-        [ -f "$f" ] && [ "$(head -c 4 "$f" | tail -c 3)" = ELF ] || continue
+        if [ ! -f "$f" ] || [ "$(head -c 4 "$f" | tail -c 3)" != ELF ]; then continue; fi
         mkdir -p "$(dirname "$f")/.real"
         mv "$f" "$(dirname "$f")/.real/"
+        # shellcheck disable=SC2016  # the wrapper's own $0 and $@, written as they are
         printf '#!/bin/sh\n# %s of Debian %s, run with its own C library (scripts/pg.sh)\nexec %s --library-path %s --argv0 "$0" "$(dirname "$0")/.real/%s" "$@"\n' \
             "${f##*/}" "$suite" "$ld" "$libs" "${f##*/}" >"$f"
         chmod 755 "$f"
@@ -230,10 +231,13 @@ if ! (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgre
     if [ "$V" = 18 ] && from_pgdg; then echo "/usr/lib/postgresql/$V/bin/pg_config"; exit 0; fi
     exit 3   # not to be had here: scripts/test.sh skips this version
 fi
-orig=$(ls "$work/src"/postgresql-"$V"_*.orig.tar.* | head -n 1)
-debver=$(sed -n 's/^Version: //p' "$work/src"/postgresql-"$V"_*.dsc | head -n 1)
+origs=("$work/src/postgresql-${V}_"*.orig.tar.*)
+dscs=("$work/src/postgresql-${V}_"*.dsc)
+orig=${origs[0]}
+debver=$(sed -n 's/^Version: //p' "${dscs[0]}" | head -n 1)
 tar -C "$work/src" -xf "$orig"
-src=$(ls -d "$work/src"/postgresql-"$V".*/ | head -n 1)
+srcs=("$work/src/postgresql-${V}."*/)
+src=${srcs[0]}
 
 say "building PostgreSQL $debver into $prefix (about 15 minutes on 2 cores)"
 rm -rf "$prefix"

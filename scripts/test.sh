@@ -65,7 +65,7 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     prepare_versions
     # Citus (test/citus/run.sh): built once into the cache as root; skipped
     # later where its source is absent.
-    if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && [ -z "${PG:-}" -o "${PG:-15}" = 15 ]; then
+    if [ -z "${OPTOUT_SKIP_CITUS:-}" ] && { [ -z "${PG:-}" ] || [ "${PG:-15}" = 15 ]; }; then
         CITUS_BUILD_ONLY=1 bash "$OPTOUT_ROOT/test/citus/run.sh" || true
     fi
     # The Debian package, built from a clean copy and installed here as root;

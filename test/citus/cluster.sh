@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by test/citus/scenario.sh (and handy by hand): a Citus coordinator
 # and two workers on this machine, from a private copy of the PostgreSQL
 # installation with optout and Citus installed into it.
@@ -13,7 +14,7 @@ CITUS_PORT=${CITUS_PORT:-5671}
 
 citus_cluster_start() {
     local citus=$1 i port
-    cd "$OPTOUT_ROOT"
+    cd "$OPTOUT_ROOT" || return 1
     PG_CONFIG=$(optout_pg_config)
     export PG_CONFIG
     echo "# building optout into tmp_install"

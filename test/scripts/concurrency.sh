@@ -139,19 +139,19 @@ fault_round() {  # fault_round CRASH(0/1)
     terms=$((terms + $(interrupt pg_terminate_backend 1)))
     if [ "$1" = 1 ]; then
         sleep 0.5
-        local pm kids
+        local pm kids=()
         pm=$(head -1 "$OPTOUT_SERVER_DIR/data/postmaster.pid")
-        kids=$(pgrep -P "$pm" | paste -sd' ' -)
+        mapfile -t kids < <(pgrep -P "$pm")
         kill -9 "$pm"
         # Its processes go when they see it gone; the rest with it.
-        for _ in $(seq 1 50); do alive $kids || break; sleep 0.2; done
-        kill -9 $kids 2>/dev/null || true
+        for _ in $(seq 1 50); do alive "${kids[@]}" || break; sleep 0.2; done
+        [ ${#kids[@]} = 0 ] || kill -9 "${kids[@]}" 2>/dev/null || true
     fi
     wait "$lpid" || true
     touch "$OPTOUT_SERVER_DIR/stop-journal"
     wait "$jpid" || true
     if [ "$1" = 1 ]; then
-        for _ in $(seq 1 50); do alive $kids || break; sleep 0.2; done
+        for _ in $(seq 1 50); do alive "${kids[@]}" || break; sleep 0.2; done
         "$OPTOUT_BINDIR/pg_ctl" -D "$OPTOUT_SERVER_DIR/data" -l "$LOG" -w \
             -o "-c listen_addresses='' -c unix_socket_directories='$OPTOUT_SERVER_DIR' -c port=54329 $OPTOUT_SERVER_OPTS" \
             start >/dev/null 2>&1
@@ -175,7 +175,7 @@ LOST="SELECT a.n, EXISTS (SELECT 1 FROM journal j WHERE j.n = a.n) AS journal,
 echo "# fault phase: $cancels cancels, $terms terminations, 1 kill -9 of the postmaster; $(wc -l < "$acked") journal stops acknowledged"
 check "the server recovered from kill -9" 1 attached "SELECT 1"
 if [ "$n" = 0 ]; then ok "no deadlock in the fault phase"; else not_ok "no deadlock in the fault phase: $n"; show_cycles attached "$from"; fi
-[ "$cancels" -gt 0 ] && ok "backends were cancelled mid-load ($cancels)" || not_ok "backends were cancelled mid-load"
+if [ "$cancels" -gt 0 ]; then ok "backends were cancelled mid-load ($cancels)"; else not_ok "backends were cancelled mid-load"; fi
 invariants "after the faults"
 missing=$(psql -d attached -At -c "SELECT count(*) FROM ($LOST) l")
 [ "$missing" = 0 ] || psql -d attached -c "SELECT * FROM ($LOST) l LIMIT 5" | sed 's/^/#   /'

@@ -3,10 +3,13 @@
 #   - every C++ file (src/, test/) is as clang-format leaves it;
 #   - every text file ends with a newline and has no CR line ends;
 #   - code and scripts (C++, shell, Python, CMake, the Makefile) have no
-#     trailing blanks.
+#     trailing blanks;
+#   - every shell script (*.sh, .ci/run) passes shellcheck, the sourced
+#     files followed (-x).
 # Prints "ok"/"not ok" per check, the files at fault with the command that
-# fixes them, and "format: N passed, N failed". Needs clang-format (Debian's
-# package of that name; scripts/common.sh installs it).
+# fixes them, and "format: N passed, N failed". Needs the commands
+# clang-format and shellcheck (Debian's packages of those names;
+# scripts/common.sh installs them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 passed=0 failed=0
@@ -19,7 +22,7 @@ else
     mapfile -t files < <(find . -path ./build -prune -o -path './build-*' -prune -o -path './tmp_*' -prune \
                               -o -path ./.git -prune -o -type f -print | sed 's#^\./##' | sort)
 fi
-cxx=() text=() code=()
+cxx=() text=() code=() shell=()
 for f in "${files[@]}"; do
     [ -f "$f" ] || continue
     case $f in
@@ -31,6 +34,7 @@ for f in "${files[@]}"; do
         src/*.cpp|src/*.hpp|test/*.cpp|test/*.hpp) cxx+=("$f"); code+=("$f") ;;
         *.sh|*.py|CMakeLists.txt|Makefile|*.control) code+=("$f") ;;
     esac
+    case $f in *.sh|.ci/run) shell+=("$f") ;; esac
 done
 
 if ! command -v clang-format >/dev/null; then
@@ -57,7 +61,7 @@ done
 if [ ${#bad[@]} = 0 ]; then ok "line ends: ${#text[@]} text files end with a newline, no CR"
 else
     not_ok "line ends: files without a final newline, or with CR line ends:"; printf '#   %s\n' "${bad[@]}"
-    echo "#   fix: sed -i 's/\\r\$//' FILE; and end the file with a newline"
+    printf '%s\n' "#   fix: sed -i 's/\\r\$//' FILE; and end the file with a newline"
 fi
 
 bad=()
@@ -67,5 +71,14 @@ else
     not_ok "trailing blanks in:"; printf '#   %s\n' "${bad[@]}"
     echo "#   fix: sed -i 's/[[:space:]]*\$//' ${bad[*]}"
 fi
+if ! command -v shellcheck >/dev/null; then
+    not_ok "shellcheck is installed (apt-get install shellcheck)"
+elif out=$(shellcheck -x "${shell[@]}" 2>&1); then
+    ok "shellcheck: ${#shell[@]} shell scripts, no finding"
+else
+    not_ok "shellcheck: findings in the shell scripts (shellcheck -x FILE):"
+    printf '%s\n' "$out" | head -n 40 | sed 's/^/#   /'
+fi
+
 echo "format: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -152,7 +152,8 @@ wait_for app "SELECT EXISTS (SELECT 1 FROM optout.keywords WHERE keyword = 'ferm
 echo "SELECT 'after:' || coalesce(optout.classify('ferma')::text, '');" >&"${SUBSESSION[1]}"
 read -r -t 20 after <&"${SUBSESSION[0]}" || after=timeout
 check "an open session on the subscriber follows a replicated keyword edit" "before:|after:opt_out" "$before|$after"
-exec {SUBSESSION[1]}>&-
+subsession_in=${SUBSESSION[1]}
+exec {subsession_in}>&-
 check "the publisher's outbound marks replicate, not re-enforced on the subscriber" "F" \
       "$(sub -d app -c "SELECT status FROM msgs WHERE body = 'sale'")"
 

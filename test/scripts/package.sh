@@ -77,7 +77,7 @@ else
 fi
 # Every installed file is the package's, unmodified.
 if out=$(dpkg --verify "$pkg" 2>&1) && [ -z "$out" ]; then ok "dpkg --verify $pkg: the installed files are the package's"
-else not_ok "dpkg --verify $pkg: the installed files are the package's"; echo "$out" | sed 's/^/#   /'; fi
+else not_ok "dpkg --verify $pkg: the installed files are the package's"; printf '%s\n' "$out" | sed 's/^/#   /'; fi
 
 # A fresh cluster of the system's PostgreSQL, which finds extensions only in
 # its own directories: where the package installed optout.
@@ -102,7 +102,7 @@ check "the backend runs the package's library ($("$bindir/pg_config" --pkglibdir
       "SELECT optout.classify('STOP'), (SELECT string_agg(DISTINCT m[1], ',')
          FROM regexp_matches(pg_read_file('/proc/self/maps'), '(/\S*optout\.so)', 'g') m)"
 check "the package carries the upgrade path from each release (ALTER EXTENSION optout UPDATE)" \
-      "$(cd "$OPTOUT_ROOT/test/upgrade" && ls optout--*.sql | sed -E 's/^optout--(.*)\.sql$/\1/' | grep -v -- -- | sort | tr '\n' ' ')" \
+      "$(cd "$OPTOUT_ROOT/test/upgrade" && printf '%s\n' optout--*.sql | sed -E 's/^optout--(.*)\.sql$/\1/' | grep -v -- -- | sort | tr '\n' ' ')" \
       "SELECT string_agg(source, ' ' ORDER BY source) || ' ' FROM pg_extension_update_paths('optout')
         WHERE target = '$default' AND path IS NOT NULL AND source <> '$default'"
 psql >/dev/null <<'SQL'

@@ -126,7 +126,7 @@ fi
 
 # ---------------------------------------------------------------- the suite
 make_vg_install
-tests=${OPTOUT_VALGRIND_TESTS:-$(ls sql/*.sql | sed -n 's#^sql/\(.*\)\.sql$#\1#p' | sort | tr '\n' ' ')}
+tests=${OPTOUT_VALGRIND_TESTS:-$(printf '%s\n' sql/*.sql | sed -n 's#^sql/\(.*\)\.sql$#\1#p' | sort | tr '\n' ' ')}
 # shellcheck disable=SC2086
 run_regress ./ $tests
 grep -E '^(ok|not ok|test )' "$work/regress.out" || true
@@ -139,7 +139,7 @@ else
 fi
 bad=$(reports_of_concern)
 total=$(cat "$logs"/vg.*.log 2>/dev/null | grep -cE '^==[0-9]+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and)' || true)
-nlogs=$(ls "$logs" | wc -l)
+nlogs=$(find "$logs" -mindepth 1 -maxdepth 1 | wc -l)
 if [ "$nlogs" = 0 ]; then
     not_ok "valgrind ran (no log was written)"
 elif [ -z "$bad" ]; then
