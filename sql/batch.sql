@@ -157,8 +157,30 @@ SELECT contact, kind, note FROM optout.events WHERE contact = '45' ORDER BY id;
 ALTER TABLE optout.events DROP COLUMN note;
 DROP DOMAIN public.note_text;
 DROP FUNCTION public.event_note();
+-- The ledger's new rows are written without SQL as well, the same way: a
+-- trigger a DBA puts on optout.stops fires (the table is then written by
+-- an INSERT), for one stop and for a batch; a CHECK constraint added to it
+-- is enforced, and a column added with a default gets it.
+TRUNCATE event_log;
+CREATE FUNCTION log_stop() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.event_log VALUES ('ledger', NEW.contact); RETURN NEW; END $$;
+CREATE TRIGGER log_stop AFTER INSERT ON optout.stops FOR EACH ROW EXECUTE FUNCTION log_stop();
+SELECT optout.stop('46') AS stopped_46;
+INSERT INTO msgs (contact_id, direction, body) VALUES (47, 'I', 'STOP'), (48, 'I', 'STOP');
+SELECT * FROM event_log ORDER BY contact;
+DROP TRIGGER log_stop ON optout.stops;
+ALTER TABLE optout.stops ADD CONSTRAINT no_keyword_end CHECK (keyword IS DISTINCT FROM 'end');
+ALTER TABLE optout.stops ADD COLUMN note text;
+ALTER TABLE optout.stops ALTER COLUMN note SET DEFAULT 'added';
+\set VERBOSITY terse
+INSERT INTO msgs (contact_id, direction, body) VALUES (49, 'I', 'END');
+\set VERBOSITY default
+INSERT INTO msgs (contact_id, direction, body) VALUES (49, 'I', 'STOP');
+SELECT contact, keyword, note, stopped_at IS NOT NULL AS has_time FROM optout.stops
+ WHERE contact IN ('46', '47', '48', '49') ORDER BY contact;
+ALTER TABLE optout.stops DROP CONSTRAINT no_keyword_end, DROP COLUMN note;
 DROP TABLE event_log;
-DROP FUNCTION log_event();
+DROP FUNCTION log_event(), log_stop();
 
 SELECT optout.detach('msgs') + optout.detach('contacts') + optout.detach('members') AS detached;
 SELECT count(*) AS optout_triggers_left FROM pg_trigger WHERE tgname LIKE 'optout%';

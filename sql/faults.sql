@@ -108,6 +108,22 @@ RESET optout.fault_injection;
 SELECT enforced(15);
 SELECT * FROM round(15);
 
+-- (How a ledger row is filled, kept the same way: an ALTER TABLE of
+-- optout.stops invalidates it.)
+ALTER TABLE optout.stops ALTER COLUMN stopped_at SET DEFAULT pg_catalog.now();
+SET optout.fault_injection = 'stops_columns';
+INSERT INTO f_msgs (contact_id, direction, body) VALUES (16, 'I', 'STOP');
+RESET optout.fault_injection;
+SELECT enforced(16);
+SELECT * FROM round(16);
+
+ALTER TABLE optout.stops ALTER COLUMN stopped_at SET DEFAULT pg_catalog.now();
+SET optout.fault_injection = 'stops_columns:cancel';
+INSERT INTO f_msgs (contact_id, direction, body) VALUES (17, 'I', 'STOP');
+RESET optout.fault_injection;
+SELECT enforced(17);
+SELECT * FROM round(17);
+
 INSERT INTO f_msgs (contact_id, direction, body) VALUES (7, 'O', 'queued');
 SET optout.fault_injection = 'apply_events';
 INSERT INTO f_msgs (contact_id, direction, body) VALUES (7, 'I', 'STOP');

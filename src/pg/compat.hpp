@@ -28,6 +28,20 @@ inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EStat
 #endif
 }
 
+// True when no row with the slot's key is in the arbiter indexes (a
+// committed one, or one in progress: then waited for first), as INSERT ...
+// ON CONFLICT looks before it inserts; the result relation's indexes opened
+// with their speculative-insertion information. PostgreSQL 18 added the
+// argument tupleid (a row an update may find, for logical replication).
+inline bool no_conflict(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate, List* arbiters) {
+    ItemPointerData conflict;
+#if PG_VERSION_NUM >= 180000
+    return ExecCheckIndexConstraints(rri, slot, estate, &conflict, nullptr, arbiters);
+#else
+    return ExecCheckIndexConstraints(rri, slot, estate, &conflict, arbiters);
+#endif
+}
+
 // The CHECK constraints' expression states of a result relation, which
 // ExecConstraints builds on its first row when they are NULL (one for each
 // of the relation's constraints, in order; NULL: not checked). PostgreSQL 18
