@@ -47,7 +47,9 @@ INSERT INTO about VALUES
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
 ('broadcast', 4, 'broadcast', :broadcast,
  format('A bulk broadcast, `INSERT INTO … SELECT` one message to each of %s contacts (10%% stopped) from a contacts '
-        'table, into the three tables of "outbound".', to_char(:broadcast, 'FM999,999,999'))),
+        'table, into the attached, unattached, PL/pgSQL and trigger floor tables of "outbound" (an `INSERT … SELECT` '
+        'inserts row by row with or without a trigger: its floor is the trigger machinery alone).',
+        to_char(:broadcast, 'FM999,999,999'))),
 ('update', 4.2, 'update', :broadcast,
  format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
         'WHERE status = ''Q''`) over the %s rows of the broadcast (the stopped contacts'' tenth already failed in '
@@ -87,7 +89,8 @@ INSERT INTO about VALUES
 ('partitioned', 5, 'partitioned', :rows,
  'The "outbound" COPY into a message table partitioned by month (three monthly partitions, January to March 2026; '
  'the messages span them), attached on the parent (optout''s trigger is cloned onto the partitions), versus the same '
- 'partitioned table unattached.'),
+ 'partitioned table unattached, and the floor: the same with a BEFORE INSERT row trigger on the parent whose WHEN '
+ 'never holds (COPY inserts row by row, nothing is called).'),
 ('backfill', 7, 'backfill', :rows,
  format('`CALL optout.backfill(''bench.history'', time_column => ''created_on'')` (report only) over %s inbound '
         'messages stored before the table was attached (5%% keyword messages, %s contacts); its time is its run''s '
