@@ -28,6 +28,18 @@ inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EStat
 #endif
 }
 
+// The index entries of a row inserted speculatively (INSERT ... ON
+// CONFLICT): a conflict in an arbiter index is reported in *conflict
+// instead of raised.
+inline List* insert_index_tuples_speculative(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate, List* arbiters,
+                                             bool* conflict) {
+#if PG_VERSION_NUM >= 160000
+    return ExecInsertIndexTuples(rri, slot, estate, false, true, conflict, arbiters, false);
+#else
+    return ExecInsertIndexTuples(rri, slot, estate, false, true, conflict, arbiters);
+#endif
+}
+
 // True when no row with the slot's key is in the arbiter indexes (a
 // committed one, or one in progress: then waited for first), as INSERT ...
 // ON CONFLICT looks before it inserts; the result relation's indexes opened

@@ -37,6 +37,7 @@ extern "C" {
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -318,6 +319,30 @@ using FillRow = void (*)(const void* rows, int i, const char* actor, const char*
 // at that index for a row with its key (committed, or in progress: then
 // waited for, as INSERT ... ON CONFLICT does): a row that has one is not
 // written (ON CONFLICT DO NOTHING).
+// One row written as INSERT ... ON CONFLICT DO NOTHING writes it: a look at
+// the arbiter index (a row there is kept; one in progress is waited for,
+// then looked at again), then the row inserted speculatively, its index
+// entries made without raising a conflict. A row that another transaction
+// wrote in between (one that took no contact lock of optout's: a DBA's
+// INSERT, a replication worker) makes the insert undo itself, and the look
+// is made again (test/isolation/specs/ledger_conflict.spec).
+void insert_unless_there(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate, CommandId cid, List* arbiters) {
+    Relation rel = rri->ri_RelationDesc;
+    for (;;) {
+        if (!optout_pg::compat::no_conflict(rri, slot, estate, arbiters)) return;
+        optout_pg::fault_point("ledger_row");
+        TransactionId xid = GetCurrentTransactionId();
+        uint32 token = SpeculativeInsertionLockAcquire(xid);
+        table_tuple_insert_speculative(rel, slot, cid, 0, nullptr, token);
+        bool conflict = false;
+        List* recheck = optout_pg::compat::insert_index_tuples_speculative(rri, slot, estate, arbiters, &conflict);
+        table_tuple_complete_speculative(rel, slot, token, !conflict);
+        SpeculativeInsertionLockRelease(xid);
+        list_free(recheck);
+        if (!conflict) return;
+    }
+}
+
 void write_rows(Relation rel, DirectCache& cache, const DirectSpec& spec, const void* rows, FillRow fill, int n,
                 const char* actor, int cached_col, int64* ids, Oid arbiter) {
     TupleDesc desc = RelationGetDescr(rel);
@@ -410,7 +435,10 @@ void write_rows(Relation rel, DirectCache& cache, const DirectSpec& spec, const 
                 bool isnull = id_att <= 0 || slot->tts_isnull[id_att - 1];
                 ids[first + i] = isnull ? 0 : DatumGetInt64(slot->tts_values[id_att - 1]);
             }
-            if (one_by_one && !optout_pg::compat::no_conflict(rri, slot, estate, arbiters)) continue;
+            if (one_by_one) {
+                insert_unless_there(rri, slot, estate, cid, arbiters);
+                continue;
+            }
             keep++;
         }
         if (keep > 0) table_multi_insert(rel, slots, keep, cid, 0, bistate);

@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 }
 
@@ -20,8 +21,12 @@ namespace {
 int match_mode_setting = static_cast<int>(optout::Mode::Standard);
 // optout.fault_injection: a test hook (superuser only, hidden). "POINT" raises
 // an error at that point of optout's work, "POINT:cancel" acts as if the
-// statement were cancelled there. Empty: no fault (the default).
+// statement were cancelled there, "POINT:wait" waits there for the advisory
+// lock kFaultWaitKey (taken shared, to the end of the transaction), so that
+// an isolation spec holding it can act between two steps of optout's work.
+// Empty: no fault (the default).
 char* fault_setting = nullptr;
+constexpr int64 kFaultWaitKey = 1869640815;  // "opto"
 
 // The workflow the rules expect around a stop (reply.cpp, apply.cpp).
 int confirmation_window_setting = 300;  // seconds
@@ -150,6 +155,8 @@ void fault_point(const char* point) {
         InterruptPending = true;
         CHECK_FOR_INTERRUPTS();
     }
+    if (strcmp(fault_setting + len, ":wait") == 0)
+        (void)DirectFunctionCall1(pg_advisory_xact_lock_shared_int8, Int64GetDatum(kFaultWaitKey));
 }
 
 int pin_search_path() {
