@@ -179,6 +179,23 @@ INSERT INTO msgs (contact_id, direction, body) VALUES (49, 'I', 'STOP');
 SELECT contact, keyword, note, stopped_at IS NOT NULL AS has_time FROM optout.stops
  WHERE contact IN ('46', '47', '48', '49') ORDER BY contact;
 ALTER TABLE optout.stops DROP CONSTRAINT no_keyword_end, DROP COLUMN note;
+-- A unique index a DBA adds is no arbiter of the ledger's write: a stop that
+-- breaks it fails (and its message with it) rather than leave no row; only
+-- the ledger's own key gives way to a row already there.
+CREATE UNIQUE INDEX one_end_stop ON optout.stops (keyword) WHERE keyword = 'end';
+INSERT INTO msgs (contact_id, direction, body) VALUES (50, 'I', 'END');
+\set VERBOSITY terse
+INSERT INTO msgs (contact_id, direction, body) VALUES (51, 'I', 'END');
+\set VERBOSITY default
+-- The same through the INSERT (the ledger given a trigger).
+CREATE TRIGGER log_stop AFTER INSERT ON optout.stops FOR EACH ROW EXECUTE FUNCTION log_stop();
+\set VERBOSITY terse
+INSERT INTO msgs (contact_id, direction, body) VALUES (52, 'I', 'END');
+\set VERBOSITY default
+DROP TRIGGER log_stop ON optout.stops;
+SELECT contact, keyword FROM optout.stops WHERE contact IN ('50', '51', '52') ORDER BY contact;
+SELECT count(*) AS messages_51_52 FROM msgs WHERE contact_id IN (51, 52);
+DROP INDEX optout.one_end_stop;
 DROP TABLE event_log;
 DROP FUNCTION log_event(), log_stop();
 

@@ -312,13 +312,6 @@ void prepare_checks(ResultRelInfo* rri, const DirectColumns& cols, EState* estat
 // The text of row i's given columns, in the spec's order (NULL: null).
 using FillRow = void (*)(const void* rows, int i, const char* actor, const char** out);
 
-// Writes n rows into rel. With ids, ids[i] gets row i's id_column. With
-// cached_col >= 0, the distinct texts of that column (an event's detail,
-// which repeats over a broadcast's blocked sends) are each read once. With a
-// valid arbiter (a unique index), each row is written alone, after a look
-// at that index for a row with its key (committed, or in progress: then
-// waited for, as INSERT ... ON CONFLICT does): a row that has one is not
-// written (ON CONFLICT DO NOTHING).
 // One row written as INSERT ... ON CONFLICT DO NOTHING writes it: a look at
 // the arbiter index (a row there is kept; one in progress is waited for,
 // then looked at again), then the row inserted speculatively, its index
@@ -343,6 +336,13 @@ void insert_unless_there(ResultRelInfo* rri, TupleTableSlot* slot, EState* estat
     }
 }
 
+// Writes n rows into rel. With ids, ids[i] gets row i's id_column. With
+// cached_col >= 0, the distinct texts of that column (an event's detail,
+// which repeats over a broadcast's blocked sends) are each read once. With a
+// valid arbiter (a unique index), each row is written alone, by
+// insert_unless_there: a row whose key is there already is not written (ON
+// CONFLICT DO NOTHING on that index; a conflict in another unique index is
+// raised).
 void write_rows(Relation rel, DirectCache& cache, const DirectSpec& spec, const void* rows, FillRow fill, int n,
                 const char* actor, int cached_col, int64* ids, Oid arbiter) {
     TupleDesc desc = RelationGetDescr(rel);
