@@ -17,26 +17,17 @@ extern "C" {
 
 namespace optout_pg::compat {
 
-// Index entries for a tuple just inserted into the heap (no arbiter indexes,
-// no speculative insertion). PostgreSQL 16 added the last argument,
-// onlySummarizing, which only HOT updates set.
-inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate) {
+// Index entries for a tuple just inserted into the heap. With conflict, the
+// tuple was inserted speculatively (INSERT ... ON CONFLICT): a conflict in
+// one of the arbiter indexes is reported in *conflict instead of raised.
+// PostgreSQL 16 added the last argument, onlySummarizing, which only HOT
+// updates set.
+inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate, List* arbiters = NIL,
+                                 bool* conflict = nullptr) {
 #if PG_VERSION_NUM >= 160000
-    return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL, false);
+    return ExecInsertIndexTuples(rri, slot, estate, false, conflict != nullptr, conflict, arbiters, false);
 #else
-    return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
-#endif
-}
-
-// The index entries of a row inserted speculatively (INSERT ... ON
-// CONFLICT): a conflict in an arbiter index is reported in *conflict
-// instead of raised.
-inline List* insert_index_tuples_speculative(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate, List* arbiters,
-                                             bool* conflict) {
-#if PG_VERSION_NUM >= 160000
-    return ExecInsertIndexTuples(rri, slot, estate, false, true, conflict, arbiters, false);
-#else
-    return ExecInsertIndexTuples(rri, slot, estate, false, true, conflict, arbiters);
+    return ExecInsertIndexTuples(rri, slot, estate, false, conflict != nullptr, conflict, arbiters);
 #endif
 }
 

@@ -328,7 +328,7 @@ void insert_unless_there(ResultRelInfo* rri, TupleTableSlot* slot, EState* estat
         uint32 token = SpeculativeInsertionLockAcquire(xid);
         table_tuple_insert_speculative(rel, slot, cid, 0, nullptr, token);
         bool conflict = false;
-        List* recheck = optout_pg::compat::insert_index_tuples_speculative(rri, slot, estate, arbiters, &conflict);
+        List* recheck = optout_pg::compat::insert_index_tuples(rri, slot, estate, arbiters, &conflict);
         table_tuple_complete_speculative(rel, slot, token, !conflict);
         SpeculativeInsertionLockRelease(xid);
         list_free(recheck);
