@@ -20,6 +20,20 @@ SELECT variant AS size, kind, count(*) AS n,
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p99_ms,
        round(max(ms)::numeric, 2) AS max_ms
   FROM bench.latencies WHERE workload = 'latency' GROUP BY variant, kind;
+-- The STOPs slower than their size's p99, and how many of them had the plain
+-- message timed just before them (the same n) slower than the plain
+-- messages' p90: a pause of the machine tends to slow both; optout's own work
+-- slows only the STOP.
+CREATE VIEW bench.latency_slow AS
+SELECT s.variant AS size, count(*) AS stops_over_p99,
+       count(*) FILTER (WHERE p.ms > ps.p90_ms) AS plain_before_over_p90,
+       round(min(s.ms)::numeric, 2) AS min_ms, round(max(s.ms)::numeric, 2) AS max_ms
+  FROM bench.latencies s
+  JOIN bench.latency_summary ss ON ss.size = s.variant AND ss.kind = 'stop'
+  JOIN bench.latencies p ON p.workload = 'latency' AND p.variant = s.variant AND p.kind = 'plain' AND p.n = s.n
+  JOIN bench.latency_summary ps ON ps.size = s.variant AND ps.kind = 'plain'
+ WHERE s.workload = 'latency' AND s.kind = 'stop' AND s.ms > ss.p99_ms
+ GROUP BY s.variant;
 -- How long building each data set took.
 CREATE TABLE bench.builds (what text, ms float8, at timestamptz DEFAULT clock_timestamp());
 -- What each workload runs: per variant, the statements that reset its state

@@ -73,7 +73,12 @@ BEGIN
                 t0 timestamptz;
                 plain float8[] := '{}';
                 stop float8[] := '{}';
+                base int;
             BEGIN
+                -- Numbered on from the blocks before: a STOP and the plain
+                -- message timed just before it share their number.
+                SELECT coalesce(max(n), 0) INTO base FROM bench.latencies
+                 WHERE workload = 'latency' AND variant = %1$L;
                 FOREACH c IN ARRAY contacts LOOP
                     t0 := clock_timestamp();
                     INSERT INTO bench.lat_msgs_%1$s (contact_id, channel_id, direction, status, text)
@@ -87,9 +92,9 @@ BEGIN
                     stop := stop || extract(epoch FROM clock_timestamp() - t0) * 1000;
                 END LOOP;
                 INSERT INTO bench.latencies (workload, variant, kind, n, ms)
-                SELECT 'latency', %1$L, 'plain', n, ms FROM unnest(plain) WITH ORDINALITY AS x (ms, n)
+                SELECT 'latency', %1$L, 'plain', base + n, ms FROM unnest(plain) WITH ORDINALITY AS x (ms, n)
                 UNION ALL
-                SELECT 'latency', %1$L, 'stop', n, ms FROM unnest(stop) WITH ORDINALITY AS x (ms, n);
+                SELECT 'latency', %1$L, 'stop', base + n, ms FROM unnest(stop) WITH ORDINALITY AS x (ms, n);
                 COMMIT;
             END
             $$;
@@ -135,6 +140,8 @@ SELECT (SELECT count(*) FROM optout.events WHERE kind = 'stop') AS stops,
        (SELECT count(*) FROM bench.lat_members_big WHERE group_id = 0) + (SELECT count(*) FROM bench.lat_members_small WHERE group_id = 0) AS in_stopped_group;
 
 SELECT * FROM bench.latency_summary ORDER BY size, kind;
+
+SELECT * FROM bench.latency_slow ORDER BY size;
 
 SELECT * FROM bench.figure('latency', format('STOP p99, %s contacts / %s memberships', :lat_contacts, :lat_contacts * 10),
                            (SELECT p99_ms FROM bench.latency_summary WHERE size = 'big' AND kind = 'stop'), 'ms', '<', 2)

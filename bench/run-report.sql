@@ -196,6 +196,12 @@ SELECT string_agg(block, E'\n' ORDER BY ord) FROM (
                                                CASE kind WHEN 'stop' THEN 'STOP' ELSE 'ordinary' END, n,
                                                p50_ms, p90_ms, p99_ms, max_ms), E'\n' ORDER BY size, kind DESC)
                         FROM bench.latency_summary))
+           || coalesce(E'\n\nThe STOPs over the p99, and the ordinary message timed just before each: '
+                       || (SELECT string_agg(format('%s, %s STOPs (%s–%s ms), %s of them after an ordinary message over '
+                                                    'its p90', size, stops_over_p99, min_ms, max_ms,
+                                                    plain_before_over_p90), '; ' ORDER BY size)
+                             FROM bench.latency_slow)
+                       || '. A pause of the machine tends to slow both; optout''s own work only the STOP.', '')
      WHERE EXISTS (SELECT 1 FROM bench.latencies WHERE workload = 'latency')
 ) b;
 

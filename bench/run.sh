@@ -15,7 +15,7 @@
 #              memberships for the stop latency)
 #   RUNS       repetitions of each variant (default 5; the broadcast, ten
 #              times smaller, runs 3 times as many)
-#   STOPS      STOPs timed per data size in "latency" (default 200)
+#   STOPS      STOPs timed per data size in "latency" (default 1000)
 #   WORKLOADS  a subset of: classify inbound (with the COPY of ordinary
 #              messages only, inbound_plain) outbound (with the INSERT ...
 #              SELECT broadcast, the status UPDATE and the large-ledger
@@ -63,7 +63,7 @@ if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     done
     export BENCH_COMMAND="${cmd}bash bench/run.sh"
 fi
-SCALE=${SCALE:-1} RUNS=${RUNS:-5} STOPS=${STOPS:-200} WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
+SCALE=${SCALE:-1} RUNS=${RUNS:-5} STOPS=${STOPS:-1000} WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 export SCALE RUNS STOPS WORKLOADS
 for w in $WORKLOADS; do
     case $w in
@@ -72,7 +72,7 @@ for w in $WORKLOADS; do
     esac
 done
 full_run=0
-if [ "$SCALE" = 1 ] && [ "$RUNS" = 5 ] && [ "$STOPS" = 200 ] && [ "$WORKLOADS" = "$ALL_WORKLOADS" ]; then full_run=1; fi
+if [ "$SCALE" = 1 ] && [ "$RUNS" = 5 ] && [ "$STOPS" = 1000 ] && [ "$WORKLOADS" = "$ALL_WORKLOADS" ]; then full_run=1; fi
 
 if [ -z "${OPTOUT_UNPRIVILEGED:-}" ]; then
     # The revision of the tree (the copy made for an unprivileged run has no .git).
