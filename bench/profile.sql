@@ -49,6 +49,16 @@ SELECT format('COPY (SELECT i, contact_of(i, %s), 1 + i %% 3, ''I'', ''H'', NULL
               :contacts, :rows, :'datadir' || '/plain.copy') AS q \gset
 :q;
 
+-- "out": the history messages of the stopped contacts (every tenth) failed,
+-- with or without optout, so that both databases start from the same rows
+-- and the same free space in the table (optout.stop() below, which would
+-- fail them, finds them failed already): a COPY or a broadcast then fills
+-- the same pages, and the UPDATE changes the same rows.
+SELECT :'kind' = 'out' AS outbound \gset
+\if :outbound
+UPDATE msgs SET status = 'F', failed_reason = 'C', sent_on = NULL WHERE status = 'Q' AND contact_id % 10 = 0;
+\endif
+
 \if :attached
 CREATE EXTENSION optout;
 SELECT :'kind' = 'in' AS inbound \gset
