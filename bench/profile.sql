@@ -54,14 +54,14 @@ SELECT format('COPY (SELECT i, contact_of(i, %s), 1 + i %% 3, ''I'', ''H'', NULL
 -- and the same free space in the table (optout.stop() below, which would
 -- fail them, finds them failed already): a COPY or a broadcast then fills
 -- the same pages, and the UPDATE changes the same rows.
-SELECT :'kind' = 'out' AS outbound \gset
-\if :outbound
+SELECT :'kind' = 'in' AS inbound \gset
+\if :inbound
+\else
 UPDATE msgs SET status = 'F', failed_reason = 'C', sent_on = NULL WHERE status = 'Q' AND contact_id % 10 = 0;
 \endif
 
 \if :attached
 CREATE EXTENSION optout;
-SELECT :'kind' = 'in' AS inbound \gset
 \if :inbound
 SELECT optout.attach_contacts('contacts', 'id', 'status', 'S', 'A', touch_column => 'modified_on') IS NOT NULL AS attached;
 SELECT optout.attach_groups('members', 'contact_id', 'group_id', stopped_group => '0') IS NOT NULL AS attached;
