@@ -88,6 +88,43 @@ BEGIN
 END
 $$;
 
+-- The floor of the required work: what optout records, written without
+-- optout. bench.keep_record() keeps what an attached run wrote to
+-- optout.events (and, with stops, the ledger rows it added), in the order it
+-- wrote them; bench.write_record() gives the statements that write the same
+-- rows again, by plain INSERTs, into bench.events_floor and bench.stops_floor,
+-- copies of optout's tables with their constraints, defaults and indexes.
+-- A "floor + record" variant runs them after its own statement, in the same
+-- timed transaction: the trigger floor plus the record that the product
+-- requires (every stop and blocked send on record, by contact), at the cost
+-- of plain SQL.
+CREATE TABLE bench.events_floor (LIKE optout.events INCLUDING ALL);
+CREATE TABLE bench.stops_floor (LIKE optout.stops INCLUDING ALL);
+CREATE FUNCTION bench.keep_record(name text, stops boolean DEFAULT false) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+    m bigint := 0;
+BEGIN
+    EXECUTE format('CREATE TABLE bench.%I AS SELECT * FROM optout.events', 'record_' || name || '_events');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF stops THEN
+        EXECUTE format('CREATE TABLE bench.%I AS SELECT * FROM optout.stops', 'record_' || name || '_stops');
+        GET DIAGNOSTICS m = ROW_COUNT;
+    END IF;
+    RETURN format('%s: %s events, %s ledger rows kept', name, n, m);
+END
+$$;
+CREATE FUNCTION bench.write_record(name text, stops boolean DEFAULT false) RETURNS text LANGUAGE sql AS $$
+    SELECT format($q$INSERT INTO bench.events_floor (at, kind, contact, channel, source, body, keyword, language, rule,
+                         provider, code, table_name, reason, actor, detail, optout_version, keyword_set)
+                  SELECT now(), kind, contact, channel, source, body, keyword, language, rule,
+                         provider, code, table_name, reason, actor, detail, optout_version, keyword_set
+                    FROM bench.%I ORDER BY id$q$, 'record_' || name || '_events')
+        || CASE WHEN stops THEN format($q$;
+           INSERT INTO bench.stops_floor (contact, channel, stopped_at, source, keyword, rule, event_id)
+           SELECT contact, channel, now(), source, keyword, rule, event_id FROM bench.%I$q$, 'record_' || name || '_stops') ELSE '' END
+$$;
+
 CREATE FUNCTION bench.median(w text, v text) RETURNS float8 LANGUAGE sql AS $$
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM bench.timings WHERE workload = w AND variant = v
 $$;

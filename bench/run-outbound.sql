@@ -14,11 +14,16 @@
 --   trigger floor bench.out_f: a BEFORE INSERT row trigger whose WHEN never
 --               holds: COPY inserts row by row (as on any table with a
 --               BEFORE ROW trigger, optout's included) and nothing is called
+--   floor + record bench.out_f as "trigger floor", then, in the same
+--               transaction, the blocked events an attached run records
+--               written by a plain INSERT (bench.write_record): the floor
+--               of the work the product requires
 -- broadcast: INSERT ... SELECT of one message to each of :broadcast contacts
 -- (10% stopped) into the attached, unattached, plpgsql and trigger floor
--- tables; 3 * :runs runs (it is ten times smaller than the others, and its
--- medians need more runs to settle). (An INSERT ... SELECT inserts row by
--- row with or without a trigger: its floor is the trigger machinery alone.)
+-- tables, and "floor + record" as above; 3 * :runs runs (it is ten times
+-- smaller than the others, and its medians need more runs to settle). (An
+-- INSERT ... SELECT inserts row by row with or without a trigger: its
+-- trigger floor is the trigger machinery alone.)
 -- Before every run the message table is emptied and optout.events too (each
 -- blocked row adds an event); the ledger stays as set up.
 \set ON_ERROR_STOP 1
@@ -73,10 +78,25 @@ CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
 CREATE TRIGGER floor BEFORE INSERT ON bench.out_f
     FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.block_stopped();
 
+-- What an attached run records (a blocked event per stopped contact, channel
+-- and table), kept for the "floor + record" variants: one untimed run each.
+SELECT format('COPY bench.out_a FROM %L', :'datadir' || '/outbound.copy') \gexec
+SELECT bench.keep_record('outbound');
+TRUNCATE bench.out_a, optout.events;
+INSERT INTO bench.out_a (id, contact_id, channel_id, direction, status, text, created_on)
+SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20% off today only. Reply STOP to opt out.', now()
+  FROM bench.broadcast_contacts c;
+SELECT bench.keep_record('broadcast');
+TRUNCATE bench.out_a, optout.events;
+VACUUM ANALYZE bench.out_a, optout.events;
+
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
                ('confirmable', 4, 'bench.out_c'), ('trigger floor', 5, 'bench.out_f')) AS x (v, o, t);
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+VALUES ('outbound', 'floor + record', 6, ARRAY['TRUNCATE bench.out_f, optout.events, bench.events_floor'],
+        format('COPY bench.out_f FROM %L; ', :'datadir' || '/outbound.copy') || bench.write_record('outbound'));
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
@@ -84,6 +104,11 @@ SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
                    FROM bench.broadcast_contacts c$q$, t)
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
                ('trigger floor', 4, 'bench.out_f')) AS x (v, o, t);
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+VALUES ('broadcast', 'floor + record', 5, ARRAY['TRUNCATE bench.out_f, optout.events, bench.events_floor'],
+        $q$INSERT INTO bench.out_f (id, contact_id, channel_id, direction, status, text, created_on)
+           SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20% off today only. Reply STOP to opt out.', now()
+             FROM bench.broadcast_contacts c; $q$ || bench.write_record('broadcast'));
 
 SELECT s FROM bench.schedule('outbound', :runs) s \gexec
 SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,
@@ -93,6 +118,8 @@ SELECT * FROM bench.medians('outbound');
 SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.15)
 UNION ALL SELECT * FROM bench.target('outbound', 'the floor: a BEFORE INSERT row trigger never called vs unattached (reference)', 'trigger floor', 'unattached')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs the floor (reference)', 'attached', 'trigger floor')
+UNION ALL SELECT * FROM bench.target('outbound', 'the floor with the record: the trigger floor plus the blocked events by a plain INSERT vs unattached (reference)', 'floor + record', 'unattached')
+UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound (mark), attached vs the floor with the record (reference)', 'attached', 'floor + record')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, attached vs PL/pgSQL trigger (for reference)', 'attached', 'plpgsql')
 UNION ALL SELECT * FROM bench.target('outbound', 'COPY outbound, with a confirmation filter vs attached (for reference)', 'confirmable', 'attached');
@@ -104,6 +131,8 @@ SELECT * FROM bench.medians('broadcast');
 SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs unattached', 'attached', 'unattached', '<=', 1.15)
 UNION ALL SELECT * FROM bench.target('broadcast', 'the floor: a BEFORE INSERT row trigger never called vs unattached (reference)', 'trigger floor', 'unattached')
 UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs the floor (reference)', 'attached', 'trigger floor')
+UNION ALL SELECT * FROM bench.target('broadcast', 'the floor with the record: the trigger floor plus the blocked events by a plain INSERT vs unattached (reference)', 'floor + record', 'unattached')
+UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast (mark), attached vs the floor with the record (reference)', 'attached', 'floor + record')
 UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, PL/pgSQL trigger vs unattached (for reference)', 'plpgsql', 'unattached');
 
 -- update: the status UPDATE a platform makes as it sends (queued -> wired)

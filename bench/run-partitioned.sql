@@ -7,6 +7,9 @@
 --   trigger floor bench.outp_f: the same with a BEFORE INSERT row trigger
 --               on the parent (cloned onto the partitions) whose WHEN never
 --               holds: COPY inserts row by row and nothing is called
+--   floor + record bench.outp_f, then the blocked events an attached run
+--               records written by a plain INSERT in the same transaction
+--               (bench.write_record in bench/run-common.sql)
 \set ON_ERROR_STOP 1
 
 CREATE FUNCTION bench.create_partitioned(tbl text) RETURNS void LANGUAGE plpgsql AS $$
@@ -50,12 +53,20 @@ SELECT optout.attach_outbound('bench.outp_a', 'contact_id', 'channel_id', on_blo
 SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS contacts_stopped FROM generate_series(10, :contacts, 10) AS c;
 TRUNCATE optout.events;
 VACUUM ANALYZE optout.stops, optout.events;
+-- What an attached run records, kept for "floor + record": one untimed run.
+SELECT format('COPY bench.outp_a FROM %L', :'datadir' || '/partitioned.copy') \gexec
+SELECT bench.keep_record('partitioned');
+TRUNCATE bench.outp_a, optout.events;
+VACUUM ANALYZE bench.outp_a, optout.events;
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'partitioned', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format('COPY %s FROM %L', t, :'datadir' || '/partitioned.copy')
   FROM (VALUES ('attached', 1, 'bench.outp_a'), ('unattached', 2, 'bench.outp_b'),
                ('trigger floor', 3, 'bench.outp_f')) AS x (v, o, t);
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+VALUES ('partitioned', 'floor + record', 4, ARRAY['TRUNCATE bench.outp_f, optout.events, bench.events_floor'],
+        format('COPY bench.outp_f FROM %L; ', :'datadir' || '/partitioned.copy') || bench.write_record('partitioned'));
 
 SELECT s FROM bench.schedule('partitioned', :runs) s \gexec
 SELECT tableoid::regclass AS partition, count(*) AS messages, count(*) FILTER (WHERE status = 'F') AS marked
@@ -66,7 +77,11 @@ SELECT * FROM bench.target('partitioned', 'COPY outbound (mark) into a table par
 UNION ALL SELECT * FROM bench.target('partitioned', 'the floor: a BEFORE INSERT row trigger never called vs unattached (reference)',
                                      'trigger floor', 'unattached')
 UNION ALL SELECT * FROM bench.target('partitioned', 'COPY outbound (mark), attached vs the floor (reference)',
-                                     'attached', 'trigger floor');
+                                     'attached', 'trigger floor')
+UNION ALL SELECT * FROM bench.target('partitioned', 'the floor with the record: the trigger floor plus the blocked events by a plain INSERT vs unattached (reference)',
+                                     'floor + record', 'unattached')
+UNION ALL SELECT * FROM bench.target('partitioned', 'COPY outbound (mark), attached vs the floor with the record (reference)',
+                                     'attached', 'floor + record');
 
 \o /dev/null
 SELECT optout.detach('bench.outp_a');

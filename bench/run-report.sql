@@ -25,7 +25,13 @@ INSERT INTO about VALUES
         'the same table unattached. Every STOP updates its contact, deletes its other memberships, adds it to Stopped '
         'and fails its queued messages, in the COPY''s transaction. Before every run the contacts and memberships are '
         'reloaded, `optout.stops` and `optout.events` emptied and the message table reloaded with its history (one '
-        'sent message per contact), then VACUUM ANALYZE.',
+        'sent message per contact), then VACUUM ANALYZE. Two floors: "by hand", the unattached table with what the stops '
+        'change done by the platform itself, set-based, in the COPY''s transaction (no classification, no record); and '
+        '"required", the same on a table with a BEFORE INSERT row trigger whose WHEN classifies every row '
+        '(`optout.classify(text, ''standard'')`) and never holds, then the record an attached run writes (its events and '
+        'ledger rows, kept from one untimed attached run) written again by plain INSERTs into copies of `optout.events` '
+        'and `optout.stops` with their indexes: the work the product requires, without optout''s triggers, locks or '
+        'batching.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'), to_char(:contacts * 10, 'FM999,999,999'))),
 ('inbound_plain', 2.5, 'inbound: ordinary messages', :rows,
  format('`COPY` of %s ordinary inbound messages (the conversation bodies of "inbound", each one that `optout.classify()` '
@@ -43,12 +49,16 @@ INSERT INTO about VALUES
         'trigger that looks the contact up in a plain table of stopped contacts (primary key) and marks the row; '
         'and the floor: the same table with a BEFORE INSERT row trigger whose WHEN never holds (on which COPY '
         'inserts row by row instead of in batches, as on any table with a BEFORE ROW trigger, and nothing is '
-        'called). Before every run the table and `optout.events` are emptied.',
+        'called); and the floor with the record: that floor, then the `blocked` events an attached run records (kept '
+        'from one untimed attached run) written again by a plain INSERT into a copy of `optout.events` with its '
+        'indexes, in the same transaction. Before every run the table and `optout.events` are emptied.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
 ('broadcast', 4, 'broadcast', :broadcast,
  format('A bulk broadcast, `INSERT INTO … SELECT` one message to each of %s contacts (10%% stopped) from a contacts '
         'table, into the attached, unattached, PL/pgSQL and trigger floor tables of "outbound" (an `INSERT … SELECT` '
-        'inserts row by row with or without a trigger: its floor is the trigger machinery alone).',
+        'inserts row by row with or without a trigger: its trigger floor is the trigger machinery alone), and the floor '
+        'with the record, as in "outbound": the trigger floor plus the `blocked` events (one per stopped contact) by a '
+        'plain INSERT.',
         to_char(:broadcast, 'FM999,999,999'))),
 ('update', 4.2, 'update', :broadcast,
  format('The status `UPDATE` a platform makes as it hands messages to the provider (`SET status = ''W'', sent_on = now() '
@@ -90,7 +100,7 @@ INSERT INTO about VALUES
  'The "outbound" COPY into a message table partitioned by month (three monthly partitions, January to March 2026; '
  'the messages span them), attached on the parent (optout''s trigger is cloned onto the partitions), versus the same '
  'partitioned table unattached, and the floor: the same with a BEFORE INSERT row trigger on the parent whose WHEN '
- 'never holds (COPY inserts row by row, nothing is called).'),
+ 'never holds (COPY inserts row by row, nothing is called), and that floor with the record, as in "outbound".'),
 ('backfill', 7, 'backfill', :rows,
  format('`CALL optout.backfill(''bench.history'', time_column => ''created_on'')` (report only) over %s inbound '
         'messages stored before the table was attached (5%% keyword messages, %s contacts); its time is its run''s '
