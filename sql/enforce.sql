@@ -80,6 +80,26 @@ INSERT INTO app.messages (contact_id, channel_id, direction, text)
 SELECT CASE WHEN i % 100 = 0 THEN 9000 ELSE 100 + i END, 10, 'O', 'escalated' FROM generate_series(1, 1000) i;
 SELECT contact, channel, table_name, detail FROM optout.events WHERE kind = 'blocked' AND id > :last_event;
 SELECT count(*) FILTER (WHERE status = 'failed') AS marked, count(*) AS rows FROM app.messages WHERE text = 'escalated';
+-- An escalated send compares integer contacts with the ledger's contacts
+-- written the way an integer's text is (optout.stop() writes them so; a row
+-- put in the ledger another way may not be): '0500' and '+501' stop no
+-- contact 500 or 501, as on a send of one row; '502' does. The same with the
+-- ledger's integers dense (a bitmap) and sparse (a hash table: one more stop,
+-- far off). Contacts 500 to 502 come after 300 others, past the point where
+-- the send escalates and reads the whole ledger.
+BEGIN;
+INSERT INTO optout.stops (contact, source) VALUES ('0500', 'manual'), ('+501', 'manual'), ('502', 'manual');
+INSERT INTO optout.stops (contact, source) SELECT (10000 + i)::text, 'manual' FROM generate_series(0, 199) i;
+INSERT INTO app.messages (contact_id, channel_id, direction, text) VALUES (500, 10, 'O', 'spelled, one'), (502, 10, 'O', 'spelled, one');
+SELECT contact_id, status FROM app.messages WHERE text = 'spelled, one' ORDER BY contact_id;
+INSERT INTO app.messages (contact_id, channel_id, direction, text)
+SELECT CASE WHEN i < 300 THEN 1000 + i ELSE 200 + i END, 10, 'O', 'spelled, dense' FROM generate_series(0, 302) i;
+SELECT array_agg(contact_id ORDER BY contact_id) AS marked FROM app.messages WHERE text = 'spelled, dense' AND status = 'failed';
+SELECT optout.stop('2000000000') AS stopped_far_off;
+INSERT INTO app.messages (contact_id, channel_id, direction, text)
+SELECT CASE WHEN i < 300 THEN 1000 + i ELSE 200 + i END, 10, 'O', 'spelled, sparse' FROM generate_series(0, 302) i;
+SELECT array_agg(contact_id ORDER BY contact_id) AS marked FROM app.messages WHERE text = 'spelled, sparse' AND status = 'failed';
+ROLLBACK;
 -- With a large ledger (60,000 stops) the escalated send looks contacts up
 -- one by one, and reads the whole ledger only after 12,000 of them: the
 -- stopped contacts met before escalation (20000), while looking up (21000 to

@@ -21,6 +21,7 @@
 #include "xact.hpp"
 
 #include "optout/hash_table.hpp"
+#include "optout/int_set.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -129,7 +130,6 @@ struct IntTraits {
     static uint64 hash(const Int& k) { return static_cast<uint64>(k); }
     static bool equal(const Int& a, const Int& b) { return a == b; }
 };
-using IntSet = optout::HashTable<int64, bool, IntTraits<int64>>;
 // The table name of each attachment that blocked a row, copied once.
 using TableNames = optout::HashTable<int32, const char*, IntTraits<int32>>;
 
@@ -137,8 +137,8 @@ ContactTable* answers = nullptr;      // per transaction: (contact, channel) -> 
 ContactTable* answers_any = nullptr;  // ... (contact, any channel) -> stopped
 ContactTable* ledger_keys = nullptr;  // escalated: every (contact, channel) in the ledger
 // ... and its contact-wide stops whose contact is an integer (a bulk send
-// asks it once a row, by value).
-IntSet* ledger_ints = nullptr;
+// asks it once a row, by value; a bitmap when they are dense).
+optout::IntSet* ledger_ints = nullptr;
 bool ledger_has_channels = false;                 // ... and whether any of them is per channel
 ContactTable* ledger_channel_contacts = nullptr;  // ... and the contacts that have a per-channel one
 BlockedTable* pending = nullptr;                  // blocked sends to record at commit
@@ -172,18 +172,27 @@ bool read_whole_ledger(void) {
     return lookups_left <= 0;
 }
 
-// The ledger's contact-wide stops whose contact is an integer.
-IntSet* load_ledger_ints(void) {
-    IntSet* set = new_table<IntSet>();
+// The ledger's contact-wide stops whose contact is an integer, written as
+// an integer column's value is ("7", not "007", "+7" or " 7": the text a
+// send's contact is compared with on the other paths).
+optout::IntSet* load_ledger_ints(void) {
+    optout::IntSet* set = new_table<optout::IntSet>();
+    int64_t* values = static_cast<int64_t*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64_t) * (ledger_keys->size() + 1)));
+    size_t n = 0;
     for (const ContactTable::Entry* e = ledger_keys->first(); e; e = ledger_keys->next(e)) {
         if (e->key.channel) continue;  // per channel
         char* end = nullptr;
         errno = 0;
         long long v = strtoll(e->key.contact, &end, 10);
         if (errno != 0 || end == e->key.contact || *end != '\0') continue;  // not an integer
-        bool found;
-        set->insert(v, &found);
+        char canonical[32];
+        snprintf(canonical, sizeof canonical, "%lld", v);
+        if (strcmp(canonical, e->key.contact) != 0) continue;  // another spelling: no integer's text
+        values[n++] = static_cast<int64_t>(v);
     }
+    set->build(values, n);
+    pfree(values);
     return set;
 }
 
@@ -341,7 +350,7 @@ bool send_blocked_datum(Datum contact, Oid type, const Datum* channel, Oid chann
     // by value, no text. Per-channel stops need the text path.
     if (is_integer_type(type) && contact_locks_escalated() && ledger_keys && !ledger_has_channels) {
         if (!ledger_ints) ledger_ints = load_ledger_ints();
-        return ledger_ints->find(integer_value(contact, type)) != nullptr;
+        return ledger_ints->contains(integer_value(contact, type));
     }
     return send_blocked(datum_text(contact, type), any_channel ? kAnyChannel
                                                    : channel   ? datum_text(*channel, channel_type)
