@@ -132,7 +132,8 @@ TEST(IntSet, RandomSetsAgreeWithStdSet) {
         std::vector<int64_t> v;
         for (size_t i = 0; i < n; i++) v.push_back(base + static_cast<int64_t>(rng() % static_cast<uint64_t>(spread)));
         std::vector<int64_t> probe = around(v);
-        for (int i = 0; i < 2000; i++) probe.push_back(base + static_cast<int64_t>(rng() % static_cast<uint64_t>(spread + 100)) - 50);
+        for (int i = 0; i < 2000; i++)
+            probe.push_back(base + static_cast<int64_t>(rng() % static_cast<uint64_t>(spread + 100)) - 50);
         Memory memory;
         IntSet s;
         s.init(memory.table_memory());
