@@ -17,6 +17,9 @@
 --                     trivial call per row
 --   floor, no call    bench.rp_msgs_n: the same trigger with a WHEN that
 --                     never holds: the batches lost, and nothing called
+--   floor + record    bench.rp_msgs_n, then, in the same transaction, the
+--                     blocked events an attached run records, written by a
+--                     plain INSERT (bench.write_record in run-common.sql)
 -- RapidPro's foreign keys are left out (on every variant): their checks
 -- are AFTER row triggers that would add the same work to each variant (and
 -- so make the ratio smaller), and need the referenced tables.
@@ -133,12 +136,20 @@ SELECT count(*) AS contacts_status_stopped FROM rapidpro.contacts_contact WHERE 
 TRUNCATE optout.events;
 VACUUM ANALYZE optout.stops, optout.events, rapidpro.contacts_contact, rapidpro.contacts_contactgroup,
                rapidpro.contacts_contactgroup_contacts;
+-- What an attached run records, kept for "floor + record": one untimed run.
+SELECT format('COPY rapidpro.msgs_msg FROM %L', :'datadir' || '/rapidpro.copy') \gexec
+SELECT bench.keep_record('rapidpro');
+TRUNCATE rapidpro.msgs_msg, optout.events;
+VACUUM ANALYZE rapidpro.msgs_msg, optout.events;
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'rapidpro', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format('COPY %s FROM %L', t, :'datadir' || '/rapidpro.copy')
   FROM (VALUES ('attached', 1, 'rapidpro.msgs_msg'), ('unattached', 2, 'bench.rp_msgs_b'),
                ('floor', 3, 'bench.rp_msgs_f'), ('floor, no call', 4, 'bench.rp_msgs_n')) AS x (v, o, t);
+INSERT INTO bench.variants (workload, variant, ord, reset, query)
+VALUES ('rapidpro', 'floor + record', 5, ARRAY['TRUNCATE bench.rp_msgs_n, optout.events, bench.events_floor'],
+        format('COPY bench.rp_msgs_n FROM %L; ', :'datadir' || '/rapidpro.copy') || bench.write_record('rapidpro'));
 
 SELECT s FROM bench.schedule('rapidpro', :runs) s \gexec
 SELECT (SELECT count(*) FROM rapidpro.msgs_msg WHERE status = 'F' AND failed_reason = 'C') AS attached_marked,
@@ -151,7 +162,10 @@ UNION ALL SELECT * FROM bench.target('rapidpro', 'the floor: a BEFORE INSERT row
                                      'floor', 'unattached')
 UNION ALL SELECT * FROM bench.target('rapidpro', 'the floor without the call: a BEFORE INSERT row trigger never called vs unattached (reference)',
                                      'floor, no call', 'unattached')
-UNION ALL SELECT * FROM bench.target('rapidpro', 'attached vs the floor (reference)', 'attached', 'floor');
+UNION ALL SELECT * FROM bench.target('rapidpro', 'attached vs the floor (reference)', 'attached', 'floor')
+UNION ALL SELECT * FROM bench.target('rapidpro', 'the floor with the record: the trigger never called plus the blocked events by a plain INSERT vs unattached (reference)',
+                                     'floor + record', 'unattached')
+UNION ALL SELECT * FROM bench.target('rapidpro', 'attached vs the floor with the record (reference)', 'attached', 'floor + record');
 
 -- rapidpro_update: the status UPDATE courier makes as it hands messages to
 -- the provider (queued -> wired, sent_on and modified_on set) over :broadcast

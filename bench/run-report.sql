@@ -84,7 +84,8 @@ INSERT INTO about VALUES
         'schema, the inbound and the outbound attachments on the message table), versus the same table unattached; and '
         'the floor: the same table with a BEFORE INSERT row trigger that only returns NEW (PL/pgSQL), on which COPY '
         'inserts row by row instead of in batches and calls the trigger for each row, and the floor without the call, '
-        'that trigger with a WHEN that never holds (the batches lost, nothing called). RapidPro''s foreign keys are left '
+        'that trigger with a WHEN that never holds (the batches lost, nothing called), and that floor with the record (the '
+        '`blocked` events an attached run records, written again by a plain INSERT, as in "outbound"). RapidPro''s foreign keys are left '
         'out of every variant (their checks, AFTER row triggers, would add the same work to each, and so make the ratio '
         'smaller). Before every run the table and `optout.events` are emptied.',
         to_char(:rows, 'FM999,999,999'), to_char(:contacts, 'FM999,999,999'))),
