@@ -125,6 +125,21 @@ CREATE FUNCTION bench.write_record(name text, stops boolean DEFAULT false) RETUR
            SELECT contact, channel, now(), source, keyword, rule, event_id FROM bench.%I$q$, 'record_' || name || '_stops') ELSE '' END
 $$;
 
+-- A workload's "floor + record" variant: the variant `base` (a trigger
+-- floor), then the record kept as `record`, in the same timed transaction.
+CREATE FUNCTION bench.add_floor_record(w text, base text, ord int, record text) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO bench.variants (workload, variant, ord, reset, query)
+    SELECT w, 'floor + record', ord, v.reset || 'TRUNCATE bench.events_floor'::text,
+           v.query || '; ' || bench.write_record(record)
+      FROM bench.variants v WHERE v.workload = w AND v.variant = base
+$$;
+-- For \gexec: one untimed run of a workload's variant (its reset statements,
+-- then its statement), e.g. the attached run whose record keep_record keeps.
+CREATE FUNCTION bench.untimed(w text, v text DEFAULT 'attached') RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT s FROM bench.variants x, unnest(x.reset || x.query) WITH ORDINALITY AS u (s, i)
+     WHERE x.workload = w AND x.variant = v ORDER BY u.i
+$$;
+
 CREATE FUNCTION bench.median(w text, v text) RETURNS float8 LANGUAGE sql AS $$
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM bench.timings WHERE workload = w AND variant = v
 $$;

@@ -78,25 +78,10 @@ CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
 CREATE TRIGGER floor BEFORE INSERT ON bench.out_f
     FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.block_stopped();
 
--- What an attached run records (a blocked event per stopped contact, channel
--- and table), kept for the "floor + record" variants: one untimed run each.
-SELECT format('COPY bench.out_a FROM %L', :'datadir' || '/outbound.copy') \gexec
-SELECT bench.keep_record('outbound');
-TRUNCATE bench.out_a, optout.events;
-INSERT INTO bench.out_a (id, contact_id, channel_id, direction, status, text, created_on)
-SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20% off today only. Reply STOP to opt out.', now()
-  FROM bench.broadcast_contacts c;
-SELECT bench.keep_record('broadcast');
-TRUNCATE bench.out_a, optout.events;
-VACUUM ANALYZE bench.out_a, optout.events;
-
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
                ('confirmable', 4, 'bench.out_c'), ('trigger floor', 5, 'bench.out_f')) AS x (v, o, t);
-INSERT INTO bench.variants (workload, variant, ord, reset, query)
-VALUES ('outbound', 'floor + record', 6, ARRAY['TRUNCATE bench.out_f, optout.events, bench.events_floor'],
-        format('COPY bench.out_f FROM %L; ', :'datadir' || '/outbound.copy') || bench.write_record('outbound'));
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format($q$INSERT INTO %s (id, contact_id, channel_id, direction, status, text, created_on)
@@ -104,11 +89,17 @@ SELECT 'broadcast', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
                    FROM bench.broadcast_contacts c$q$, t)
   FROM (VALUES ('attached', 1, 'bench.out_a'), ('unattached', 2, 'bench.out_b'), ('plpgsql', 3, 'bench.out_p'),
                ('trigger floor', 4, 'bench.out_f')) AS x (v, o, t);
-INSERT INTO bench.variants (workload, variant, ord, reset, query)
-VALUES ('broadcast', 'floor + record', 5, ARRAY['TRUNCATE bench.out_f, optout.events, bench.events_floor'],
-        $q$INSERT INTO bench.out_f (id, contact_id, channel_id, direction, status, text, created_on)
-           SELECT c.id, c.id, 1, 'O', 'Q', 'Flash sale: 20% off today only. Reply STOP to opt out.', now()
-             FROM bench.broadcast_contacts c; $q$ || bench.write_record('broadcast'));
+SELECT bench.add_floor_record('outbound', 'trigger floor', 6, 'outbound'),
+       bench.add_floor_record('broadcast', 'trigger floor', 5, 'broadcast');
+
+-- What an attached run records (a blocked event per stopped contact, channel
+-- and table), kept for the "floor + record" variants: one untimed run each.
+SELECT bench.untimed('outbound') \gexec
+SELECT bench.keep_record('outbound');
+SELECT bench.untimed('broadcast') \gexec
+SELECT bench.keep_record('broadcast');
+TRUNCATE bench.out_a, optout.events;
+VACUUM ANALYZE bench.out_a, optout.events;
 
 SELECT s FROM bench.schedule('outbound', :runs) s \gexec
 SELECT (SELECT count(*) FROM bench.out_a WHERE status = 'F') AS attached_marked,

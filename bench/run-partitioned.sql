@@ -53,20 +53,18 @@ SELECT optout.attach_outbound('bench.outp_a', 'contact_id', 'channel_id', on_blo
 SELECT count(*) FILTER (WHERE optout.stop(c::text)) AS contacts_stopped FROM generate_series(10, :contacts, 10) AS c;
 TRUNCATE optout.events;
 VACUUM ANALYZE optout.stops, optout.events;
--- What an attached run records, kept for "floor + record": one untimed run.
-SELECT format('COPY bench.outp_a FROM %L', :'datadir' || '/partitioned.copy') \gexec
-SELECT bench.keep_record('partitioned');
-TRUNCATE bench.outp_a, optout.events;
-VACUUM ANALYZE bench.outp_a, optout.events;
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'partitioned', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)],
        format('COPY %s FROM %L', t, :'datadir' || '/partitioned.copy')
   FROM (VALUES ('attached', 1, 'bench.outp_a'), ('unattached', 2, 'bench.outp_b'),
                ('trigger floor', 3, 'bench.outp_f')) AS x (v, o, t);
-INSERT INTO bench.variants (workload, variant, ord, reset, query)
-VALUES ('partitioned', 'floor + record', 4, ARRAY['TRUNCATE bench.outp_f, optout.events, bench.events_floor'],
-        format('COPY bench.outp_f FROM %L; ', :'datadir' || '/partitioned.copy') || bench.write_record('partitioned'));
+SELECT bench.add_floor_record('partitioned', 'trigger floor', 4, 'partitioned');
+-- What an attached run records, kept for "floor + record": one untimed run.
+SELECT bench.untimed('partitioned') \gexec
+SELECT bench.keep_record('partitioned');
+TRUNCATE bench.outp_a, optout.events;
+VACUUM ANALYZE bench.outp_a, optout.events;
 
 SELECT s FROM bench.schedule('partitioned', :runs) s \gexec
 SELECT tableoid::regclass AS partition, count(*) AS messages, count(*) FILTER (WHERE status = 'F') AS marked
