@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of optout and prints the totals:
 #   unit tests (GoogleTest, via CTest), the pg_regress and isolation suites on
-#   a throwaway server, pg_dump / pg_restore, the libFuzzer target for a
+#   a throwaway server, pg_dump / pg_restore, every benchmark run small
+#   (test/scripts/bench_smoke.sh), the libFuzzer target for a
 #   bounded time, and the check that the test corpus matches the shared one;
 #   all against one PostgreSQL version, $PG (default 15, the system's).
 #   Without PG (as CI runs it), then also the
@@ -251,6 +252,8 @@ if pg_parts ""; then
     script_suite package test/scripts/package.sh
     part "PostgreSQL $OPTOUT_PG_MAJOR: README outputs"
     script_suite readme test/scripts/readme.sh
+    part "PostgreSQL $OPTOUT_PG_MAJOR: the benchmarks, run small"
+    script_suite bench_smoke test/scripts/bench_smoke.sh
     part "format (clang-format, line ends)"
     script_suite format test/scripts/format.sh
     valgrind_parts ""
