@@ -31,7 +31,7 @@
 CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 SELECT bench.create_msgs('bench.bd_' || t)
   FROM unnest(ARRAY['o1', 'o2', 'o3', 'o4', 'o5', 'i1', 'i2', 'i3', 'i4', 'i5', 'i6']) AS t;
-CREATE TRIGGER never BEFORE INSERT ON bench.bd_o2 FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.noop();
+CREATE TRIGGER never BEFORE INSERT ON bench.bd_o2 FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.never_called();
 CREATE TRIGGER noop BEFORE INSERT ON bench.bd_o3 FOR EACH ROW EXECUTE FUNCTION bench.noop();
 \o
 

@@ -140,6 +140,15 @@ CREATE FUNCTION bench.untimed(w text, v text DEFAULT 'attached') RETURNS SETOF t
      WHERE x.workload = w AND x.variant = v ORDER BY u.i
 $$;
 
+-- The function of every "never called" floor trigger (a WHEN that never
+-- holds): called, it fails the run, so a floor cannot silently do more work
+-- than it says.
+CREATE FUNCTION bench.never_called() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'bench: trigger % on % was called; its WHEN must never hold', TG_NAME, TG_TABLE_NAME;
+END
+$$;
+
 CREATE FUNCTION bench.median(w text, v text) RETURNS float8 LANGUAGE sql AS $$
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM bench.timings WHERE workload = w AND variant = v
 $$;

@@ -76,7 +76,7 @@ $$;
 CREATE TRIGGER block_stopped BEFORE INSERT ON bench.out_p
     FOR EACH ROW WHEN (NEW.direction = 'O') EXECUTE FUNCTION bench.block_stopped();
 CREATE TRIGGER floor BEFORE INSERT ON bench.out_f
-    FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.block_stopped();
+    FOR EACH ROW WHEN (NEW.direction = 'X') EXECUTE FUNCTION bench.never_called();
 
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'outbound', v, o, ARRAY[format('TRUNCATE %s, optout.events', t)], format('COPY %s FROM %L', t, :'datadir' || '/outbound.copy')
@@ -138,7 +138,7 @@ UNION ALL SELECT * FROM bench.target('broadcast', 'INSERT … SELECT broadcast, 
 -- (every tenth) already failed, as the attached table marks them, so that the
 -- UPDATE changes the same 90% of the rows in each.
 CREATE TRIGGER never BEFORE UPDATE ON bench.out_p FOR EACH ROW WHEN (NEW.direction = 'X')
-    EXECUTE FUNCTION bench.block_stopped();
+    EXECUTE FUNCTION bench.never_called();
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'update', v, o,
        ARRAY[format('TRUNCATE %s, optout.events', t),

@@ -113,7 +113,7 @@ END
 $$;
 CREATE TRIGGER floor BEFORE INSERT ON bench.rp_msgs_f FOR EACH ROW EXECUTE FUNCTION bench.return_new();
 CREATE TRIGGER floor BEFORE INSERT ON bench.rp_msgs_n FOR EACH ROW WHEN (NEW.direction = 'X')
-    EXECUTE FUNCTION bench.return_new();
+    EXECUTE FUNCTION bench.never_called();
 
 -- The messages, as mailroom writes a broadcast's: every column given (no
 -- default evaluated), one org, three channels, ten broadcasts, over 90 days.
@@ -174,7 +174,7 @@ UNION ALL SELECT * FROM bench.target('rapidpro', 'attached vs the floor with the
 -- stopped contacts' (every tenth) already failed, as the attached table
 -- marks them, so that the UPDATE changes the same 90% of the rows in each.
 CREATE TRIGGER never BEFORE UPDATE ON bench.rp_msgs_n FOR EACH ROW WHEN (NEW.direction = 'X')
-    EXECUTE FUNCTION bench.return_new();
+    EXECUTE FUNCTION bench.never_called();
 INSERT INTO bench.variants (workload, variant, ord, reset, query)
 SELECT 'rapidpro_update', v, o,
        ARRAY[format('TRUNCATE %s, optout.events', t),
