@@ -23,7 +23,7 @@ workloads=$(sed -n 's/^ALL_WORKLOADS="\(.*\)"$/\1/p' "$OPTOUT_ROOT/bench/run.sh"
 bench() {  # bench NAME WORKLOADS
     local rc=0
     OPTOUT_UNPRIVILEGED=1 SCALE=0.01 RUNS=1 STOPS=10 CONC_SECONDS=1 CONC_CLIENTS="1 2" \
-        WORKLOADS="$2" BENCH_DOC_OUT="$work/$1.md" BENCH_DOC= \
+        WORKLOADS="$2" BENCH_DOC_OUT="$work/$1.md" BENCH_DOC='' \
         bash "$OPTOUT_ROOT/bench/run.sh" >"$work/$1.log" 2>&1 || rc=$?
     echo "$rc" >"$work/$1.rc"
 }
