@@ -133,6 +133,40 @@ END $$;
 SELECT ledger_reads('HELP', 11) AS help, ledger_reads('STOP', 11) AS stop;
 SELECT count(*) AS help_events FROM optout.events WHERE contact = '11' AND kind = 'help';
 
-DROP TABLE pmsgs, msgs, contacts, people, memberships;
-DROP FUNCTION stop_seq_scans(regclass, integer), seq_scans(regclass), msgs_rows_read(), ledger_reads(text, integer);
+-- A stop of a few contacts in one statement is planned for them, and reads
+-- their rows only: their memberships (all left but the Stopped group) and
+-- their queued messages on each stop's channel, found by contact. (Joined
+-- to the keys by a semi-join on "(group = Stopped group) IS NOT TRUE", or
+-- on "channel is NULL or matches", the plan could not start from the keys,
+-- and read every membership and message.)
+CREATE TABLE chmsgs (id bigserial PRIMARY KEY, contact_id integer, channel_id integer, direction char(1),
+                     body text, status text NOT NULL DEFAULT 'Q');
+CREATE INDEX ON chmsgs (contact_id);
+CREATE TABLE groupm (contact_id integer NOT NULL, group_id integer NOT NULL, PRIMARY KEY (contact_id, group_id));
+INSERT INTO groupm SELECT c, g FROM generate_series(1, 20000) c, generate_series(1, 5) g;
+INSERT INTO chmsgs (contact_id, channel_id, direction, body, status)
+    SELECT c % 20000 + 1, c % 3, 'O', 'sent', 'D' FROM generate_series(1, 100000) c;
+INSERT INTO chmsgs (contact_id, channel_id, direction, body)
+    VALUES (21, 1, 'O', 'queued'), (21, 2, 'O', 'queued'), (22, 2, 'O', 'queued'), (23, 1, 'O', 'queued');
+ANALYZE groupm, chmsgs;
+SELECT optout.attach_groups('groupm', 'contact_id', 'group_id', stopped_group => '0') > 0 AS groups,
+       optout.attach_inbound('chmsgs', 'body', 'contact_id', 'channel_id', row_filter => '{"direction": "I"}') > 0 AS inbound,
+       optout.attach_outbound('chmsgs', 'contact_id', 'channel_id', on_blocked => 'mark', mark => '{"status": "F"}',
+                              queued => '{"status": "Q"}', row_filter => '{"direction": "O"}') > 0 AS outbound;
+CREATE FUNCTION rows_read(t regclass) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables WHERE relid = t $$;
+BEGIN;
+DELETE FROM before;
+INSERT INTO before SELECT rows_read('groupm') * 1000000 + rows_read('chmsgs');
+INSERT INTO chmsgs (contact_id, channel_id, direction, body) VALUES (21, 1, 'I', 'STOP'), (22, 1, 'I', 'STOP');
+SELECT rows_read('groupm') - n / 1000000 < 100 AS memberships_read_their_own,
+       rows_read('chmsgs') - n % 1000000 < 100 AS messages_read_their_own FROM before;
+COMMIT;
+SELECT contact_id, channel_id, status FROM chmsgs WHERE body = 'queued' ORDER BY 1, 2;
+SELECT contact_id, array_agg(group_id ORDER BY group_id) AS groups FROM groupm WHERE contact_id IN (21, 22, 23)
+ GROUP BY 1 ORDER BY 1;
+
+DROP TABLE pmsgs, msgs, contacts, people, memberships, chmsgs, groupm;
+DROP FUNCTION stop_seq_scans(regclass, integer), seq_scans(regclass), msgs_rows_read(), ledger_reads(text, integer),
+              rows_read(regclass);
 DROP EXTENSION optout;

@@ -129,20 +129,47 @@ SPIPlanPtr prepare_one(const char* sql, int nargs, Oid* types, int id, int optio
 // table's queued messages read by status, then joined to the contact, where
 // the plan of a custom planning, for one, reads the contact's messages by
 // its index: 7 ms against 0.3 ms a stop, bench/run.sh's concurrent load);
-// with one row, the generic plan is the custom plan's. NULL: the statement
-// reads its contacts in no form known here (`x.key = ANY ($1)` alone, on
-// one table: its generic plan is planned as is).
+// with one row, the generic plan is the custom plan's. The contact among
+// the set, `= ANY ($1::pg_catalog.text[]::TYPE[])`, becomes
+// `= ($1::pg_catalog.text[])[1]::TYPE` (a generic plan estimates that array
+// at ten elements too). NULL: the statement reads its contacts in no form
+// known here (`x.key = ANY ($1::TYPE[])` alone, on one table: its generic
+// plan is planned as is).
 char* single_contact_sql(const char* sql) {
     static const char* const kForms[][2] = {
         {"ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(",
          "(VALUES (($1::pg_catalog.text[])[1], ($2::pg_catalog.text[])[1])) u("},
         {"pg_catalog.unnest($1::pg_catalog.text[]) u(", "(VALUES (($1::pg_catalog.text[])[1])) u("},
     };
+    static const char kAny[] = "ANY ($1::pg_catalog.text[]::";
     StringInfoData out;
     initStringInfo(&out);
     bool found = false;
     for (const char* p = sql; *p;) {
         bool matched = false;
+        if (strncmp(p, kAny, sizeof kAny - 1) == 0) {
+            // TYPE is schema.name, each part maybe a quoted identifier.
+            const char* type = p + sizeof kAny - 1;
+            const char* end = type;
+            bool quoted = false;
+            for (; *end; end++) {
+                if (*end == '"') {
+                    if (quoted && end[1] == '"')
+                        end++;  // "" within a quoted identifier
+                    else
+                        quoted = !quoted;
+                } else if (!quoted && *end == '[') {
+                    break;
+                }
+            }
+            if (strncmp(end, "[])", 3) == 0) {
+                appendStringInfoString(&out, "($1::pg_catalog.text[])[1]::");
+                appendBinaryStringInfo(&out, type, static_cast<int>(end - type));
+                p = end + 3;
+                found = true;
+                continue;
+            }
+        }
         for (const auto& form : kForms) {
             size_t len = strlen(form[0]);
             if (strncmp(p, form[0], len) != 0) continue;

@@ -122,6 +122,7 @@ DECLARE
     sets text;
     known text;
     pairs text;
+    keys text;
     citus boolean := false;
     join_sql text;
 BEGIN
@@ -133,6 +134,12 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
     PERFORM optout._column(a.tbl, a.contact_column, 'contact');
     ctype := optout._qualified_type(a.tbl, a.contact_column);
+    -- A table distributed by Citus (README "Citus").
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p '
+                'WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
+           INTO citus USING a.tbl;
+    END IF;
     -- A platform's opt-out table, and contacts keyed by phone number within
     -- an organization: their statements are in spoke.sql.
     IF a.kind = 'optouts' OR a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL THEN
@@ -170,11 +177,6 @@ BEGIN
         -- runs this form instead, once per contact ($1[1], $2[1]): every
         -- table it reads is filtered by that contact's key, so Citus sends
         -- the whole statement to the contact's shard.
-        IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-            EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p '
-                    'WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
-               INTO citus USING a.tbl;
-        END IF;
         IF citus THEN
             SELECT string_agg(format(' AND EXISTS (SELECT 1 FROM %I.%I k WHERE k.%I OPERATOR(pg_catalog.=) '
                                      '($1::pg_catalog.text[])[1]::%s)',
@@ -195,15 +197,34 @@ BEGIN
                                t, a.contact_column, a.group_column, pairs, t, a.contact_column, a.group_column,
                                coalesce(known, ''));
         END IF;
+        IF citus THEN
+            RETURN QUERY VALUES
+                ('groups.leave',
+                    format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                           'AND (x.%I OPERATOR(pg_catalog.=) p.g) IS NOT TRUE',
+                           t, pairs, a.contact_column, a.group_column)),
+                ('groups.join_stopped', join_sql),
+                ('groups.start', format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
+                                    'AND x.%I OPERATOR(pg_catalog.=) p.g',
+                                    t, pairs, a.contact_column, a.group_column));
+            RETURN;
+        END IF;
+        -- (The contact's Stopped group by NOT EXISTS, not by
+        -- "(x.group = u.g) IS NOT TRUE" in an EXISTS: a semi-join on a
+        -- clause other than "=" cannot start from the keys, and one stop's
+        -- plan would scan every membership.)
+        keys := format('ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, g) '
+                       'WHERE x.%I OPERATOR(pg_catalog.=) u.c::%s AND x.%I OPERATOR(pg_catalog.=) u.g::%s',
+                       a.contact_column, ctype, a.group_column, gtype);
         RETURN QUERY VALUES
             ('groups.leave',
-                format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
-                       'AND (x.%I OPERATOR(pg_catalog.=) p.g) IS NOT TRUE',
-                       t, pairs, a.contact_column, a.group_column)),
+                format('DELETE FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::%s[]) '
+                       'AND NOT EXISTS (SELECT 1 FROM %s)',
+                       t, a.contact_column, ctype, keys)),
             ('groups.join_stopped', join_sql),
-            ('groups.start', format('DELETE FROM %s x USING %s p WHERE x.%I OPERATOR(pg_catalog.=) p.c '
-                                'AND x.%I OPERATOR(pg_catalog.=) p.g',
-                                t, pairs, a.contact_column, a.group_column));
+            ('groups.start', format('DELETE FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::%s[]) '
+                                'AND EXISTS (SELECT 1 FROM %s)',
+                                t, a.contact_column, ctype, keys));
     WHEN 'outbound' THEN
         IF a.queued IS NULL THEN
             RETURN;
@@ -212,28 +233,41 @@ BEGIN
         IF a.channel_column IS NOT NULL THEN
             PERFORM optout._column(a.tbl, a.channel_column, 'channel');
             chtype := optout._qualified_type(a.tbl, a.channel_column);
+            keys := format('ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch) '
+                           'WHERE x.%I OPERATOR(pg_catalog.=) u.c::%s AND (u.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) u.ch::%s)',
+                           a.contact_column, ctype, a.channel_column, chtype);
             pairs := format('(SELECT DISTINCT u.c::%s AS c, u.ch::%s AS ch '
                             'FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch))',
                             ctype, chtype);
-            cond := concat_ws(' AND ', cond, format('(p.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) p.ch)', a.channel_column));
         ELSE
             pairs := format('(SELECT DISTINCT u.c::%s AS c FROM pg_catalog.unnest($1::pg_catalog.text[]) u(c))', ctype);
         END IF;
-        cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) p.c', a.contact_column), cond);
+        IF citus THEN
+            cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) p.c', a.contact_column), cond,
+                              CASE WHEN a.channel_column IS NOT NULL
+                                   THEN format('(p.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) p.ch)', a.channel_column) END);
+        ELSE
+            -- By contact (an index scan for a few, one pass for many), then
+            -- each stop's channel.
+            cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::%s[])', a.contact_column, ctype),
+                              CASE WHEN a.channel_column IS NOT NULL THEN format('EXISTS (SELECT 1 FROM %s)', keys) END, cond);
+        END IF;
         IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
             SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
                                    ELSE format('%I = %L', key, value #>> '{}') END, ', ' ORDER BY key)
               INTO sets FROM jsonb_each(a.mark);
-            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s FROM %s p WHERE %s RETURNING x.%I) '
+            RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s%s WHERE %s RETURNING x.%I) '
                                 'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                                 'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                                t, sets, pairs, cond, a.contact_column, a.contact_column, a.contact_column));
+                                t, sets, CASE WHEN citus THEN ' FROM ' || pairs || ' p' ELSE '' END, cond,
+                                a.contact_column, a.contact_column, a.contact_column));
             RETURN;
         END IF;
-        RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x USING %s p WHERE %s RETURNING x.%I) '
+        RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x%s WHERE %s RETURNING x.%I) '
                             'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                             'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                            t, pairs, cond, a.contact_column, a.contact_column, a.contact_column));
+                            t, CASE WHEN citus THEN ' USING ' || pairs || ' p' ELSE '' END, cond,
+                            a.contact_column, a.contact_column, a.contact_column));
     ELSE
         RETURN;
     END CASE;
