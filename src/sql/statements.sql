@@ -161,17 +161,17 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = a.tbl;
     PERFORM optout._column(a.tbl, a.contact_column, 'contact');
     ctype := optout._qualified_type(a.tbl, a.contact_column);
-    -- A table distributed by Citus (README "Citus").
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p '
-                'WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
-           INTO citus USING a.tbl;
-    END IF;
     -- A platform's opt-out table, and contacts keyed by phone number within
     -- an organization: their statements are in spoke.sql.
     IF a.kind = 'optouts' OR a.contact_format IS NOT NULL OR a.organization_column IS NOT NULL THEN
         RETURN QUERY SELECT k.name, k.sql FROM optout._keyed_action_sql(a) k;
         RETURN;
+    END IF;
+    -- A table distributed by Citus (README "Citus").
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p '
+                'WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
+           INTO citus USING a.tbl;
     END IF;
     CASE a.kind
     WHEN 'contacts' THEN
@@ -260,16 +260,14 @@ BEGIN
         IF a.channel_column IS NOT NULL THEN
             PERFORM optout._column(a.tbl, a.channel_column, 'channel');
             chtype := optout._qualified_type(a.tbl, a.channel_column);
-            keys := format('ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch) '
-                           'WHERE x.%I OPERATOR(pg_catalog.=) u.c::%s AND (u.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) u.ch::%s)',
-                           a.contact_column, ctype, a.channel_column, chtype);
-            pairs := format('(SELECT DISTINCT u.c::%s AS c, u.ch::%s AS ch '
-                            'FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch))',
-                            ctype, chtype);
-        ELSE
-            pairs := format('(SELECT DISTINCT u.c::%s AS c FROM pg_catalog.unnest($1::pg_catalog.text[]) u(c))', ctype);
         END IF;
         IF citus THEN
+            -- Joined to the keys (pairs, below: FROM or USING).
+            pairs := CASE WHEN a.channel_column IS NOT NULL
+                          THEN format('(SELECT DISTINCT u.c::%s AS c, u.ch::%s AS ch '
+                                      'FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch)) p',
+                                      ctype, chtype)
+                          ELSE format('(SELECT DISTINCT u.c::%s AS c FROM pg_catalog.unnest($1::pg_catalog.text[]) u(c)) p', ctype) END;
             cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) p.c', a.contact_column), cond,
                               CASE WHEN a.channel_column IS NOT NULL
                                    THEN format('(p.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) p.ch)', a.channel_column) END);
@@ -277,7 +275,13 @@ BEGIN
             -- By contact (an index scan for a few, one pass for many), then
             -- each stop's channel.
             cond := concat_ws(' AND ', format('x.%I OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::%s[])', a.contact_column, ctype),
-                              CASE WHEN a.channel_column IS NOT NULL THEN format('EXISTS (SELECT 1 FROM %s)', keys) END, cond);
+                              CASE WHEN a.channel_column IS NOT NULL
+                                   THEN format('EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), '
+                                               'pg_catalog.unnest($2::pg_catalog.text[])) u(c, ch) '
+                                               'WHERE x.%I OPERATOR(pg_catalog.=) u.c::%s '
+                                               'AND (u.ch IS NULL OR x.%I OPERATOR(pg_catalog.=) u.ch::%s))',
+                                               a.contact_column, ctype, a.channel_column, chtype) END,
+                              cond);
         END IF;
         IF a.mark IS NOT NULL AND a.mark <> '{}'::jsonb THEN
             SELECT string_agg(CASE WHEN value = 'null'::jsonb THEN format('%I = NULL', key)
@@ -286,14 +290,14 @@ BEGIN
             RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (UPDATE %s x SET %s%s WHERE %s RETURNING x.%I) '
                                 'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                                 'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                                t, sets, CASE WHEN citus THEN ' FROM ' || pairs || ' p' ELSE '' END, cond,
+                                t, sets, CASE WHEN citus THEN ' FROM ' || pairs ELSE '' END, cond,
                                 a.contact_column, a.contact_column, a.contact_column));
             RETURN;
         END IF;
         RETURN QUERY VALUES ('outbound.fail_queued', format('WITH f AS (DELETE FROM %s x%s WHERE %s RETURNING x.%I) '
                             'SELECT f.%I::pg_catalog.text, pg_catalog.count(*) FROM f GROUP BY 1 '
                             'ORDER BY f.%I::pg_catalog.text COLLATE pg_catalog."C"',
-                            t, CASE WHEN citus THEN ' USING ' || pairs || ' p' ELSE '' END, cond,
+                            t, CASE WHEN citus THEN ' USING ' || pairs ELSE '' END, cond,
                             a.contact_column, a.contact_column, a.contact_column));
     ELSE
         RETURN;
